@@ -1,0 +1,102 @@
+"""Errors the Lambda API answers with, by blame, each knowing its AWS shape.
+
+Every error a caller can see is one of these classes.  The HTTP layer renders
+them in one place (``api.render``); nothing else builds error JSON by hand.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class LambdaApiError(Exception):
+    """A service error of the Lambda API (2015-03-31): status, type and message."""
+
+    status: ClassVar[int] = 500
+    error_type: ClassVar[str] = "ServiceException"
+    blame: ClassVar[str] = "Service"
+    #: botocore reads ``message``; a few AWS errors use ``Message`` instead.
+    message_key: ClassVar[str] = "message"
+
+    def __init__(self, message: str, **extra: object) -> None:
+        super().__init__(message)
+        self.message = message
+        self.extra = extra
+
+    def body(self) -> dict[str, object]:
+        out: dict[str, object] = {"Type": self.blame, self.message_key: self.message}
+        out.update(self.extra)
+        return out
+
+    def headers(self) -> dict[str, str]:
+        return {"X-Amzn-ErrorType": self.error_type}
+
+
+class ServiceException(LambdaApiError):
+    status = 500
+    error_type = "ServiceException"
+    message_key = "Message"
+
+
+class UserError(LambdaApiError):
+    blame = "User"
+
+
+class ResourceNotFoundException(UserError):
+    status = 404
+    error_type = "ResourceNotFoundException"
+    message_key = "Message"
+
+
+class ResourceConflictException(UserError):
+    status = 409
+    error_type = "ResourceConflictException"
+
+
+class InvalidParameterValueException(UserError):
+    status = 400
+    error_type = "InvalidParameterValueException"
+
+
+class InvalidRequestContentException(UserError):
+    status = 400
+    error_type = "InvalidRequestContentException"
+
+
+class RequestTooLargeException(UserError):
+    status = 413
+    error_type = "RequestTooLargeException"
+
+
+class UnsupportedMediaTypeException(UserError):
+    status = 415
+    error_type = "UnsupportedMediaTypeException"
+
+
+class TooManyRequestsException(UserError):
+    status = 429
+    error_type = "TooManyRequestsException"
+
+    def __init__(self, reason: str, retry_after_s: int = 1) -> None:
+        super().__init__("Rate Exceeded.", Reason=reason)
+        self.retry_after_s = retry_after_s
+
+    def headers(self) -> dict[str, str]:
+        return {**super().headers(), "Retry-After": str(self.retry_after_s)}
+
+
+class ValidationException(UserError):
+    """botocore-model level validation failure (unknown enum value and the like)."""
+
+    status = 400
+    error_type = "ValidationException"
+
+
+class UnrecognizedClientException(UserError):
+    status = 403
+    error_type = "UnrecognizedClientException"
+
+
+class InvalidSignatureException(UserError):
+    status = 403
+    error_type = "InvalidSignatureException"

@@ -1,0 +1,186 @@
+"""The sandbox contract: what an execution environment needs from the OS.
+
+A *backend* makes sandboxes; a *sandbox* is one isolated place (namespaces,
+cgroup, filesystem view) in which the platform starts and kills processes.
+The lifecycle code talks to sandboxes only through this interface, so every
+backend (runc, process) passes the same contract tests.
+
+Paths in :class:`SandboxSpec` are host paths; :meth:`Sandbox.view` says where
+the processes inside see them (``/var/task`` in a real sandbox, the host path
+itself in the ``process`` backend).
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Protocol
+
+
+class ProcessRole(str, Enum):
+    RUNTIME = "runtime"
+    EXTENSION = "extension"
+
+
+@dataclass(frozen=True)
+class SandboxSpec:
+    """Everything a backend needs to build one sandbox."""
+
+    env_id: str  # unique, [a-z0-9-], also used for cgroup / netns names
+    memory_mb: int
+    ephemeral_mb: int  # size cap of /tmp
+    code_dir: Path  # unpacked function code, shown read-only at /var/task
+    layer_dirs: Sequence[Path]  # unpacked layers, merged in order (later wins) at /opt
+    runtime_dir: Path | None  # managed runtime files, shown read-only at /var/runtime
+    lang_dir: Path | None  # a language prefix (e.g. a Python install), read-only at /var/lang
+    pids_limit: int = 1024
+    nofile_limit: int = 1024
+    hostname: str = "sandbox"
+
+
+@dataclass(frozen=True)
+class SandboxView:
+    """Where processes inside the sandbox see the spec's directories."""
+
+    task_root: str  # /var/task
+    opt_dir: str  # /opt
+    runtime_dir: str  # /var/runtime
+    lang_dir: str  # /var/lang
+    tmp_dir: str  # /tmp
+    runtime_api: str  # host:port of the in-sandbox APIs, e.g. 169.254.100.1:9001
+
+
+@dataclass(frozen=True)
+class ProcessExit:
+    pid: int
+    role: ProcessRole
+    name: str
+    #: exit status when it exited normally, else None
+    exit_code: int | None
+    #: signal number when it was killed by a signal, else None
+    signal: int | None
+
+    def describe(self) -> str:
+        """The phrase AWS uses in ``Runtime.ExitError`` messages."""
+        if self.signal is not None:
+            import signal as _signal
+
+            try:
+                name = _signal.Signals(self.signal).name
+            except ValueError:
+                return f"signal: {self.signal}"
+            return "signal: " + _SIGNAL_WORDS.get(name, name.lower())
+        return f"exit status {self.exit_code}"
+
+
+_SIGNAL_WORDS = {
+    "SIGKILL": "killed",
+    "SIGTERM": "terminated",
+    "SIGSEGV": "segmentation fault",
+    "SIGABRT": "aborted",
+    "SIGBUS": "bus error",
+    "SIGILL": "illegal instruction",
+    "SIGFPE": "floating point exception",
+    "SIGPIPE": "broken pipe",
+    "SIGINT": "interrupt",
+    "SIGHUP": "hangup",
+    "SIGQUIT": "quit",
+}
+
+
+@dataclass(frozen=True)
+class BackendInfo:
+    """What ``lambdalet doctor`` prints, and what the server logs at start."""
+
+    backend: str  # "runc" | "process"
+    isolation: str  # "full" | "none"
+    cgroup: str  # "v1" | "v2" | "none"
+    network: str  # "namespace" | "host"
+    reasons: Sequence[str] = field(default_factory=tuple)  # why this backend and mode were chosen
+    warnings: Sequence[str] = field(default_factory=tuple)  # what is weaker than Lambda
+
+
+#: Called with (role, process name, one line of output including its newline).
+LogSink = Callable[[ProcessRole, str, bytes], None]
+#: Called once per process that ended.
+ExitSink = Callable[[ProcessExit], None]
+
+
+class Sandbox(Protocol):
+    """One isolated execution environment's OS side.  Not thread-safe; one owner."""
+
+    @property
+    def view(self) -> SandboxView: ...
+
+    @property
+    def runtime_api_socket(self) -> socket.socket:
+        """A listening TCP socket on which the platform serves the in-sandbox APIs.
+
+        Processes inside reach it at ``view.runtime_api``.
+        """
+        ...
+
+    async def spawn(
+        self,
+        role: ProcessRole,
+        name: str,
+        argv: Sequence[str],
+        env: Mapping[str, str],
+        cwd: str,
+    ) -> int:
+        """Start a process inside, in its own process group; returns its pid.
+
+        Raises ``SpawnError`` when the file cannot be executed.
+        """
+        ...
+
+    async def signal(self, pid: int, sig: int) -> None:
+        """Send ``sig`` to the process group of ``pid`` (no error if gone)."""
+        ...
+
+    async def kill_all(self) -> None:
+        """SIGKILL every process inside except the sandbox's own supervisor, and wait for them."""
+        ...
+
+    def freeze(self) -> None:
+        """Suspend every process inside (cgroup freezer).  Must be cheap."""
+        ...
+
+    def thaw(self) -> None:
+        """Resume every process inside.  Must be cheap."""
+        ...
+
+    def memory_peak_bytes(self) -> int:
+        """Highest memory use of the whole sandbox so far."""
+        ...
+
+    def oom_kills(self) -> int:
+        """How many processes the kernel's OOM killer has killed in this sandbox."""
+        ...
+
+    async def destroy(self) -> None:
+        """Kill everything, release cgroup, mounts, /tmp and network; idempotent."""
+        ...
+
+
+class SpawnError(Exception):
+    """The sandbox could not execute a file (missing, not executable, bad interpreter)."""
+
+
+class SandboxError(Exception):
+    """The backend failed to build or operate a sandbox."""
+
+
+class SandboxBackend(Protocol):
+    def info(self) -> BackendInfo: ...
+
+    async def create(self, spec: SandboxSpec, on_log: LogSink, on_exit: ExitSink) -> Sandbox:
+        """Build and start a sandbox; it holds no function processes yet."""
+        ...
+
+    async def close(self) -> None:
+        """Destroy every sandbox this backend made and release shared resources."""
+        ...
