@@ -123,6 +123,14 @@ class Sandbox(Protocol):
         """
         ...
 
+    def socket_inside(self, family: int = socket.AF_INET) -> socket.socket:
+        """A new, unconnected TCP socket living in the sandbox's network namespace.
+
+        The platform uses it to reach listeners inside (telemetry subscribers on
+        ``sandbox.localdomain``).  In the ``process`` backend it is a plain socket.
+        """
+        ...
+
     async def spawn(
         self,
         role: ProcessRole,

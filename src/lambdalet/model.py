@@ -1,0 +1,87 @@
+"""Plain records shared by the control plane (API, store) and the invoke path.
+
+No I/O here.  The store persists these; the API renders them; the invoker runs them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+LATEST = "$LATEST"
+
+
+@dataclass(frozen=True)
+class LayerRef:
+    """One layer version attached to a function, as resolved at configuration time."""
+
+    arn: str  # LayerVersionArn
+    code_size: int
+    code_dir: Path  # unpacked content on the host
+
+
+@dataclass(frozen=True)
+class FunctionRecord:
+    """One function version's configuration, everything the invoke path needs."""
+
+    name: str
+    version: str  # "$LATEST" or "1", "2", ...
+    arn: str  # unqualified function ARN
+    runtime: str  # "python3.12", "provided.al2023", ...
+    handler: str
+    role: str
+    memory_mb: int
+    timeout_s: int
+    ephemeral_mb: int
+    environment: Mapping[str, str]
+    layers: tuple[LayerRef, ...]
+    code_dir: Path  # unpacked code on the host
+    code_sha256: str  # base64 SHA-256 of the zip, as AWS shows it
+    code_size: int
+    revision_id: str  # changes on every update: environments of an old revision are retired
+    description: str = ""
+    architectures: tuple[str, ...] = ("x86_64",)
+    tracing_mode: str = "PassThrough"
+    last_modified: str = ""
+    state: str = "Active"
+    extra: Mapping[str, object] = field(default_factory=dict)
+
+    @property
+    def qualified_arn(self) -> str:
+        return f"{self.arn}:{self.version}"
+
+
+@dataclass(frozen=True)
+class InvokeInput:
+    """A synchronous invocation request after the API layer validated it."""
+
+    function: FunctionRecord
+    invoked_arn: str  # the ARN the caller used, qualified if it named a qualifier
+    request_id: str
+    payload: bytes
+    client_context: str | None = None  # decoded JSON text of X-Amz-Client-Context
+    log_tail: bool = False
+    trace_id: str | None = None
+
+
+@dataclass(frozen=True)
+class InvokeOutput:
+    payload: bytes
+    executed_version: str
+    function_error: str | None = None  # "Unhandled" for every function failure
+    log_result: str | None = None  # base64 of the last 4 KB of the invocation's log
+    content_type: str = "application/json"
+
+
+class Invoker(Protocol):
+    """What the API layer calls to run code; implemented by ``control.invoker``."""
+
+    async def invoke(self, request: InvokeInput) -> InvokeOutput:
+        """Run one synchronous invocation.  Raises ``LambdaApiError`` for service errors."""
+        ...
+
+    async def retire(self, function_name: str) -> None:
+        """Shut down every environment of this function (code, configuration changed or deleted)."""
+        ...
