@@ -100,3 +100,24 @@ class UnrecognizedClientException(UserError):
 class InvalidSignatureException(UserError):
     status = 403
     error_type = "InvalidSignatureException"
+
+
+class PreconditionFailedException(UserError):
+    """A RevisionId given with an update no longer matches the function's."""
+
+    status = 412
+    error_type = "PreconditionFailedException"
+
+
+class RequestEntityTooLargeException(UserError):
+    """The whole request body is over the operation's limit (e.g. a 50 MB zip upload)."""
+
+    status = 413
+    error_type = "RequestEntityTooLargeException"
+
+
+class UnknownOperationException(UserError):
+    """No operation of the API matches the request's method and path."""
+
+    status = 404
+    error_type = "UnknownOperationException"
