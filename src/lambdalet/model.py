@@ -47,6 +47,12 @@ class FunctionRecord:
     last_modified: str = ""
     state: str = "Active"
     extra: Mapping[str, object] = field(default_factory=dict)
+    last_update_status: str = "Successful"  # "InProgress" while an update settles
+    tags: Mapping[str, str] = field(default_factory=dict)
+    log_format: str = "Text"  # LoggingConfig.LogFormat: "Text" or "JSON"
+    log_group: str = ""  # LoggingConfig.LogGroup; "" means /aws/lambda/<name>
+    application_log_level: str | None = None  # JSON format only
+    system_log_level: str | None = None  # JSON format only
 
     @property
     def qualified_arn(self) -> str:
