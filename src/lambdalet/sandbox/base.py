@@ -15,12 +15,12 @@ from __future__ import annotations
 import socket
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Protocol
 
 
-class ProcessRole(str, Enum):
+class ProcessRole(StrEnum):
     RUNTIME = "runtime"
     EXTENSION = "extension"
 

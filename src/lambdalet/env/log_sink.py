@@ -1,0 +1,74 @@
+"""Where an environment's log lines go: the function's log file, plus a capture for Tail.
+
+One file per function under ``<data>/logs/<function>.log``; lines of every
+environment of the function are appended as they come (function output and
+platform lines alike), which is what ``lambdalet logs`` prints and follows.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import os
+from pathlib import Path
+
+#: ``LogType=Tail`` returns at most this many bytes of the invocation's log
+TAIL_BYTES = 4096
+
+
+class FunctionLog:
+    """Appends lines to one function's log file; shared by all its environments."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+
+    def write(self, data: bytes) -> None:
+        # a full disk must not take an invocation down; the line is lost
+        with contextlib.suppress(OSError):
+            os.write(self._fd, data)
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+
+class LogStream:
+    """One environment's log stream: writes through, and captures one invocation's lines."""
+
+    def __init__(self, log: FunctionLog, name: str) -> None:
+        self.log = log
+        self.name = name
+        self._capture: list[bytes] | None = None
+        self._captured = 0
+
+    def line(self, text: str) -> None:
+        self.raw((text + "\n").encode())
+
+    def raw(self, data: bytes) -> None:
+        self.log.write(data)
+        if self._capture is not None:
+            self._capture.append(data)
+            self._captured += len(data)
+            # keep memory bounded: only the tail is ever returned
+            if self._captured > 4 * TAIL_BYTES and len(self._capture) > 1:
+                joined = b"".join(self._capture)[-TAIL_BYTES:]
+                self._capture = [joined]
+                self._captured = len(joined)
+
+    def start_capture(self) -> None:
+        self._capture = []
+        self._captured = 0
+
+    def stop_capture(self) -> str:
+        """Base64 of the last 4 KB captured since ``start_capture``."""
+        data = b"".join(self._capture or [])[-TAIL_BYTES:]
+        self._capture = None
+        self._captured = 0
+        return base64.b64encode(data).decode()
+
+
+def function_log_path(logs_dir: Path, function_name: str) -> Path:
+    return logs_dir / f"{function_name}.log"

@@ -1,0 +1,157 @@
+"""The in-sandbox HTTP server: Runtime API 2018-06-01 handlers.
+
+One small aiohttp application per environment, served by the platform's own
+event loop on the listening socket the sandbox made inside its network
+namespace (so every environment sees the API at the same fixed address, with
+no proxy process).  Handlers are thin: read and check the request, call one
+method of the :class:`RuntimeApiTarget` (the environment), render.
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import Protocol
+
+from aiohttp import web
+
+from lambdalet.env import rapi_protocol as rp
+
+
+class RapiRefused(Exception):
+    """Raised by the target to answer with a Runtime API error."""
+
+    def __init__(self, error: rp.RapiError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+class RuntimeApiTarget(Protocol):
+    async def runtime_next(self) -> rp.Event:
+        """Block until an event is released to the runtime (long poll)."""
+        ...
+
+    def runtime_response(self, request_id: str, body: bytes, content_type: str | None) -> None: ...
+
+    def runtime_response_too_large(self, request_id: str) -> None:
+        """The runtime tried to post a response over the limit."""
+        ...
+
+    def runtime_error(
+        self, request_id: str, body: bytes, content_type: str | None, error_type: str | None
+    ) -> None: ...
+
+    def runtime_init_error(
+        self, body: bytes, content_type: str | None, error_type: str | None
+    ) -> None: ...
+
+
+def _error(err: rp.RapiError) -> web.Response:
+    return web.Response(status=err.status, body=err.body(), content_type="application/json")
+
+
+def _accepted() -> web.Response:
+    return web.Response(status=202, body=rp.ACCEPTED_BODY, content_type="application/json")
+
+
+async def _read_body(request: web.Request, limit: int) -> bytes | None:
+    """The whole body, or None when it is larger than ``limit`` (the rest is not read)."""
+    parts: list[bytes] = []
+    size = 0
+    async for chunk in request.content.iter_any():
+        size += len(chunk)
+        if size > limit:
+            return None
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+class RuntimeApiHandlers:
+    def __init__(self, target: RuntimeApiTarget) -> None:
+        self.target = target
+
+    async def next(self, request: web.Request) -> web.StreamResponse:
+        try:
+            event = await self.target.runtime_next()
+        except RapiRefused as e:
+            return _error(e.error)
+        return web.Response(status=200, body=event.payload, headers=event.headers())
+
+    async def response(self, request: web.Request) -> web.StreamResponse:
+        request_id = request.match_info["request_id"]
+        mode = request.headers.get(rp.RESPONSE_MODE_HEADER)
+        if mode is not None and mode.lower() != "streaming":
+            return _error(rp.INVALID_RESPONSE_MODE)
+        body = await _read_body(request, rp.MAX_RESPONSE_BYTES)
+        try:
+            if body is None:
+                self.target.runtime_response_too_large(request_id)
+                return _error(rp.PAYLOAD_TOO_LARGE)
+            self.target.runtime_response(request_id, body, request.headers.get("Content-Type"))
+        except RapiRefused as e:
+            return _error(e.error)
+        return _accepted()
+
+    async def error(self, request: web.Request) -> web.StreamResponse:
+        request_id = request.match_info["request_id"]
+        body = await _read_body(request, rp.MAX_RESPONSE_BYTES)
+        try:
+            self.target.runtime_error(
+                request_id,
+                body if body is not None else b"",
+                request.headers.get("Content-Type"),
+                request.headers.get(rp.ERROR_TYPE_HEADER),
+            )
+        except RapiRefused as e:
+            return _error(e.error)
+        return _accepted()
+
+    async def init_error(self, request: web.Request) -> web.StreamResponse:
+        body = await _read_body(request, rp.MAX_RESPONSE_BYTES)
+        try:
+            self.target.runtime_init_error(
+                body if body is not None else b"",
+                request.headers.get("Content-Type"),
+                request.headers.get(rp.ERROR_TYPE_HEADER),
+            )
+        except RapiRefused as e:
+            return _error(e.error)
+        return _accepted()
+
+    async def ping(self, request: web.Request) -> web.StreamResponse:
+        return web.Response(status=200, text="pong")
+
+
+def build_app(target: RuntimeApiTarget) -> web.Application:
+    h = RuntimeApiHandlers(target)
+    app = web.Application()
+    rt = "/2018-06-01/runtime"
+    app.router.add_get(f"{rt}/invocation/next", h.next)
+    app.router.add_post(f"{rt}/invocation/{{request_id}}/response", h.response)
+    app.router.add_post(f"{rt}/invocation/{{request_id}}/error", h.error)
+    app.router.add_post(f"{rt}/init/error", h.init_error)
+    app.router.add_get("/2018-06-01/ping", h.ping)
+    return app
+
+
+class InSandboxServer:
+    """Serves one environment's in-sandbox APIs on its listening socket."""
+
+    def __init__(self, app: web.Application, sock: socket.socket) -> None:
+        self._sock = sock
+        self._runner = web.AppRunner(
+            app,
+            access_log=None,
+            handle_signals=False,
+            max_line_size=rp.MAX_HEADER_BYTES,
+            max_field_size=rp.MAX_HEADER_BYTES,
+            # the runtime's next is a long poll that may sit through a long freeze
+            keepalive_timeout=24 * 3600,
+        )
+
+    async def start(self) -> None:
+        await self._runner.setup()
+        site = web.SockSite(self._runner, self._sock, shutdown_timeout=0.0)
+        await site.start()
+
+    async def close(self) -> None:
+        await self._runner.cleanup()
