@@ -298,7 +298,7 @@ class Environment:
         finally:
             self.invocations += 1
             self.last_used = self._clock.monotonic()
-            if self._on_settled is not None and self.state is not EnvState.SHUTTING_DOWN:
+            if self._on_settled is not None:
                 self._on_settled(self)
 
     async def _invoke_phase(

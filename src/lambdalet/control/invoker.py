@@ -1,0 +1,20 @@
+"""The synchronous invoke path: pool → environment → answer."""
+
+from __future__ import annotations
+
+from lambdalet.control.pool import Pool
+from lambdalet.model import InvokeInput, InvokeOutput
+
+
+class PoolInvoker:
+    """Implements ``model.Invoker`` on top of the environment pool."""
+
+    def __init__(self, pool: Pool) -> None:
+        self._pool = pool
+
+    async def invoke(self, request: InvokeInput) -> InvokeOutput:
+        env = await self._pool.acquire(request.function)
+        return await env.invoke(request)
+
+    async def retire(self, function_name: str) -> None:
+        await self._pool.retire(function_name)
