@@ -1,0 +1,67 @@
+"""SQLite schema, created and migrated when the store opens (``PRAGMA user_version``)."""
+
+from __future__ import annotations
+
+import sqlite3
+
+#: Each entry migrates from version ``i`` to ``i + 1``.  Append only; never edit a shipped step.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE code_blobs (
+        sha256 TEXT PRIMARY KEY,              -- hex
+        size INTEGER NOT NULL,                -- zipped bytes
+        unzipped_size INTEGER NOT NULL,
+        created_at REAL NOT NULL
+    );
+    CREATE TABLE functions (
+        name TEXT NOT NULL,
+        version TEXT NOT NULL,                -- '$LATEST', later '1', '2', ...
+        runtime TEXT NOT NULL,
+        handler TEXT NOT NULL,
+        role TEXT NOT NULL,
+        memory_mb INTEGER NOT NULL,
+        timeout_s INTEGER NOT NULL,
+        ephemeral_mb INTEGER NOT NULL,
+        description TEXT NOT NULL,
+        environment TEXT NOT NULL,            -- JSON object
+        layers TEXT NOT NULL,                 -- JSON list of {name, version, sha256}
+        architectures TEXT NOT NULL,          -- JSON list
+        tracing_mode TEXT NOT NULL,
+        logging TEXT NOT NULL,                -- JSON object (LoggingSettings)
+        tags TEXT NOT NULL,                   -- JSON object
+        code_sha256 TEXT NOT NULL REFERENCES code_blobs (sha256),
+        revision_id TEXT NOT NULL,
+        state TEXT NOT NULL,
+        last_update_status TEXT NOT NULL,
+        last_modified TEXT NOT NULL,
+        PRIMARY KEY (name, version)
+    );
+    CREATE TABLE layers (
+        name TEXT PRIMARY KEY,
+        last_version INTEGER NOT NULL         -- version numbers are never reused
+    );
+    CREATE TABLE layer_versions (
+        name TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        description TEXT NOT NULL,
+        license_info TEXT,
+        compatible_runtimes TEXT NOT NULL,    -- JSON list
+        compatible_architectures TEXT NOT NULL,
+        code_sha256 TEXT NOT NULL REFERENCES code_blobs (sha256),
+        created_date TEXT NOT NULL,
+        PRIMARY KEY (name, version)
+    );
+    """,
+)
+
+
+def migrate(conn: sqlite3.Connection) -> None:
+    """Bring the schema to the newest version; ``conn`` must be in autocommit mode."""
+    (current,) = conn.execute("PRAGMA user_version").fetchone()
+    for i in range(int(current), len(MIGRATIONS)):
+        try:
+            conn.executescript(f"BEGIN;{MIGRATIONS[i]}PRAGMA user_version = {i + 1};COMMIT;")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise

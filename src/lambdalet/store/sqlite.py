@@ -1,0 +1,530 @@
+"""The SQLite store: functions ($LATEST rows, a version column for later), layer versions, code.
+
+One connection, used from the event loop thread; every operation is a few small statements.
+Only zip hashing and unpacking leave the loop (``put_code`` runs them in a worker thread).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import sqlite3
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lambdalet.clock import Clock, SystemClock
+from lambdalet.config import ServerConfig
+from lambdalet.errors import (
+    InvalidParameterValueException,
+    PreconditionFailedException,
+    ResourceConflictException,
+    ResourceNotFoundException,
+)
+from lambdalet.model import LATEST, FunctionRecord, LayerRef
+from lambdalet.store import code as codes
+from lambdalet.store.records import (
+    ACTIVE,
+    IN_PROGRESS,
+    MAX_UNZIPPED_BYTES,
+    PENDING,
+    SUCCESSFUL,
+    CodeBlob,
+    FunctionPatch,
+    FunctionSpec,
+    LayerKey,
+    LayerVersionRecord,
+    LayerVersionSpec,
+    LoggingSettings,
+    Page,
+)
+from lambdalet.store.schema import migrate
+
+REVISION_MISMATCH = (
+    "The Revision Id provided does not match the latest Revision Id. "
+    "Call the GetFunction/GetAlias API to retrieve the latest Revision Id"
+)
+LAYER_NOT_FOUND = "The resource you requested does not exist."
+
+
+def aws_timestamp(epoch_s: float) -> str:
+    """``2019-11-21T19:32:12.000+0000``: the form Lambda uses for LastModified/CreatedDate."""
+    ms = round(epoch_s * 1000)
+    secs, millis = divmod(ms, 1000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{millis:03d}+0000"
+
+
+class Store:
+    """Functions, layer versions and code of one data directory.  Reopening keeps everything."""
+
+    def __init__(self, config: ServerConfig, clock: Clock | None = None) -> None:
+        self._config = config
+        self._clock = clock or SystemClock()
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+        config.blobs_dir.mkdir(parents=True, exist_ok=True)
+        config.code_dir.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(config.db_path, isolation_level=None)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode = WAL")
+        self._db.execute("PRAGMA synchronous = NORMAL")
+        self._db.execute("PRAGMA foreign_keys = ON")
+        migrate(self._db)
+        # Transitions scheduled after a response can't outlive the process: settle them now.
+        with self._tx():
+            self._db.execute("UPDATE functions SET state = ? WHERE state = ?", (ACTIVE, PENDING))
+            self._db.execute(
+                "UPDATE functions SET last_update_status = ? WHERE last_update_status = ?",
+                (SUCCESSFUL, IN_PROGRESS),
+            )
+
+    def __repr__(self) -> str:
+        return f"Store(db={str(self._config.db_path)!r})"
+
+    def close(self) -> None:
+        self._db.close()
+
+    # ----------------------------------------------------------------- code
+
+    async def put_code(self, zip_bytes: bytes) -> CodeBlob:
+        """Store and unpack a zip (in a worker thread); bad or oversize zips raise 400s."""
+        blob = await asyncio.to_thread(
+            codes.store_zip, zip_bytes, self._config.blobs_dir, self._config.code_dir
+        )
+        with self._tx():
+            self._db.execute(
+                "INSERT OR IGNORE INTO code_blobs (sha256, size, unzipped_size, created_at)"
+                " VALUES (?, ?, ?, ?)",
+                (blob.sha256_hex, blob.size, blob.unzipped_size, self._clock.wall()),
+            )
+        return blob
+
+    def code_zip_path(self, sha256_hex: str) -> Path | None:
+        """The stored zip of a known code hash, for the download URL."""
+        row = self._db.execute(
+            "SELECT 1 FROM code_blobs WHERE sha256 = ?", (sha256_hex,)
+        ).fetchone()
+        path = self._config.blobs_dir / f"{sha256_hex}.zip"
+        return path if row is not None and path.is_file() else None
+
+    def _blob(self, sha256_hex: str) -> CodeBlob:
+        row = self._db.execute(
+            "SELECT size, unzipped_size FROM code_blobs WHERE sha256 = ?", (sha256_hex,)
+        ).fetchone()
+        return CodeBlob(
+            sha256_hex=sha256_hex,
+            sha256_b64=base64.b64encode(bytes.fromhex(sha256_hex)).decode(),
+            size=int(row["size"]),
+            unzipped_size=int(row["unzipped_size"]),
+            code_dir=self._config.code_dir / sha256_hex,
+        )
+
+    # ------------------------------------------------------------ functions
+
+    def function_arn(self, name: str) -> str:
+        c = self._config
+        return f"arn:aws:lambda:{c.region}:{c.account_id}:function:{name}"
+
+    def layer_arn(self, name: str) -> str:
+        c = self._config
+        return f"arn:aws:lambda:{c.region}:{c.account_id}:layer:{name}"
+
+    def create_function(self, spec: FunctionSpec, code: CodeBlob) -> FunctionRecord:
+        """Insert ``$LATEST`` in state Pending.  A taken name raises ResourceConflictException."""
+        layers = self._resolve_layers(spec.layers)
+        self._check_total_size(code, layers)
+        now = aws_timestamp(self._clock.wall())
+        with self._tx():
+            taken = self._db.execute(
+                "SELECT 1 FROM functions WHERE name = ?", (spec.name,)
+            ).fetchone()
+            if taken is not None:
+                raise ResourceConflictException(f"Function already exist: {spec.name}")
+            self._db.execute(
+                "INSERT INTO functions (name, version, runtime, handler, role, memory_mb,"
+                " timeout_s, ephemeral_mb, description, environment, layers, architectures,"
+                " tracing_mode, logging, tags, code_sha256, revision_id, state,"
+                " last_update_status, last_modified)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    spec.name,
+                    LATEST,
+                    spec.runtime,
+                    spec.handler,
+                    spec.role,
+                    spec.memory_mb,
+                    spec.timeout_s,
+                    spec.ephemeral_mb,
+                    spec.description,
+                    _dumps(dict(spec.environment)),
+                    _dumps(layers),
+                    _dumps(list(spec.architectures)),
+                    spec.tracing_mode,
+                    _dumps(_logging_json(spec.logging)),
+                    _dumps(dict(spec.tags)),
+                    code.sha256_hex,
+                    str(uuid.uuid4()),
+                    PENDING,
+                    IN_PROGRESS,
+                    now,
+                ),
+            )
+        return self.get_function(spec.name)
+
+    def get_function(self, name: str, qualifier: str | None = None) -> FunctionRecord:
+        """One version (``$LATEST`` unless ``qualifier``); ResourceNotFoundException if absent."""
+        row = self._db.execute(
+            "SELECT * FROM functions WHERE name = ? AND version = ?", (name, qualifier or LATEST)
+        ).fetchone()
+        if row is None:
+            arn = self.function_arn(name)
+            raise ResourceNotFoundException(
+                f"Function not found: {arn}:{qualifier}"
+                if qualifier
+                else f"Function not found: {arn}"
+            )
+        return self._record(row)
+
+    def list_functions(self, after: str | None, limit: int) -> Page[FunctionRecord]:
+        """``$LATEST`` of every function ordered by name, starting after the name ``after``."""
+        rows = self._db.execute(
+            "SELECT * FROM functions WHERE version = ? AND name > ? ORDER BY name LIMIT ?",
+            (LATEST, after or "", limit + 1),
+        ).fetchall()
+        items = tuple(self._record(r) for r in rows[:limit])
+        return Page(items, items[-1].name if len(rows) > limit else None)
+
+    def update_function_code(
+        self,
+        name: str,
+        code: CodeBlob,
+        *,
+        architectures: tuple[str, ...] | None = None,
+        revision_id: str | None = None,
+    ) -> FunctionRecord:
+        """New code for ``$LATEST``; LastUpdateStatus becomes InProgress until ``settle``."""
+        current = self._updatable(name, revision_id)
+        layers = [_layer_json_of(ref, self._config.code_dir) for ref in current.layers]
+        self._check_total_size(code, layers)
+        fields: dict[str, object] = {"code_sha256": code.sha256_hex}
+        if architectures is not None:
+            fields["architectures"] = _dumps(list(architectures))
+        return self._update(name, fields)
+
+    def update_function_configuration(
+        self, name: str, patch: FunctionPatch, *, revision_id: str | None = None
+    ) -> FunctionRecord:
+        """Apply ``patch`` to ``$LATEST``; LastUpdateStatus becomes InProgress until ``settle``."""
+        current = self._updatable(name, revision_id)
+        fields: dict[str, object] = {}
+        plain = {
+            "runtime": patch.runtime,
+            "handler": patch.handler,
+            "role": patch.role,
+            "memory_mb": patch.memory_mb,
+            "timeout_s": patch.timeout_s,
+            "ephemeral_mb": patch.ephemeral_mb,
+            "description": patch.description,
+            "tracing_mode": patch.tracing_mode,
+        }
+        fields.update({k: v for k, v in plain.items() if v is not None})
+        if patch.environment is not None:
+            fields["environment"] = _dumps(dict(patch.environment))
+        if patch.logging is not None:
+            fields["logging"] = _dumps(_logging_json(patch.logging))
+        if patch.layers is not None:
+            layers = self._resolve_layers(patch.layers)
+            self._check_total_size(self._blob(current.code_sha256_hex), layers)
+            fields["layers"] = _dumps(layers)
+        return self._update(name, fields)
+
+    def settle(self, name: str) -> FunctionRecord | None:
+        """Finish a create (Pending → Active) or an update (InProgress → Successful).
+
+        Returns the settled record, or ``None`` if the function is gone meanwhile.
+        """
+        with self._tx():
+            self._db.execute(
+                "UPDATE functions SET state = ?, last_update_status = ?"
+                " WHERE name = ? AND version = ?",
+                (ACTIVE, SUCCESSFUL, name, LATEST),
+            )
+        try:
+            return self.get_function(name)
+        except ResourceNotFoundException:
+            return None
+
+    def delete_function(self, name: str) -> None:
+        """Delete every version of the function; ResourceNotFoundException if absent."""
+        with self._tx():
+            cur = self._db.execute("DELETE FROM functions WHERE name = ?", (name,))
+            if cur.rowcount == 0:
+                raise ResourceNotFoundException(f"Function not found: {self.function_arn(name)}")
+
+    def total_unzipped_size(self, record: FunctionRecord) -> int:
+        """Unzipped bytes of a function's code plus its layers (the 250 MB quota)."""
+        shas = [record.code_dir.name] + [ref.code_dir.name for ref in record.layers]
+        return sum(self._blob(s).unzipped_size for s in shas)
+
+    # -------------------------------------------------------------- layers
+
+    def publish_layer_version(self, spec: LayerVersionSpec, code: CodeBlob) -> LayerVersionRecord:
+        """Add the next version of a layer (numbers are never reused, even after deletes)."""
+        now = aws_timestamp(self._clock.wall())
+        with self._tx():
+            row = self._db.execute(
+                "SELECT last_version FROM layers WHERE name = ?", (spec.name,)
+            ).fetchone()
+            version = 1 if row is None else int(row["last_version"]) + 1
+            self._db.execute(
+                "INSERT INTO layers (name, last_version) VALUES (?, ?)"
+                " ON CONFLICT (name) DO UPDATE SET last_version = excluded.last_version",
+                (spec.name, version),
+            )
+            self._db.execute(
+                "INSERT INTO layer_versions (name, version, description, license_info,"
+                " compatible_runtimes, compatible_architectures, code_sha256, created_date)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    spec.name,
+                    version,
+                    spec.description,
+                    spec.license_info,
+                    _dumps(list(spec.compatible_runtimes)),
+                    _dumps(list(spec.compatible_architectures)),
+                    code.sha256_hex,
+                    now,
+                ),
+            )
+        return self.get_layer_version(spec.name, version)
+
+    def get_layer_version(self, name: str, version: int) -> LayerVersionRecord:
+        row = self._db.execute(
+            "SELECT * FROM layer_versions WHERE name = ? AND version = ?", (name, version)
+        ).fetchone()
+        if row is None:
+            raise ResourceNotFoundException(LAYER_NOT_FOUND)
+        return self._layer_record(row)
+
+    def list_layer_versions(
+        self,
+        name: str,
+        *,
+        runtime: str | None = None,
+        architecture: str | None = None,
+        after: int | None = None,
+        limit: int = 50,
+    ) -> Page[LayerVersionRecord]:
+        """Versions of one layer, newest first, continuing below version ``after``."""
+        rows = self._db.execute(
+            "SELECT * FROM layer_versions WHERE name = ? AND version < ? ORDER BY version DESC",
+            (name, after if after is not None else 2**62),
+        ).fetchall()
+        matching = [r for r in rows if _layer_matches(r, runtime, architecture)]
+        items = tuple(self._layer_record(r) for r in matching[:limit])
+        more = len(matching) > limit
+        return Page(items, str(items[-1].version) if more else None)
+
+    def list_layers(
+        self,
+        *,
+        runtime: str | None = None,
+        architecture: str | None = None,
+        after: str | None = None,
+        limit: int = 50,
+    ) -> Page[LayerVersionRecord]:
+        """The newest matching version of each layer, ordered by layer name."""
+        rows = self._db.execute(
+            "SELECT * FROM layer_versions WHERE name > ? ORDER BY name, version DESC",
+            (after or "",),
+        ).fetchall()
+        latest: list[sqlite3.Row] = []
+        for r in rows:
+            if latest and latest[-1]["name"] == r["name"]:
+                continue
+            if _layer_matches(r, runtime, architecture):
+                latest.append(r)
+        items = tuple(self._layer_record(r) for r in latest[:limit])
+        return Page(items, items[-1].name if len(latest) > limit else None)
+
+    def delete_layer_version(self, name: str, version: int) -> None:
+        """Idempotent, like AWS.  Functions that use the version keep its code."""
+        with self._tx():
+            self._db.execute(
+                "DELETE FROM layer_versions WHERE name = ? AND version = ?", (name, version)
+            )
+
+    # ------------------------------------------------------------ internal
+
+    @contextmanager
+    def _tx(self) -> Iterator[None]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def _updatable(self, name: str, revision_id: str | None) -> _Current:
+        row = self._db.execute(
+            "SELECT * FROM functions WHERE name = ? AND version = ?", (name, LATEST)
+        ).fetchone()
+        if row is None:
+            raise ResourceNotFoundException(f"Function not found: {self.function_arn(name)}")
+        if row["state"] == PENDING:
+            raise ResourceConflictException(
+                "The operation cannot be performed at this time. "
+                f"The function is currently in the following state: {row['state']}"
+            )
+        if row["last_update_status"] == IN_PROGRESS:
+            raise ResourceConflictException(
+                "The operation cannot be performed at this time. "
+                f"An update is in progress for resource: {self.function_arn(name)}"
+            )
+        if revision_id is not None and revision_id != row["revision_id"]:
+            raise PreconditionFailedException(REVISION_MISMATCH)
+        record = self._record(row)
+        return _Current(record.layers, str(row["code_sha256"]))
+
+    def _update(self, name: str, fields: Mapping[str, object]) -> FunctionRecord:
+        values = {
+            **fields,
+            "revision_id": str(uuid.uuid4()),
+            "last_update_status": IN_PROGRESS,
+            "last_modified": aws_timestamp(self._clock.wall()),
+        }
+        assignments = ", ".join(f"{k} = ?" for k in values)
+        with self._tx():
+            self._db.execute(
+                f"UPDATE functions SET {assignments} WHERE name = ? AND version = ?",
+                (*values.values(), name, LATEST),
+            )
+        return self.get_function(name)
+
+    def _resolve_layers(self, keys: tuple[LayerKey, ...]) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        for key in keys:
+            row = self._db.execute(
+                "SELECT lv.code_sha256, b.size FROM layer_versions lv"
+                " JOIN code_blobs b ON b.sha256 = lv.code_sha256"
+                " WHERE lv.name = ? AND lv.version = ?",
+                (key.name, key.version),
+            ).fetchone()
+            if row is None:
+                arn = f"{self.layer_arn(key.name)}:{key.version}"
+                raise InvalidParameterValueException(f"Layer version {arn} does not exist.")
+            out.append(
+                {
+                    "arn": f"{self.layer_arn(key.name)}:{key.version}",
+                    "sha256": row["code_sha256"],
+                    "code_size": int(row["size"]),
+                }
+            )
+        return out
+
+    def _check_total_size(self, code: CodeBlob, layers: list[dict[str, Any]]) -> None:
+        total = code.unzipped_size + sum(self._blob(lj["sha256"]).unzipped_size for lj in layers)
+        if total > MAX_UNZIPPED_BYTES and layers:
+            raise InvalidParameterValueException(
+                "Function code combined with layers exceeds the maximum allowed size of "
+                f"{MAX_UNZIPPED_BYTES} bytes. The actual size is {total} bytes."
+            )
+        if total > MAX_UNZIPPED_BYTES:
+            raise InvalidParameterValueException(codes.unzipped_too_large_message())
+
+    def _record(self, row: sqlite3.Row) -> FunctionRecord:
+        blob = self._blob(str(row["code_sha256"]))
+        logging = json.loads(row["logging"])
+        layers = tuple(
+            LayerRef(
+                arn=lj["arn"],
+                code_size=int(lj["code_size"]),
+                code_dir=self._config.code_dir / lj["sha256"],
+            )
+            for lj in json.loads(row["layers"])
+        )
+        return FunctionRecord(
+            name=row["name"],
+            version=row["version"],
+            arn=self.function_arn(row["name"]),
+            runtime=row["runtime"],
+            handler=row["handler"],
+            role=row["role"],
+            memory_mb=int(row["memory_mb"]),
+            timeout_s=int(row["timeout_s"]),
+            ephemeral_mb=int(row["ephemeral_mb"]),
+            environment=json.loads(row["environment"]),
+            layers=layers,
+            code_dir=blob.code_dir,
+            code_sha256=blob.sha256_b64,
+            code_size=blob.size,
+            revision_id=row["revision_id"],
+            description=row["description"],
+            architectures=tuple(json.loads(row["architectures"])),
+            tracing_mode=row["tracing_mode"],
+            last_modified=row["last_modified"],
+            state=row["state"],
+            last_update_status=row["last_update_status"],
+            tags=json.loads(row["tags"]),
+            log_format=logging.get("LogFormat", "Text"),
+            log_group=logging.get("LogGroup") or f"/aws/lambda/{row['name']}",
+            application_log_level=logging.get("ApplicationLogLevel"),
+            system_log_level=logging.get("SystemLogLevel"),
+        )
+
+    def _layer_record(self, row: sqlite3.Row) -> LayerVersionRecord:
+        name = str(row["name"])
+        return LayerVersionRecord(
+            name=name,
+            version=int(row["version"]),
+            layer_arn=self.layer_arn(name),
+            layer_version_arn=f"{self.layer_arn(name)}:{row['version']}",
+            description=row["description"],
+            license_info=row["license_info"],
+            compatible_runtimes=tuple(json.loads(row["compatible_runtimes"])),
+            compatible_architectures=tuple(json.loads(row["compatible_architectures"])),
+            created_date=row["created_date"],
+            code=self._blob(str(row["code_sha256"])),
+        )
+
+
+@dataclass(frozen=True)
+class _Current:
+    """What an update needs of the row it replaces."""
+
+    layers: tuple[LayerRef, ...]
+    code_sha256_hex: str
+
+
+def _dumps(value: object) -> str:
+    return json.dumps(value, separators=(",", ":"), sort_keys=True)
+
+
+def _logging_json(settings: LoggingSettings) -> dict[str, str]:
+    out = {"LogFormat": settings.log_format}
+    if settings.log_group:
+        out["LogGroup"] = settings.log_group
+    if settings.application_log_level:
+        out["ApplicationLogLevel"] = settings.application_log_level
+    if settings.system_log_level:
+        out["SystemLogLevel"] = settings.system_log_level
+    return out
+
+
+def _layer_json_of(ref: LayerRef, code_dir: Path) -> dict[str, Any]:
+    return {
+        "arn": ref.arn,
+        "sha256": ref.code_dir.relative_to(code_dir).as_posix(),
+        "code_size": ref.code_size,
+    }
+
+
+def _layer_matches(row: sqlite3.Row, runtime: str | None, architecture: str | None) -> bool:
+    if runtime is not None and runtime not in json.loads(row["compatible_runtimes"]):
+        return False
+    return architecture is None or architecture in json.loads(row["compatible_architectures"])
