@@ -142,6 +142,7 @@ class InSandboxServer:
             app,
             access_log=None,
             handle_signals=False,
+            shutdown_timeout=0.0,
             max_line_size=rp.MAX_HEADER_BYTES,
             max_field_size=rp.MAX_HEADER_BYTES,
             # the runtime's next is a long poll that may sit through a long freeze
@@ -150,7 +151,7 @@ class InSandboxServer:
 
     async def start(self) -> None:
         await self._runner.setup()
-        site = web.SockSite(self._runner, self._sock, shutdown_timeout=0.0)
+        site = web.SockSite(self._runner, self._sock)
         await site.start()
 
     async def close(self) -> None:
