@@ -1,0 +1,601 @@
+"""Python runtimes: host interpreter discovery and the managed runtime directory.
+
+A ``python3.X`` function runs on a Python install of the host (a *prefix*, mounted
+read-only at ``/var/lang``) and on a managed runtime directory (mounted read-only at
+``/var/runtime``) that holds the real Runtime Interface Client from PyPI
+(``awslambdaric``) and a ``bootstrap`` launcher.
+
+Layout under ``ServerConfig.runtimes_dir``::
+
+    python3.11/                 the runtime dir of every function running on Python 3.11
+        awslambdaric/ ...       pip install --target (with its dependencies)
+        bootstrap               sh launcher: <python> -m awslambdaric "$_HANDLER"
+        bin/python, bin/python3 -> ../../lang/bin/python3.11   (see PythonRuntime.extra_path)
+        .lambdalet-runtime.json stamp: what was installed, for which interpreter
+    lang/bin/python3.11 -> /root/.pyenv/versions/3.11.7/bin/python3.11
+
+Every relative link in the runtime dir points at ``../lang/...``.  In a sandbox that is
+``/var/lang``; on the host (the ``process`` backend, which shows host paths) it is the
+``lang`` directory above, whose absolute links lead to the host interpreter.  So the same
+runtime dir works in both backends.
+
+When the function asks for a minor version the host does not have, the host's own Python
+(the one running lambdalet) is used instead and :attr:`PythonRuntime.note` holds the line
+the function log must show.
+
+Command line (used by ``./lambdalet.sh``)::
+
+    python -m lambdalet.runtimes.python --install [--data-dir DIR] [--runtime python3.X]
+    python -m lambdalet.runtimes.python --list
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import fcntl
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import weakref
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+
+from lambdalet.config import DEFAULT_DATA_DIR, ServerConfig
+from lambdalet.sandbox.base import SandboxView
+
+#: The Runtime Interface Client version installed for Python 3.10 and newer.
+AWSLAMBDARIC_VERSION = "4.2.2"
+#: Older minor versions cannot run the current client; these are the newest that install.
+_OLDER_AWSLAMBDARIC = {(3, 8): "2.2.1", (3, 9): "4.0.4"}
+#: Oldest minor version lambdalet will run a function on.
+MIN_PYTHON = (3, 8)
+
+STAMP_NAME = ".lambdalet-runtime.json"
+#: Bumped when the runtime dir layout (not the client version) changes.
+LAYOUT_VERSION = 1
+LANG_DIR_NAME = "lang"
+
+_PIP_TIMEOUT_S = 900.0
+_PROBE = "import sys; print('%d.%d.%d' % sys.version_info[:3])"
+_RUNTIME_RE = re.compile(r"^python3\.(\d+)$")
+_PYENV_VERSION_RE = re.compile(r"^3\.(\d+)\.(\d+)$")
+
+
+class RuntimeInstallError(Exception):
+    """The managed runtime could not be installed (PyPI unreachable, no wheel, ...)."""
+
+
+def awslambdaric_version(minor: tuple[int, int]) -> str:
+    """The pinned ``awslambdaric`` release for a Python minor version."""
+    return _OLDER_AWSLAMBDARIC.get(minor, AWSLAMBDARIC_VERSION)
+
+
+def is_python_runtime(runtime_id: str) -> bool:
+    return _RUNTIME_RE.match(runtime_id) is not None
+
+
+def parse_python_runtime(runtime_id: str) -> tuple[int, int]:
+    """``"python3.12"`` -> ``(3, 12)``; ValueError for anything else."""
+    m = _RUNTIME_RE.match(runtime_id)
+    if m is None:
+        raise ValueError(f"not a Python runtime id: {runtime_id!r}")
+    return (3, int(m.group(1)))
+
+
+# --------------------------------------------------------------------------- discovery
+
+
+@dataclass(frozen=True)
+class PythonInstall:
+    """One Python install of the host."""
+
+    prefix: Path  # real path of the install prefix; mounted at /var/lang
+    interpreter: str  # the interpreter relative to prefix, e.g. "bin/python3.12"
+    version: str  # "3.12.1"
+
+    @property
+    def executable(self) -> Path:
+        return self.prefix / self.interpreter
+
+    @property
+    def minor(self) -> tuple[int, int]:
+        major, minor = self.version.split(".")[:2]
+        return (int(major), int(minor))
+
+    @property
+    def minor_str(self) -> str:
+        """``"3.12"``"""
+        return f"{self.minor[0]}.{self.minor[1]}"
+
+    def has_own_python_names(self) -> bool:
+        """True when ``<prefix>/bin/python`` and ``bin/python3`` both lead to this interpreter."""
+        target = self.executable.resolve()
+        for name in ("python", "python3"):
+            path = self.prefix / "bin" / name
+            try:
+                if path.resolve(strict=True) != target:
+                    return False
+            except OSError:
+                return False
+        return True
+
+
+@dataclass(frozen=True)
+class SearchPlaces:
+    """Where to look for Python installs, in order (tests pass fake ones)."""
+
+    #: the running interpreter's executable (``sys.executable``); searched first
+    current: Path | None
+    #: pyenv's ``versions`` directory
+    pyenv_versions: Path | None
+    #: directories holding ``python3.X`` (Debian's ``/usr/bin``, ``/usr/local/bin``)
+    bin_dirs: tuple[Path, ...] = (Path("/usr/bin"), Path("/usr/local/bin"))
+
+    @classmethod
+    def default(cls) -> SearchPlaces:
+        root = os.environ.get("PYENV_ROOT")
+        versions = Path(root) / "versions" if root else Path.home() / ".pyenv" / "versions"
+        return cls(current=Path(sys.executable), pyenv_versions=versions)
+
+
+def _probe_version(executable: Path) -> str | None:
+    """Run the interpreter once and return its version, or None if it does not work."""
+    if executable.resolve() == Path(sys.executable).resolve():
+        return ".".join(str(n) for n in sys.version_info[:3])
+    try:
+        done = subprocess.run(
+            [str(executable), "-I", "-c", _PROBE],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    out = done.stdout.strip()
+    if done.returncode != 0 or re.fullmatch(r"\d+\.\d+\.\d+", out) is None:
+        return None
+    return out
+
+
+def install_of(executable: Path) -> PythonInstall | None:
+    """Describe the install that ``executable`` belongs to, or None if it is unusable.
+
+    The prefix is the parent of the real executable's directory; its standard library
+    must be at ``<prefix>/lib/python3.X`` (pyenv, python.org builds, Debian's ``/usr``)
+    or ``lib64``, which is where the interpreter looks for it when the prefix is mounted
+    at ``/var/lang``.
+    """
+    try:
+        real = executable.resolve(strict=True)
+    except OSError:
+        return None
+    if not real.is_file() or not os.access(real, os.X_OK):
+        return None
+    version = _probe_version(real)
+    if version is None:
+        return None
+    minor_str = ".".join(version.split(".")[:2])
+    prefix = real.parent.parent
+    landmarks = (prefix / lib / f"python{minor_str}" / "os.py" for lib in ("lib", "lib64"))
+    if not any(p.is_file() for p in landmarks):
+        return None
+    # Prefer the conventional name when it leads to the same file: bin/python3.X.
+    conventional = prefix / "bin" / f"python{minor_str}"
+    try:
+        if conventional.resolve(strict=True) == real:
+            return PythonInstall(prefix, f"bin/python{minor_str}", version)
+    except OSError:
+        pass
+    return PythonInstall(prefix, str(real.relative_to(prefix)), version)
+
+
+def _candidates(minor: tuple[int, int], places: SearchPlaces) -> Iterator[Path]:
+    name = f"python{minor[0]}.{minor[1]}"
+    if places.current is not None:
+        yield places.current
+    if places.pyenv_versions is not None and places.pyenv_versions.is_dir():
+        found: list[tuple[int, Path]] = []
+        for entry in places.pyenv_versions.iterdir():
+            m = _PYENV_VERSION_RE.match(entry.name)
+            if m is not None and int(m.group(1)) == minor[1]:
+                found.append((int(m.group(2)), entry / "bin" / name))
+        for _patch, path in sorted(found, reverse=True):
+            yield path
+    for directory in places.bin_dirs:
+        yield directory / name
+
+
+@lru_cache(maxsize=64)
+def find_python(minor: tuple[int, int], places: SearchPlaces) -> PythonInstall | None:
+    """The first usable install of this minor version, or None."""
+    seen: set[Path] = set()
+    for path in _candidates(minor, places):
+        try:
+            real = path.resolve(strict=True)
+        except OSError:
+            continue
+        if real in seen:
+            continue
+        seen.add(real)
+        install = install_of(path)
+        if install is not None and install.minor == minor:
+            return install
+    return None
+
+
+@lru_cache(maxsize=8)
+def host_python(places: SearchPlaces) -> PythonInstall:
+    """The host's default Python: the one running lambdalet."""
+    if places.current is not None:
+        install = install_of(places.current)
+        if install is not None:
+            return install
+    raise RuntimeInstallError(
+        f"lambdalet: cannot use {places.current} as a function runtime "
+        "(no interpreter with its standard library under <prefix>/lib/python3.X)"
+    )
+
+
+def list_pythons(places: SearchPlaces) -> list[PythonInstall]:
+    """Every usable install, one per minor version, in discovery order (for doctor)."""
+    out: list[PythonInstall] = []
+    for minor in range(MIN_PYTHON[1], 20):
+        install = find_python((3, minor), places)
+        if install is not None:
+            out.append(install)
+    return out
+
+
+@dataclass(frozen=True)
+class PythonSelection:
+    runtime_id: str  # what the function asked for
+    install: PythonInstall  # what it runs on
+    #: the line to write to the function log when the two differ, else None
+    note: str | None
+
+
+def select_python(runtime_id: str, places: SearchPlaces | None = None) -> PythonSelection:
+    """Pick the install for a ``python3.X`` runtime id, falling back to the host's Python."""
+    minor = parse_python_runtime(runtime_id)
+    places = places if places is not None else SearchPlaces.default()
+    install = find_python(minor, places) if minor >= MIN_PYTHON else None
+    if install is not None:
+        return PythonSelection(runtime_id, install, None)
+    fallback = host_python(places)
+    return PythonSelection(runtime_id, fallback, fallback_note(runtime_id, fallback.version))
+
+
+def fallback_note(runtime_id: str, version: str) -> str:
+    return f"lambdalet: {runtime_id} is not installed on this host; running on Python {version}"
+
+
+# --------------------------------------------------------------------------- runtime dir
+
+
+@dataclass(frozen=True)
+class PythonRuntime:
+    """A ready managed Python runtime: what to mount and how to start it."""
+
+    runtime_id: str  # the function's runtime id ("python3.9")
+    install: PythonInstall  # the interpreter actually used
+    runtime_dir: Path  # host dir to mount at /var/runtime
+    note: str | None  # line for the function log when falling back, else None
+
+    @property
+    def lang_dir(self) -> Path:
+        """Host dir to mount at ``/var/lang``."""
+        return self.install.prefix
+
+    @property
+    def python_version(self) -> str:
+        """Minor version actually used, ``"3.11"``: for ``envvars.runtime_environment``."""
+        return self.install.minor_str
+
+    def argv(self, view: SandboxView) -> list[str]:
+        """Command line of the runtime process as seen inside (start it with cwd = task root)."""
+        return [f"{view.runtime_dir}/bootstrap"]
+
+    def extra_path(self, view: SandboxView) -> tuple[str, ...]:
+        """Directories to put in front of PATH so ``python``/``python3`` are this interpreter.
+
+        Empty when the prefix's own ``bin`` already has both names (pyenv, python.org).
+        """
+        if self.install.has_own_python_names():
+            return ()
+        return (f"{view.runtime_dir}/bin",)
+
+
+def runtime_dir_for(runtimes_dir: Path, install: PythonInstall) -> Path:
+    return runtimes_dir / f"python{install.minor_str}"
+
+
+def _stamp_for(install: PythonInstall) -> dict[str, object]:
+    return {
+        "layout": LAYOUT_VERSION,
+        "awslambdaric": awslambdaric_version(install.minor),
+        "python": install.version,
+        "prefix": str(install.prefix),
+        "interpreter": install.interpreter,
+    }
+
+
+def _read_stamp(runtime_dir: Path) -> dict[str, object] | None:
+    try:
+        data = json.loads((runtime_dir / STAMP_NAME).read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _lang_link(runtimes_dir: Path, install: PythonInstall) -> Path:
+    return runtimes_dir / LANG_DIR_NAME / install.interpreter
+
+
+def is_installed(runtimes_dir: Path, install: PythonInstall) -> bool:
+    """True when the runtime dir for ``install`` is complete and current."""
+    runtime_dir = runtime_dir_for(runtimes_dir, install)
+    if _read_stamp(runtime_dir) != _stamp_for(install):
+        return False
+    link = _lang_link(runtimes_dir, install)
+    return os.path.islink(link) and os.readlink(link) == str(install.executable)
+
+
+def bootstrap_text(install: PythonInstall) -> str:
+    template = resources.files("lambdalet.runtimes").joinpath("files/python-bootstrap")
+    return template.read_text(encoding="utf-8").replace("@INTERPRETER@", install.interpreter)
+
+
+def _machine_platform() -> str:
+    machine = platform.machine().lower()
+    arch = {"amd64": "x86_64", "arm64": "aarch64"}.get(machine, machine)
+    return f"manylinux2014_{arch}"
+
+
+def pip_command(install: PythonInstall, target: Path, pip_python: str) -> list[str]:
+    """The pip command line installing the client for ``install`` into ``target``."""
+    cmd = [
+        pip_python,
+        "-m",
+        "pip",
+        "install",
+        "--no-input",
+        "--disable-pip-version-check",
+        "--no-compile",
+        "--no-warn-script-location",
+        "--only-binary=:all:",
+        "--target",
+        str(target),
+    ]
+    if install.minor != sys.version_info[:2]:
+        cmd += [
+            "--python-version",
+            install.minor_str,
+            "--implementation",
+            "cp",
+            "--platform",
+            _machine_platform(),
+        ]
+    cmd.append(f"awslambdaric=={awslambdaric_version(install.minor)}")
+    return cmd
+
+
+def _symlink(path: Path, target: str) -> None:
+    """Create or replace a symlink atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if os.path.islink(path) and os.readlink(path) == target:
+        return
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()
+    os.symlink(target, tmp)
+    os.replace(tmp, path)
+
+
+def _write_file(path: Path, text: str, mode: int) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.chmod(mode)
+    os.replace(tmp, path)
+
+
+def _write_launchers(runtimes_dir: Path, runtime_dir: Path, install: PythonInstall) -> None:
+    """bootstrap, bin/ links, the host-side lang link, and finally the stamp."""
+    _symlink(_lang_link(runtimes_dir, install), str(install.executable))
+    _write_file(runtime_dir / "bootstrap", bootstrap_text(install), 0o755)
+    relative = f"../../{LANG_DIR_NAME}/{install.interpreter}"
+    for name in ("python", "python3", f"python{install.minor_str}"):
+        _symlink(runtime_dir / "bin" / name, relative)
+    _write_file(runtime_dir / STAMP_NAME, json.dumps(_stamp_for(install), indent=1) + "\n", 0o644)
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    """Serialise installs across processes (the setup script and a running server)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+def _run_pip(cmd: Sequence[str], install: PythonInstall) -> None:
+    env = dict(os.environ)
+    for name in ("PYTHONPATH", "PYTHONHOME", "PIP_TARGET", "PIP_PREFIX", "PIP_USER"):
+        env.pop(name, None)
+    try:
+        done = subprocess.run(
+            list(cmd),
+            capture_output=True,
+            text=True,
+            timeout=_PIP_TIMEOUT_S,
+            check=False,
+            env=env,
+        )
+    except FileNotFoundError as exc:
+        raise RuntimeInstallError(f"lambdalet: cannot run pip ({exc})") from exc
+    except subprocess.TimeoutExpired as exc:
+        raise RuntimeInstallError(
+            f"lambdalet: installing awslambdaric for Python {install.minor_str} took more "
+            f"than {_PIP_TIMEOUT_S:.0f} s; is PyPI (https://pypi.org) reachable?"
+        ) from exc
+    if done.returncode != 0:
+        tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-12:])
+        raise RuntimeInstallError(
+            f"lambdalet: could not install awslambdaric=={awslambdaric_version(install.minor)} "
+            f"for Python {install.minor_str} from PyPI (pip exit status {done.returncode}). "
+            "The managed Python runtime is downloaded once from https://pypi.org; check that "
+            f"it is reachable (proxy settings: HTTPS_PROXY / pip.conf).\n{tail}"
+        )
+
+
+def install_python_runtime(
+    runtimes_dir: Path, install: PythonInstall, *, pip_python: str | None = None
+) -> Path:
+    """Install (idempotently) the managed runtime dir for ``install``; returns it.
+
+    Blocking: runs pip.  Safe against concurrent calls from other processes.
+    """
+    runtimes_dir = runtimes_dir.absolute()
+    runtime_dir = runtime_dir_for(runtimes_dir, install)
+    if is_installed(runtimes_dir, install):
+        return runtime_dir
+    with _file_lock(runtimes_dir / f".python{install.minor_str}.lock"):
+        stamp = _read_stamp(runtime_dir)
+        wanted = _stamp_for(install)
+        if stamp == wanted and is_installed(runtimes_dir, install):
+            return runtime_dir
+        packages_current = (
+            stamp is not None
+            and stamp.get("layout") == wanted["layout"]
+            and stamp.get("awslambdaric") == wanted["awslambdaric"]
+            and (runtime_dir / "awslambdaric" / "__init__.py").is_file()
+        )
+        if packages_current:
+            # Same client for this minor version: only the interpreter moved.
+            _write_launchers(runtimes_dir, runtime_dir, install)
+            return runtime_dir
+        tmp = runtimes_dir / f".python{install.minor_str}.tmp-{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        try:
+            _run_pip(pip_command(install, tmp, pip_python or sys.executable), install)
+            # Compile with the interpreter that will run it: the dir is read-only inside.
+            subprocess.run(
+                [str(install.executable), "-I", "-m", "compileall", "-q", str(tmp)],
+                capture_output=True,
+                timeout=300,
+                check=False,
+            )
+            _write_launchers(runtimes_dir, tmp, install)
+            if runtime_dir.exists():
+                old = runtimes_dir / f".python{install.minor_str}.old-{os.getpid()}"
+                os.rename(runtime_dir, old)
+                os.rename(tmp, runtime_dir)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.rename(tmp, runtime_dir)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return runtime_dir
+
+
+# --------------------------------------------------------------------------- async API
+
+_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Path, asyncio.Lock]] = (
+    weakref.WeakKeyDictionary()
+)
+_ready: dict[tuple[Path, str, SearchPlaces], PythonRuntime] = {}
+
+
+def _lock_for(runtime_dir: Path) -> asyncio.Lock:
+    per_loop = _locks.setdefault(asyncio.get_running_loop(), {})
+    lock = per_loop.get(runtime_dir)
+    if lock is None:
+        lock = per_loop[runtime_dir] = asyncio.Lock()
+    return lock
+
+
+async def ensure_python_runtime(
+    config: ServerConfig, runtime_id: str, *, places: SearchPlaces | None = None
+) -> PythonRuntime:
+    """The ready runtime for a ``python3.X`` function; installs it on first use.
+
+    Raises ``ValueError`` for a non-Python runtime id and :class:`RuntimeInstallError` when
+    the client cannot be installed (PyPI unreachable).  Cheap after the first call.
+    """
+    places = places if places is not None else SearchPlaces.default()
+    runtimes_dir = config.runtimes_dir.absolute()
+    key = (runtimes_dir, runtime_id, places)
+    ready = _ready.get(key)
+    if ready is not None:
+        return ready
+    selection = await asyncio.to_thread(select_python, runtime_id, places)
+    install = selection.install
+    runtime_dir = runtime_dir_for(runtimes_dir, install)
+    async with _lock_for(runtime_dir):
+        await asyncio.to_thread(install_python_runtime, runtimes_dir, install)
+    ready = PythonRuntime(runtime_id, install, runtime_dir, selection.note)
+    _ready[key] = ready
+    return ready
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m lambdalet.runtimes.python",
+        description="Install or list lambdalet's managed Python runtimes.",
+    )
+    action = parser.add_mutually_exclusive_group(required=True)
+    action.add_argument("--install", action="store_true", help="install the runtime (idempotent)")
+    action.add_argument("--list", action="store_true", help="list the host's Python installs")
+    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
+    parser.add_argument(
+        "--runtime",
+        action="append",
+        default=[],
+        help="runtime id such as python3.12 (default: the host's Python)",
+    )
+    args = parser.parse_args(argv)
+    places = SearchPlaces.default()
+    if args.list:
+        for found in list_pythons(places):
+            print(f"python{found.minor_str}\t{found.version}\t{found.executable}")
+        return 0
+    runtimes_dir = ServerConfig(data_dir=args.data_dir).runtimes_dir
+    try:
+        selections = [
+            select_python(rid, places)
+            for rid in (args.runtime or [f"python{host_python(places).minor_str}"])
+        ]
+        for sel in selections:
+            if sel.note:
+                print(sel.note)
+            already = is_installed(runtimes_dir, sel.install)
+            runtime_dir = install_python_runtime(runtimes_dir, sel.install)
+            verb = "ready" if already else "installed"
+            print(
+                f"lambdalet: python{sel.install.minor_str} runtime {verb} at {runtime_dir} "
+                f"(awslambdaric {awslambdaric_version(sel.install.minor)}, "
+                f"Python {sel.install.version} at {sel.install.prefix})"
+            )
+    except (RuntimeInstallError, ValueError) as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
