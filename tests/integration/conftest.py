@@ -1,0 +1,3 @@
+from tests.integration.harness import lam, server
+
+__all__ = ["lam", "server"]

@@ -1,0 +1,223 @@
+"""Fixtures that start the real lambdalet server and drive it with real clients.
+
+A test that needs the real sandbox fails (not skips) when ``CI`` is set and the
+sandbox cannot run here; elsewhere it skips and says why.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import zipfile
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.config import Config
+
+ROOT = Path(__file__).resolve().parents[2]
+HOST_PY = f"python{sys.version_info.major}.{sys.version_info.minor}"
+
+
+def sandbox_missing() -> str | None:
+    """Why the runc sandbox cannot run here, or None."""
+    if sys.platform != "linux":
+        return "not Linux"
+    if os.geteuid() != 0:
+        return "not root"
+    if shutil.which("runc") is None:
+        return "runc is not installed (apt-get install runc)"
+    return None
+
+
+def require_sandbox() -> None:
+    why = sandbox_missing()
+    if why is None:
+        return
+    if os.environ.get("CI"):
+        pytest.fail(f"the real sandbox is required in CI but cannot run: {why}")
+    pytest.skip(f"real sandbox unavailable: {why}")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def make_zip(files: Mapping[str, str | bytes], executable: tuple[str, ...] = ()) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, content in files.items():
+            info = zipfile.ZipInfo(name, date_time=(2024, 1, 1, 0, 0, 0))
+            mode = 0o755 if name in executable else 0o644
+            info.external_attr = (0o100000 | mode) << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            data = content.encode() if isinstance(content, str) else content
+            zf.writestr(info, data)
+    return buf.getvalue()
+
+
+@dataclass
+class Server:
+    data_dir: Path
+    port: int
+    extra_args: tuple[str, ...] = ()
+    proc: subprocess.Popen[bytes] | None = None
+    log_path: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.log_path = self.data_dir.parent / f"server-{self.port}.log"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        env = dict(os.environ)
+        env.setdefault("AWS_EC2_METADATA_DISABLED", "true")
+        logf = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [
+                sys.executable, "-m", "lambdalet.cli", "serve",
+                "--port", str(self.port), "--data-dir", str(self.data_dir),
+                "--log-level", "DEBUG", *self.extra_args,
+            ],
+            stdout=logf,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited early:\n{self.log_path.read_text()[-4000:]}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/2015-03-31/functions/", timeout=2) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError(f"server not ready:\n{self.log_path.read_text()[-4000:]}")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def client(self, read_timeout: int = 120) -> Any:
+        return boto3.client(
+            "lambda",
+            endpoint_url=self.url,
+            region_name="us-east-1",
+            aws_access_key_id="test",
+            aws_secret_access_key="test",
+            config=Config(read_timeout=read_timeout, retries={"max_attempts": 1}),
+        )
+
+    def log_tail(self) -> str:
+        return self.log_path.read_text(errors="replace")[-6000:]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    require_sandbox()
+    base = tmp_path_factory.mktemp("lambdalet")
+    srv = Server(base / "data", free_port())
+    srv.start()
+    try:
+        yield srv
+    finally:
+        if srv.proc is not None and srv.proc.poll() is None:
+            srv.stop()
+
+
+@pytest.fixture(scope="module")
+def lam(server: Server) -> Any:
+    return server.client()
+
+
+_counter = [0]
+
+
+def unique(prefix: str) -> str:
+    _counter[0] += 1
+    return f"{prefix}-{os.getpid()}-{_counter[0]}"
+
+
+def create(
+    lam: Any,
+    code: Mapping[str, str | bytes] | bytes,
+    *,
+    handler: str = "app.handler",
+    runtime: str = HOST_PY,
+    name: str | None = None,
+    executable: tuple[str, ...] = (),
+    **kwargs: Any,
+) -> str:
+    name = name or unique("fn")
+    zip_bytes = code if isinstance(code, bytes) else make_zip(code, executable)
+    lam.create_function(
+        FunctionName=name,
+        Runtime=runtime,
+        Role="arn:aws:iam::123456789012:role/lambda-role",
+        Handler=handler,
+        Code={"ZipFile": zip_bytes},
+        **kwargs,
+    )
+    lam.get_waiter("function_active_v2").wait(
+        FunctionName=name, WaiterConfig={"Delay": 0.1, "MaxAttempts": 100}
+    )
+    return name
+
+
+@dataclass
+class Result:
+    status: int
+    payload: bytes
+    function_error: str | None
+    request_id: str
+    log: str
+    executed_version: str | None
+
+    def json(self) -> Any:
+        return json.loads(self.payload)
+
+
+def invoke(lam: Any, name: str, event: Any = None, *, tail: bool = True, **kwargs: Any) -> Result:
+    import base64
+
+    resp = lam.invoke(
+        FunctionName=name,
+        Payload=json.dumps({} if event is None else event).encode(),
+        LogType="Tail" if tail else "None",
+        **kwargs,
+    )
+    log = base64.b64decode(resp.get("LogResult", "")).decode(errors="replace")
+    return Result(
+        status=resp["StatusCode"],
+        payload=resp["Payload"].read(),
+        function_error=resp.get("FunctionError"),
+        request_id=resp["ResponseMetadata"]["RequestId"],
+        log=log,
+        executed_version=resp.get("ExecutedVersion"),
+    )

