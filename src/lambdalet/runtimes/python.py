@@ -527,7 +527,11 @@ def _lock_for(runtime_dir: Path) -> asyncio.Lock:
 
 
 async def ensure_python_runtime(
-    config: ServerConfig, runtime_id: str, *, places: SearchPlaces | None = None
+    config: ServerConfig,
+    runtime_id: str,
+    *,
+    places: SearchPlaces | None = None,
+    pip_python: str | None = None,
 ) -> PythonRuntime:
     """The ready runtime for a ``python3.X`` function; installs it on first use.
 
@@ -544,7 +548,9 @@ async def ensure_python_runtime(
     install = selection.install
     runtime_dir = runtime_dir_for(runtimes_dir, install)
     async with _lock_for(runtime_dir):
-        await asyncio.to_thread(install_python_runtime, runtimes_dir, install)
+        await asyncio.to_thread(
+            install_python_runtime, runtimes_dir, install, pip_python=pip_python
+        )
     ready = PythonRuntime(runtime_id, install, runtime_dir, selection.note)
     _ready[key] = ready
     return ready
