@@ -29,6 +29,7 @@ from lambdalet.errors import (
     RequestTooLargeException,
     ValidationException,
 )
+from lambdalet.runtimes.envvars import RESERVED_ENV_KEYS
 from lambdalet.store.records import (
     MAX_ZIPPED_BYTES,
     FunctionPatch,
@@ -68,32 +69,6 @@ SYSTEM_LOG_LEVELS = ("DEBUG", "INFO", "WARN")
 INVOCATION_TYPES = ("Event", "RequestResponse", "DryRun")
 LOG_TYPES = ("None", "Tail")
 
-#: Variables the platform sets; users may not (contract §6.1).
-RESERVED_ENV_KEYS: frozenset[str] = frozenset(
-    {
-        "_HANDLER",
-        "_X_AMZN_TRACE_ID",
-        "AWS_REGION",
-        "AWS_DEFAULT_REGION",
-        "AWS_EXECUTION_ENV",
-        "AWS_LAMBDA_FUNCTION_NAME",
-        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
-        "AWS_LAMBDA_FUNCTION_VERSION",
-        "AWS_LAMBDA_INITIALIZATION_TYPE",
-        "AWS_LAMBDA_LOG_GROUP_NAME",
-        "AWS_LAMBDA_LOG_STREAM_NAME",
-        "AWS_ACCESS_KEY",
-        "AWS_ACCESS_KEY_ID",
-        "AWS_SECRET_ACCESS_KEY",
-        "AWS_SESSION_TOKEN",
-        "AWS_LAMBDA_RUNTIME_API",
-        "LAMBDA_TASK_ROOT",
-        "LAMBDA_RUNTIME_DIR",
-        "AWS_LAMBDA_MAX_CONCURRENCY",
-        "AWS_LAMBDA_METADATA_API",
-        "AWS_LAMBDA_METADATA_TOKEN",
-    }
-)
 ENV_KEY_PATTERN = "[a-zA-Z]([a-zA-Z0-9_])+"
 _ENV_KEY_RE = re.compile(ENV_KEY_PATTERN)
 MAX_ENV_BYTES = 4096
@@ -422,9 +397,9 @@ def create_function(body: Mapping[str, Any], scope: Scope) -> tuple[FunctionSpec
         runtime=runtime(rt),
         handler=handler(hd),
         role=role_arn,
-        memory_mb=_range(_int(body, "MemorySize") or 128, "memorySize", 128, 10240),
-        timeout_s=_range(_int(body, "Timeout") or 3, "timeout", 1, 900),
-        ephemeral_mb=_ephemeral(body) or 512,
+        memory_mb=_range(_default(_int(body, "MemorySize"), 128), "memorySize", 128, 10240),
+        timeout_s=_range(_default(_int(body, "Timeout"), 3), "timeout", 1, 900),
+        ephemeral_mb=_default(_ephemeral(body), 512),
         environment=environment(_obj(body, "Environment") or {}),
         layers=layers(_str_list(body, "Layers") or [], scope),
         description=_max_len(_str(body, "Description", "description") or "", "description", 256),
@@ -434,6 +409,10 @@ def create_function(body: Mapping[str, Any], scope: Scope) -> tuple[FunctionSpec
         tags=tags(_obj(body, "Tags") or {}),
     )
     return spec, _code_source(code, "Code.", "CreateFunction")
+
+
+def _default(value: int | None, default: int) -> int:
+    return default if value is None else value
 
 
 def _ephemeral(body: Mapping[str, Any]) -> int | None:
