@@ -1,0 +1,82 @@
+"""The launcher: which runtime a function runs on, and how its process starts.
+
+Joins the runtimes package (what is installed where, the environment variables)
+to the environment's :class:`~lambdalet.env.launch.Launcher` seam.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+
+from lambdalet.config import ServerConfig
+from lambdalet.env.launch import LaunchPlan, RuntimeMounts
+from lambdalet.model import FunctionRecord
+from lambdalet.runtimes import envvars
+from lambdalet.runtimes.provided import InvalidEntrypoint, find_bootstrap, is_provided_runtime
+from lambdalet.runtimes.python import PythonRuntime, ensure_python_runtime
+from lambdalet.sandbox.base import SandboxView
+
+
+def _version_arn(region: str, label: str) -> str:
+    digest = hashlib.sha256(f"lambdalet:{label}".encode()).hexdigest()
+    return f"arn:aws:lambda:{region}::runtime:{digest}"
+
+
+class RuntimeLauncher:
+    def __init__(self, config: ServerConfig) -> None:
+        self._config = config
+        self._python: dict[str, PythonRuntime] = {}
+
+    async def mounts(self, function: FunctionRecord) -> RuntimeMounts:
+        region = self._config.region
+        if is_provided_runtime(function.runtime):
+            label = f"provided:{function.runtime.removeprefix('provided.') or 'al'}.lambdalet"
+            return RuntimeMounts(None, None, label, _version_arn(region, label))
+        rt = self._python.get(function.runtime)
+        if rt is None:
+            rt = await ensure_python_runtime(self._config, function.runtime)
+            self._python[function.runtime] = rt
+        label = f"python:{rt.python_version}.lambdalet"
+        return RuntimeMounts(
+            rt.runtime_dir,
+            rt.lang_dir,
+            label,
+            _version_arn(region, label),
+            notes=(rt.note,) if rt.note else (),
+        )
+
+    def plan(
+        self, function: FunctionRecord, view: SandboxView, log_stream: str, init_type: str
+    ) -> LaunchPlan:
+        if is_provided_runtime(function.runtime):
+            env = envvars.runtime_environment(
+                function, view, log_stream=log_stream, init_type=init_type
+            )
+            try:
+                boot = find_bootstrap(
+                    function.code_dir, [layer.code_dir for layer in function.layers], view
+                )
+            except InvalidEntrypoint:
+                # the message without its "RequestId: <id> Error: " head, which the invoke adds
+                detail = InvalidEntrypoint.message("").split(" Error: ", 1)[-1]
+                return LaunchPlan((), env, view.task_root, ("Runtime.InvalidEntrypoint", detail))
+            return LaunchPlan(boot.argv(), env, view.task_root)
+        rt = self._python[function.runtime]
+        env = envvars.runtime_environment(
+            function,
+            view,
+            log_stream=log_stream,
+            init_type=init_type,
+            python_version=rt.python_version,
+            extra_path=rt.extra_path(view),
+        )
+        return LaunchPlan(rt.argv(view), env, view.task_root)
+
+    def extension_env(
+        self, function: FunctionRecord, view: SandboxView, init_type: str
+    ) -> Mapping[str, str]:
+        runtime_env = envvars.runtime_environment(
+            function, view, log_stream="", init_type=init_type
+        )
+        return envvars.extension_environment(runtime_env)
