@@ -215,10 +215,6 @@ def zip_file(value: object, field: str, operation: str) -> bytes:
     """Decode a base64 ``ZipFile``; over 50 MB is refused like AWS's direct-upload limit."""
     if not isinstance(value, str):
         raise _bad_type(field, "a base64 string")
-    if len(value) > MAX_ZIP_REQUEST:
-        raise RequestEntityTooLargeException(
-            f"Request must be smaller than {MAX_ZIP_REQUEST} bytes for the {operation} operation"
-        )
     try:
         data = base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError) as e:
