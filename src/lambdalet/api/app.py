@@ -10,7 +10,7 @@ from aiohttp import web
 
 from lambdalet.api import render
 from lambdalet.api.arns import Scope
-from lambdalet.api.handlers import CODE_ROUTE, Handlers
+from lambdalet.api.handlers import CODE_ROUTE, REQUEST_ID_KEY, Handlers
 from lambdalet.api.tasks import BackgroundTasks
 from lambdalet.api.validation import MAX_ZIP_REQUEST
 from lambdalet.config import ServerConfig
@@ -73,7 +73,7 @@ def routes(h: Handlers) -> list[web.RouteDef]:
 async def aws_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Give every response a request id and every failure AWS's error shape."""
     request_id = str(uuid.uuid4())
-    request["request_id"] = request_id
+    request[REQUEST_ID_KEY] = request_id
     try:
         response = await handler(request)
     except LambdaApiError as e:

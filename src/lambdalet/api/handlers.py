@@ -20,6 +20,8 @@ from lambdalet.store import Store
 from lambdalet.store.records import PENDING
 
 CODE_ROUTE = "/lambdalet/code/{sha256}.zip"
+#: The id of this request (uuid4): x-amzn-RequestId, and an invocation's request id.
+REQUEST_ID_KEY = web.RequestKey("lambdalet_request_id", str)
 
 
 class Handlers:
@@ -142,7 +144,7 @@ class Handlers:
         invocation = InvokeInput(
             function=record,
             invoked_arn=f"{record.arn}:{qualifier}" if qualifier else record.arn,
-            request_id=request["request_id"],
+            request_id=request[REQUEST_ID_KEY],
             payload=payload,
             client_context=params.client_context,
             log_tail=params.log_tail,
