@@ -1,0 +1,176 @@
+"""lambdalet sandbox agent: PID 1 inside a runc sandbox.  Standalone, stdlib only.
+
+Run as ``python -I -S agent.py``.  It imports nothing beyond builtin C modules
+so that it stays small (it lives as long as the sandbox, one per sandbox).
+
+Protocol, over a SOCK_SEQPACKET unix socket on fd 0 (one message per packet):
+
+host -> agent, ``marshal`` tuples (the host is trusted; the agent is not, so
+the other direction is plain ASCII integers):
+
+* ``("spawn", seq, argv, env, cwd)`` with one fd attached (SCM_RIGHTS): the
+  write end of a pipe that becomes the child's stdout and stderr.  The child
+  gets its own process group, stdin /dev/null and default signal dispositions.
+* ``("signal", pid, sig)``: ``killpg(pid, sig)``, no error if gone.
+* ``("killall", seq)``: SIGKILL every other process in the pid namespace and
+  reap them all.
+
+agent -> host, ASCII words separated by spaces:
+
+* ``R`` ready;  ``S seq pid`` spawned;  ``E seq errno`` could not execute;
+* ``X pid code sig`` a spawned process ended (-1 for "not applicable");
+* ``K seq`` killall done.
+
+Orphans (daemonised grandchildren) are reparented to PID 1 and reaped here
+silently.  EOF on the socket means the host is gone: the agent exits, which
+makes the kernel kill everything else in the pid namespace.
+"""
+
+import marshal
+import os
+import signal
+import socket
+import sys
+
+CTL = 0
+MAX_MSG = 1 << 20
+
+
+def main() -> None:
+    ctl = socket.socket(fileno=CTL)
+    ctl.setblocking(True)
+    wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+    signal.set_wakeup_fd(wake_w)
+    signal.signal(signal.SIGCHLD, lambda s, f: None)
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN)
+    devnull = os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
+    tracked: set[int] = set()
+
+    def send(words: str) -> None:
+        try:
+            ctl.send(words.encode())
+        except OSError:
+            os._exit(0)
+
+    def reap() -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            if pid in tracked:
+                tracked.discard(pid)
+                if os.WIFSIGNALED(status):
+                    send(f"X {pid} -1 {os.WTERMSIG(status)}")
+                else:
+                    send(f"X {pid} {os.waitstatus_to_exitcode(status)} -1")
+
+    def spawn(seq: int, argv: list[str], env: dict[str, str], cwd: str, out: int) -> None:
+        err_r, err_w = os.pipe2(os.O_CLOEXEC)
+        pid = os.fork()
+        if pid == 0:  # child
+            try:
+                os.close(err_r)
+                os.setpgid(0, 0)
+                signal.set_wakeup_fd(-1)
+                for s in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGCHLD, signal.SIGTERM):
+                    signal.signal(s, signal.SIG_DFL)
+                for s in (signal.SIGINT, signal.SIGHUP):
+                    signal.signal(s, signal.SIG_DFL)
+                os.chdir(cwd)
+                os.dup2(devnull, 0)
+                os.dup2(out, 1)
+                os.dup2(out, 2)
+                os.execve(argv[0], argv, env)
+            except OSError as e:
+                os.write(err_w, str(e.errno or 0).encode())
+            except BaseException:
+                os.write(err_w, b"0")
+            os._exit(127)
+        os.close(err_w)
+        os.close(out)
+        data = b""
+        while True:
+            try:
+                chunk = os.read(err_r, 16)
+            except InterruptedError:
+                continue
+            if not chunk:
+                break
+            data += chunk
+        os.close(err_r)
+        if data:
+            os.waitpid(pid, 0)
+            send(f"E {seq} {int(data)}")
+        else:
+            tracked.add(pid)
+            send(f"S {seq} {pid}")
+
+    def killall(seq: int) -> None:
+        while True:
+            try:  # noqa: SIM105 - contextlib is not worth importing here
+                os.kill(-1, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            try:
+                pid, status = os.waitpid(-1, 0)
+            except ChildProcessError:
+                break
+            if pid in tracked:
+                tracked.discard(pid)
+                if os.WIFSIGNALED(status):
+                    send(f"X {pid} -1 {os.WTERMSIG(status)}")
+                else:
+                    send(f"X {pid} {os.waitstatus_to_exitcode(status)} -1")
+        send(f"K {seq}")
+
+    send("R")
+    import select  # builtin C module, cheap
+
+    while True:
+        try:
+            ready, _, _ = select.select([ctl.fileno(), wake_r], [], [])
+        except InterruptedError:
+            continue
+        if wake_r in ready:
+            try:
+                while os.read(wake_r, 64):
+                    pass
+            except BlockingIOError:
+                pass
+            reap()
+        if ctl.fileno() not in ready:
+            continue
+        try:
+            data, fds, _flags, _addr = socket.recv_fds(ctl, MAX_MSG, 4)
+        except InterruptedError:
+            continue
+        if not data:
+            sys.exit(0)
+        msg = marshal.loads(data)
+        op = msg[0]
+        if op == "spawn":
+            if not fds:
+                send(f"E {msg[1]} 9")
+                continue
+            for extra in fds[1:]:
+                os.close(extra)
+            spawn(msg[1], msg[2], msg[3], msg[4], fds[0])
+        else:
+            for fd in fds:
+                os.close(fd)
+            if op == "signal":
+                try:  # noqa: SIM105
+                    os.killpg(msg[1], msg[2])
+                except (ProcessLookupError, PermissionError):
+                    pass
+            elif op == "killall":
+                killall(msg[1])
+        reap()
+
+
+if __name__ == "__main__":
+    main()

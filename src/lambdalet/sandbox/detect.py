@@ -1,0 +1,167 @@
+"""Which sandbox backend works on this host, and why (``lambdalet doctor``).
+
+Fact gathering (:func:`gather_facts`) touches the OS; the decision
+(:func:`decide`) is a pure function of those facts, unit-tested with
+injected facts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+from dataclasses import dataclass, field
+
+from lambdalet.config import ServerConfig
+
+from . import cgroups
+from .base import BackendInfo, SandboxBackend, SandboxError
+
+BACKENDS = ("auto", "runc", "process")
+
+
+@dataclass(frozen=True)
+class Facts:
+    is_root: bool
+    runc: str | None  # path of the runc binary
+    cgroup_version: str | None  # "v1" | "v2" | None when unusable
+    cgroup_problem: str | None
+    netns_problem: str | None  # None when a network namespace can be made and entered
+    slirp4netns: str | None  # path, for host access from inside
+    mkfs_ext4: str | None
+
+
+@dataclass(frozen=True)
+class Decision:
+    backend: str  # "runc" | "process"
+    cgroup: str
+    network: str
+    host_network: bool
+    reasons: tuple[str, ...]
+    warnings: tuple[str, ...] = field(default_factory=tuple)
+    #: why runc cannot work here (empty when it can)
+    runc_blockers: tuple[str, ...] = field(default_factory=tuple)
+
+
+def gather_facts() -> Facts:
+    is_root = os.geteuid() == 0
+    version: str | None = None
+    problem: str | None = None
+    try:
+        cgsys = cgroups.detect()
+        cgsys.check()
+        version = cgsys.version
+    except cgroups.CgroupError as e:
+        problem = str(e)
+    netns_problem: str | None = "not root" if not is_root else None
+    if is_root:
+        try:
+            from . import netns
+
+            netns_problem = netns.works()
+        except Exception as e:  # pyroute2 missing or broken
+            netns_problem = f"network namespaces unusable: {e}"
+    return Facts(
+        is_root=is_root,
+        runc=shutil.which("runc"),
+        cgroup_version=version,
+        cgroup_problem=problem,
+        netns_problem=netns_problem,
+        slirp4netns=shutil.which("slirp4netns"),
+        mkfs_ext4=shutil.which("mkfs.ext4"),
+    )
+
+
+def decide(facts: Facts, requested: str = "auto") -> Decision:
+    """Pick the backend for ``requested`` ("auto" | "runc" | "process")."""
+    if requested not in BACKENDS:
+        raise SandboxError(f"unknown sandbox backend {requested!r}; use one of {BACKENDS}")
+    blockers: list[str] = []
+    if not facts.is_root:
+        blockers.append("not root (runc sandboxes need root)")
+    if facts.runc is None:
+        blockers.append("runc not found: apt-get install runc")
+    if facts.cgroup_version is None:
+        blockers.append(f"cgroups unusable: {facts.cgroup_problem}")
+    if facts.is_root and facts.netns_problem is not None:
+        blockers.append(facts.netns_problem)
+    if requested == "runc" and blockers:
+        raise SandboxError("the runc backend cannot work here: " + "; ".join(blockers))
+    if requested == "process" or blockers:
+        reasons = ["forced by configuration"] if requested == "process" else blockers
+        return Decision(
+            backend="process",
+            cgroup="none",
+            network="host",
+            host_network=True,
+            reasons=tuple(reasons),
+            runc_blockers=tuple(blockers),
+        )
+    reasons = [
+        "forced by configuration" if requested == "runc" else "root, runc, cgroups and netns work",
+        f"runc at {facts.runc}",
+        f"cgroup {facts.cgroup_version}",
+    ]
+    warnings: list[str] = []
+    host_network = facts.slirp4netns is not None
+    if host_network:
+        reasons.append("host access through slirp4netns (host.lambdalet.internal)")
+    else:
+        warnings.append(
+            "slirp4netns not found (apt-get install slirp4netns): sandboxes have no "
+            "network access beyond their own namespace"
+        )
+    if facts.mkfs_ext4 is None:
+        warnings.append("mkfs.ext4 not found: /tmp is a tmpfs that counts against memory")
+    return Decision(
+        backend="runc",
+        cgroup=facts.cgroup_version or "none",
+        network="namespace",
+        host_network=host_network,
+        reasons=tuple(reasons),
+        warnings=tuple(warnings),
+    )
+
+
+def describe(config: ServerConfig) -> BackendInfo:
+    """What ``lambdalet doctor`` prints; never raises for a forced runc, says why instead."""
+    facts = gather_facts()
+    try:
+        d = decide(facts, config.backend)
+    except SandboxError as e:
+        return BackendInfo(
+            backend="none",
+            isolation="none",
+            cgroup=facts.cgroup_version or "none",
+            network="none",
+            reasons=(str(e),),
+        )
+    if d.backend == "process":
+        from .process import ProcessBackend
+
+        return ProcessBackend(config, d.reasons).info()
+    return BackendInfo(
+        backend="runc",
+        isolation="full",
+        cgroup=d.cgroup,
+        network=d.network,
+        reasons=d.reasons,
+        warnings=d.warnings,
+    )
+
+
+async def choose_backend(config: ServerConfig) -> SandboxBackend:
+    """Build the backend ``config.backend`` asks for (runc: after sweeping leftovers)."""
+    facts = await asyncio.to_thread(gather_facts)
+    d = decide(facts, config.backend)
+    if d.backend == "process":
+        from .process import ProcessBackend
+
+        return ProcessBackend(config, d.reasons)
+    from .runc import RuncBackend
+
+    backend = RuncBackend(config, host_network=d.host_network, reasons=d.reasons)
+    for w in d.warnings:
+        backend.add_warning(w)
+    await backend.start()
+    return backend

@@ -1,0 +1,875 @@
+"""The ``runc`` backend: one OCI container per sandbox, with our agent as PID 1.
+
+Layout per sandbox under ``config.envs_dir/<env_id>/``::
+
+    bundle/config.json   the OCI config (built by :func:`oci_config`, pure)
+    tmp.img, tmp/        sparse ext4 image of ephemeral_mb, loop-mounted, = /tmp
+    agent.log            stdout/stderr of runc and of the agent
+    agent.pid            host pid of the agent (runc --pid-file)
+    slirp4netns.*        host-access helper's pid and messages
+
+Shared under ``config.data_dir``: ``runc/`` (our own ``runc --root``),
+``rootfs/<hash>/`` (read-only base, see rootfs.py), ``rapid/<hash>/agent.py``
+and ``tmp-templates/<mb>.img``.
+
+The host talks to the agent over a SOCK_SEQPACKET socketpair that is the
+agent's stdin (runc passes stdio through to a detached container).  Each
+spawned process writes stdout+stderr into a pipe the host created and passed
+over that socket, so output reaches the event loop without being copied by
+the agent.  Cgroups are created by runc from ``cgroupsPath`` and operated on
+by file writes (cgroups.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import marshal
+import os
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lambdalet.config import ServerConfig
+
+from . import cgroups, netns, rootfs
+from .base import (
+    BackendInfo,
+    ExitSink,
+    LogSink,
+    ProcessExit,
+    ProcessRole,
+    Sandbox,
+    SandboxError,
+    SandboxSpec,
+    SandboxView,
+    SpawnError,
+)
+from .process import LogPipe
+
+MARKER = ".lambdalet-runc"
+AGENT_READY_TIMEOUT_S = 10.0
+KILL_TIMEOUT_S = 5.0
+#: RLIMIT_NPROC counts every process of the uid on the whole host, and all
+#: sandboxes share uid 993, so Lambda's 1024 would cap the *host* at 1024
+#: sandbox processes.  The per-sandbox pids cgroup limit is the real bound;
+#: RLIMIT_NPROC is left at our own hard limit (raising it needs CAP_SYS_RESOURCE).
+def nproc_limit() -> int:
+    hard = resource.getrlimit(resource.RLIMIT_NPROC)[1]
+    return 4194304 if hard == resource.RLIM_INFINITY else hard
+
+DEV_SHM_MB = 64
+_DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
+
+
+@dataclass(frozen=True)
+class Mount:
+    destination: str
+    source: str
+    type: str = "bind"
+    options: tuple[str, ...] = ("rbind", "ro", "nosuid", "nodev")
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "destination": self.destination,
+            "type": self.type,
+            "source": self.source,
+            "options": list(self.options),
+        }
+
+
+@dataclass(frozen=True)
+class BundlePlan:
+    """Everything :func:`oci_config` needs, all host paths absolute."""
+
+    spec: SandboxSpec
+    rootfs: Path
+    netns_path: Path
+    cgroup_version: str
+    agent_python: str  # path inside the sandbox of the agent's interpreter
+    agent_python_prefix: Path  # host prefix mounted at rootfs.AGENT_PYTHON_PREFIX
+    agent_dir: Path  # host directory holding agent.py
+    tmp_source: Path | None  # host dir mounted at /tmp, or None for a tmpfs
+    nproc: int = 4194304  # RLIMIT_NPROC, see nproc_limit()
+    extra_warnings: list[str] = field(default_factory=list)
+
+
+def opt_mount(layer_dirs: Sequence[Path]) -> Mount | None:
+    """/opt: nothing (the base's empty dir), one bind, or a lowerdir-only overlay."""
+    if not layer_dirs:
+        return None
+    if len(layer_dirs) == 1:
+        return Mount("/opt", str(layer_dirs[0]))
+    # overlayfs: the first lowerdir is the top one, so the last layer goes first
+    lower = ":".join(str(p) for p in reversed(layer_dirs))
+    return Mount("/opt", "overlay", "overlay", (f"lowerdir={lower}", "ro", "nosuid", "nodev"))
+
+
+def oci_config(plan: BundlePlan) -> dict[str, Any]:
+    """The OCI runtime config.json of one sandbox (pure)."""
+    spec = plan.spec
+    mounts = [
+        Mount("/proc", "proc", "proc", ("nosuid", "noexec", "nodev")),
+        Mount("/dev", "tmpfs", "tmpfs", ("nosuid", "strictatime", "mode=755", "size=65536k")),
+        Mount(
+            "/dev/pts",
+            "devpts",
+            "devpts",
+            ("nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"),
+        ),
+        Mount(
+            "/dev/shm",
+            "shm",
+            "tmpfs",
+            ("nosuid", "noexec", "nodev", "mode=1777", f"size={DEV_SHM_MB}m"),
+        ),
+        Mount("/dev/mqueue", "mqueue", "mqueue", ("nosuid", "noexec", "nodev")),
+        Mount("/sys", "sysfs", "sysfs", ("nosuid", "noexec", "nodev", "ro")),
+        Mount("/usr", "/usr"),
+        Mount(rootfs.AGENT_PYTHON_PREFIX, str(plan.agent_python_prefix)),
+        Mount(rootfs.AGENT_DIR, str(plan.agent_dir)),
+        Mount("/var/task", str(spec.code_dir)),
+    ]
+    opt = opt_mount(spec.layer_dirs)
+    if opt is not None:
+        mounts.append(opt)
+    if spec.runtime_dir is not None:
+        mounts.append(Mount("/var/runtime", str(spec.runtime_dir)))
+    if spec.lang_dir is not None:
+        mounts.append(Mount("/var/lang", str(spec.lang_dir)))
+    if plan.tmp_source is not None:
+        mounts.append(
+            Mount("/tmp", str(plan.tmp_source), options=("rbind", "rw", "nosuid", "nodev"))
+        )
+    else:
+        mounts.append(
+            Mount(
+                "/tmp",
+                "tmpfs",
+                "tmpfs",
+                ("nosuid", "nodev", "mode=1777", f"size={spec.ephemeral_mb}m"),
+            )
+        )
+    memory: dict[str, int] = {"limit": spec.memory_mb * 1024 * 1024}
+    if plan.cgroup_version == "v2":
+        memory["swap"] = memory["limit"]  # runc: swap = memory+swap, so no swap
+    no_caps: list[str] = []
+    return {
+        "ociVersion": "1.0.2",
+        "process": {
+            "terminal": False,
+            "user": {"uid": rootfs.SANDBOX_UID, "gid": rootfs.SANDBOX_GID},
+            "args": [plan.agent_python, "-I", "-S", "-B", rootfs.AGENT_SCRIPT],
+            "env": [
+                f"PATH={_DEFAULT_PATH}",
+                f"LD_LIBRARY_PATH={rootfs.AGENT_PYTHON_PREFIX}/lib",
+                "LANG=C.UTF-8",
+            ],
+            "cwd": "/",
+            "capabilities": {
+                k: no_caps for k in ("bounding", "effective", "inheritable", "permitted", "ambient")
+            },
+            "rlimits": [
+                {"type": "RLIMIT_NOFILE", "hard": spec.nofile_limit, "soft": spec.nofile_limit},
+                {"type": "RLIMIT_NPROC", "hard": plan.nproc, "soft": plan.nproc},
+            ],
+            "noNewPrivileges": True,
+            "oomScoreAdj": 500,
+        },
+        "root": {"path": str(plan.rootfs), "readonly": True},
+        "hostname": spec.hostname,
+        "mounts": [m.to_json() for m in mounts],
+        "linux": {
+            "namespaces": [
+                {"type": "pid"},
+                {"type": "mount"},
+                {"type": "ipc"},
+                {"type": "uts"},
+                {"type": "network", "path": str(plan.netns_path)},
+            ],
+            "cgroupsPath": f"/{cgroups.PARENT}/{spec.env_id}",
+            "resources": {
+                "devices": [{"allow": False, "access": "rwm"}],
+                "memory": memory,
+                "pids": {"limit": spec.pids_limit},
+                # CPU weight proportional to memory, as Lambda (1769 MB = 1 vCPU)
+                "cpu": {"shares": max(2, spec.memory_mb * 1024 // 1769)},
+            },
+            "maskedPaths": [
+                "/proc/acpi",
+                "/proc/asound",
+                "/proc/kcore",
+                "/proc/keys",
+                "/proc/latency_stats",
+                "/proc/timer_list",
+                "/proc/timer_stats",
+                "/proc/sched_debug",
+                "/proc/scsi",
+                "/sys/firmware",
+            ],
+            "readonlyPaths": [
+                "/proc/bus",
+                "/proc/fs",
+                "/proc/irq",
+                "/proc/sys",
+                "/proc/sysrq-trigger",
+            ],
+        },
+    }
+
+
+def agent_interpreter() -> tuple[Path, str]:
+    """(host prefix to mount, interpreter path inside) for running the agent."""
+    exe = Path(os.path.realpath(sys.executable))
+    prefix = Path(os.path.realpath(sys.base_prefix))
+    try:
+        rel = exe.relative_to(prefix)
+    except ValueError:
+        raise SandboxError(f"python {exe} is not under its prefix {prefix}") from None
+    return prefix, f"{rootfs.AGENT_PYTHON_PREFIX}/{rel}"
+
+
+# ---------------------------------------------------------------------------
+# /tmp images
+
+
+async def _run(*argv: str, limit_s: float = 30.0) -> str:
+    proc = await asyncio.create_subprocess_exec(
+        *argv,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    try:
+        out, _ = await asyncio.wait_for(proc.communicate(), limit_s)
+    except TimeoutError:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        await proc.wait()
+        raise SandboxError(f"{argv[0]} timed out after {limit_s}s") from None
+    text = out.decode(errors="replace").strip()
+    if proc.returncode != 0:
+        raise SandboxError(f"{' '.join(argv[:3])}… failed ({proc.returncode}): {text}")
+    return text
+
+
+def _sparse_file(path: Path, size: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as f:
+        f.truncate(size)
+
+
+class TmpImages:
+    """Per-size templates of an empty ext4 /tmp, copied sparsely per sandbox."""
+
+    def __init__(self, templates_dir: Path) -> None:
+        self.dir = templates_dir
+        self._locks: dict[int, asyncio.Lock] = {}
+
+    async def template(self, size_mb: int) -> Path:
+        path = self.dir / f"ext4-{size_mb}m.img"
+        lock = self._locks.setdefault(size_mb, asyncio.Lock())
+        async with lock:
+            if path.exists():
+                return path
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")
+            await asyncio.to_thread(_sparse_file, tmp, size_mb * 1024 * 1024)
+            await _run(
+                "mkfs.ext4",
+                "-q",
+                "-F",
+                "-m",
+                "0",
+                "-O",
+                "^has_journal",
+                "-E",
+                f"root_owner={rootfs.SANDBOX_UID}:{rootfs.SANDBOX_GID},"
+                "lazy_itable_init=1,nodiscard",
+                str(tmp),
+            )
+            mnt = self.dir / f"mnt-{os.getpid()}"
+            mnt.mkdir(exist_ok=True)
+            await _run("mount", "-o", "loop", str(tmp), str(mnt))
+            try:
+                with contextlib.suppress(OSError):
+                    (mnt / "lost+found").rmdir()
+                mnt.chmod(0o1777)
+            finally:
+                await _run("umount", str(mnt))
+                mnt.rmdir()
+            tmp.rename(path)
+            return path
+
+    async def make(self, size_mb: int, image: Path, mountpoint: Path) -> None:
+        template = await self.template(size_mb)
+        await _run("cp", "--sparse=always", str(template), str(image))
+        os.mkdir(mountpoint)
+        await _run("mount", "-o", "loop,nosuid,nodev,noatime", str(image), str(mountpoint))
+
+
+# ---------------------------------------------------------------------------
+# the sandbox
+
+
+def _set_done(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
+
+
+@dataclass
+class _Child:
+    pid: int
+    role: ProcessRole
+    name: str
+    logs: LogPipe
+
+
+class RuncSandbox:
+    """One runc container; the host side of its agent connection."""
+
+    def __init__(
+        self,
+        backend: RuncBackend,
+        spec: SandboxSpec,
+        env_dir: Path,
+        on_log: LogSink,
+        on_exit: ExitSink,
+    ) -> None:
+        self.backend = backend
+        self.spec = spec
+        self.env_dir = env_dir
+        self._on_log = on_log
+        self._on_exit = on_exit
+        self.net = netns.NetNamespace(spec.env_id)
+        self.cgroup: cgroups.Cgroup | None = None
+        self._ctl: socket.socket | None = None
+        self._agent_pid: int | None = None
+        self._seq = 0
+        self._pending: dict[int, asyncio.Future[tuple[str, int]]] = {}
+        self._ready: asyncio.Future[None] | None = None
+        self._children: dict[int, _Child] = {}
+        self._frozen = False
+        self._destroyed = False
+        self._agent_dead = False
+        self._tmp_mounted = False
+        self._view = SandboxView(
+            task_root="/var/task",
+            opt_dir="/opt",
+            runtime_dir="/var/runtime",
+            lang_dir="/var/lang",
+            tmp_dir="/tmp",
+            runtime_api=f"{rootfs.SANDBOX_ADDR}:{rootfs.RUNTIME_API_PORT}",
+        )
+
+    def __repr__(self) -> str:
+        state = "destroyed" if self._destroyed else "frozen" if self._frozen else "running"
+        return f"RuncSandbox({self.spec.env_id!r}, {state}, children={sorted(self._children)})"
+
+    # -- building ---------------------------------------------------------
+
+    async def _start(self) -> None:
+        b = self.backend
+        spec = self.spec
+        self.env_dir.mkdir(parents=True)
+        (self.env_dir / MARKER).touch()
+        bundle = self.env_dir / "bundle"
+        bundle.mkdir()
+
+        async def network() -> None:
+            await asyncio.to_thread(self.net.create)
+            if b.host_network:
+                await self.net.start_host_access(self.env_dir)
+
+        async def tmp() -> Path | None:
+            if b.loop_tmp:
+                await b.tmp_images.make(
+                    spec.ephemeral_mb, self.env_dir / "tmp.img", self.env_dir / "tmp"
+                )
+                self._tmp_mounted = True
+                return self.env_dir / "tmp"
+            return None
+
+        _, tmp_source = await asyncio.gather(network(), tmp())
+        plan = BundlePlan(
+            spec=spec,
+            rootfs=b.base_rootfs,
+            netns_path=self.net.path,
+            cgroup_version=b.cgsys.version,
+            agent_python=b.agent_python,
+            agent_python_prefix=b.agent_prefix,
+            agent_dir=b.agent_dir,
+            tmp_source=tmp_source,
+            nproc=nproc_limit(),
+        )
+        (bundle / "config.json").write_text(json.dumps(oci_config(plan), indent=1))
+
+        host, agent = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self._ctl = host
+        log_path = self.env_dir / "agent.log"
+        pid_file = self.env_dir / "agent.pid"
+        loop = asyncio.get_running_loop()
+        self._ready = loop.create_future()
+        host.setblocking(False)
+        loop.add_reader(host.fileno(), self._on_ctl)
+        log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
+        try:
+            try:
+                proc = await asyncio.create_subprocess_exec(
+                    *b.runc_cmd("run", "--detach", "--pid-file", str(pid_file)),
+                    "--bundle",
+                    str(bundle),
+                    spec.env_id,
+                    stdin=agent.fileno(),
+                    stdout=log,
+                    stderr=log,
+                )
+                rc = await asyncio.wait_for(proc.wait(), AGENT_READY_TIMEOUT_S)
+            finally:
+                agent.close()
+        finally:
+            os.close(log)
+        if rc != 0:
+            raise SandboxError(f"runc run failed ({rc}): {self._log_tail()}")
+        self._agent_pid = int(pid_file.read_text().strip())
+        self.cgroup = b.cgsys.group(f"{cgroups.PARENT}/{spec.env_id}")
+        try:
+            await asyncio.wait_for(self._ready, AGENT_READY_TIMEOUT_S)
+        except TimeoutError:
+            raise SandboxError(f"sandbox agent did not start: {self._log_tail()}") from None
+
+    def _log_tail(self) -> str:
+        try:
+            return (self.env_dir / "agent.log").read_text(errors="replace")[-2000:].strip()
+        except OSError:
+            return "(no log)"
+
+    # -- agent connection -------------------------------------------------
+
+    def _on_ctl(self) -> None:
+        assert self._ctl is not None
+        while True:
+            try:
+                data = self._ctl.recv(256)
+            except BlockingIOError:
+                return
+            except OSError:
+                data = b""
+            if not data:
+                self._agent_gone()
+                return
+            self._handle(data)
+
+    def _handle(self, data: bytes) -> None:
+        try:
+            words = data.decode("ascii").split()
+            kind, nums = words[0], [int(w) for w in words[1:]]
+        except (UnicodeDecodeError, ValueError, IndexError):
+            return  # the agent is not trusted; ignore garbage
+        if kind == "R" and self._ready is not None and not self._ready.done():
+            self._ready.set_result(None)
+        elif kind in ("S", "E", "K") and nums:
+            fut = self._pending.pop(nums[0], None)
+            if fut is not None and not fut.done():
+                fut.set_result((kind, nums[1] if len(nums) > 1 else 0))
+        elif kind == "X" and len(nums) == 3:
+            pid, code, sig = nums
+            self._child_exited(pid, None if code < 0 else code, None if sig < 0 else sig)
+
+    def _child_exited(self, pid: int, code: int | None, sig: int | None) -> None:
+        child = self._children.pop(pid, None)
+        if child is None:
+            return
+        if self.cgroup is not None:
+            self.cgroup.sample()
+        child.logs.drain()
+        self._on_exit(ProcessExit(pid, child.role, child.name, code, sig))
+
+    def _agent_gone(self) -> None:
+        if self._agent_dead:
+            return
+        self._agent_dead = True
+        if self._ctl is not None:
+            asyncio.get_running_loop().remove_reader(self._ctl.fileno())
+        # PID 1 of the namespace died: the kernel killed everything inside.
+        for pid in list(self._children):
+            self._child_exited(pid, None, signal.SIGKILL)
+        err = SandboxError(f"sandbox agent exited: {self._log_tail()}")
+        for fut in self._pending.values():
+            if not fut.done():
+                fut.set_exception(err)
+        self._pending.clear()
+        if self._ready is not None and not self._ready.done():
+            self._ready.set_exception(err)
+
+    async def _send(self, msg: tuple[Any, ...], fds: Sequence[int] = ()) -> None:
+        if self._destroyed or self._agent_dead or self._ctl is None:
+            raise SandboxError(f"sandbox {self.spec.env_id} is not running")
+        data = marshal.dumps(msg)
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                socket.send_fds(self._ctl, [data], list(fds))
+                return
+            except BlockingIOError:
+                writable: asyncio.Future[None] = loop.create_future()
+                loop.add_writer(self._ctl.fileno(), _set_done, writable)
+                try:
+                    await writable
+                finally:
+                    loop.remove_writer(self._ctl.fileno())
+            except OSError as e:
+                raise SandboxError(f"sandbox agent unreachable: {e}") from e
+
+    async def _request(self, msg: tuple[Any, ...], fds: Sequence[int] = ()) -> tuple[str, int]:
+        fut: asyncio.Future[tuple[str, int]] = asyncio.get_running_loop().create_future()
+        self._pending[msg[1]] = fut
+        try:
+            await self._send(msg, fds)
+        except BaseException:
+            self._pending.pop(msg[1], None)
+            raise
+        return await fut
+
+    def _next_seq(self) -> int:
+        self._seq += 1
+        return self._seq
+
+    # -- the Sandbox contract --------------------------------------------
+
+    @property
+    def view(self) -> SandboxView:
+        return self._view
+
+    @property
+    def runtime_api_socket(self) -> socket.socket:
+        sock = self.net.runtime_api_socket
+        if sock is None:
+            raise SandboxError("sandbox has no Runtime API socket")
+        return sock
+
+    def socket_inside(self, family: int = socket.AF_INET) -> socket.socket:
+        return self.net.socket_inside(family)
+
+    async def spawn(
+        self,
+        role: ProcessRole,
+        name: str,
+        argv: Sequence[str],
+        env: Mapping[str, str],
+        cwd: str,
+    ) -> int:
+        if not argv:
+            raise SpawnError("empty argv")
+        r, w = os.pipe2(os.O_CLOEXEC)
+        seq = self._next_seq()
+        try:
+            kind, value = await self._request(
+                (
+                    "spawn",
+                    seq,
+                    [str(a) for a in argv],
+                    {str(k): str(v) for k, v in env.items()},
+                    cwd,
+                ),
+                [w],
+            )
+        except BaseException:
+            os.close(r)
+            raise
+        finally:
+            os.close(w)
+        if kind == "E":
+            os.close(r)
+            reason = os.strerror(value) if value else "cannot execute"
+            raise SpawnError(f"{argv[0]}: {reason}")
+        pid = value
+
+        def on_line(line: bytes) -> None:
+            self._on_log(role, name, line)
+
+        self._children[pid] = _Child(pid, role, name, LogPipe(r, on_line))
+        return pid
+
+    async def signal(self, pid: int, sig: int) -> None:
+        with contextlib.suppress(SandboxError):
+            await self._send(("signal", pid, sig))
+
+    async def kill_all(self) -> None:
+        if self._destroyed or self._agent_dead:
+            return
+        self.thaw()
+        seq = self._next_seq()
+        try:
+            await asyncio.wait_for(self._request(("killall", seq)), KILL_TIMEOUT_S)
+        except (TimeoutError, SandboxError):
+            # the agent is stuck or gone: kill through the cgroup, spare the agent
+            if self.cgroup is not None:
+                keep = [self._agent_pid] if self._agent_pid else []
+                await asyncio.to_thread(self.cgroup.kill_all, keep)
+            for pid in list(self._children):
+                self._child_exited(pid, None, signal.SIGKILL)
+
+    def freeze(self) -> None:
+        if self.cgroup is None or self._destroyed:
+            return
+        self.cgroup.sample()
+        self.cgroup.freeze(wait_s=0.1)
+        self._frozen = True
+
+    def thaw(self) -> None:
+        if self.cgroup is None or self._destroyed or not self._frozen:
+            return
+        self.cgroup.thaw()
+        self._frozen = False
+
+    def memory_peak_bytes(self) -> int:
+        return self.cgroup.memory_peak() if self.cgroup is not None else 0
+
+    def oom_kills(self) -> int:
+        return self.cgroup.oom_kills() if self.cgroup is not None else 0
+
+    async def destroy(self) -> None:
+        if self._destroyed:
+            return
+        self._destroyed = True
+        self.backend._forget(self)
+        errors: list[str] = []
+        loop = asyncio.get_running_loop()
+        if self.cgroup is not None:
+            with contextlib.suppress(OSError, cgroups.CgroupError):
+                await asyncio.to_thread(self.cgroup.kill_all)
+        if self._ctl is not None:
+            with contextlib.suppress(ValueError, OSError):
+                loop.remove_reader(self._ctl.fileno())
+            self._ctl.close()
+        for pid in list(self._children):
+            self._child_exited(pid, None, signal.SIGKILL)
+        for fut in self._pending.values():
+            if not fut.done():
+                fut.set_exception(SandboxError("sandbox destroyed"))
+        self._pending.clear()
+        if self._ready is not None and not self._ready.done():
+            self._ready.cancel()
+        try:
+            await self.backend.delete_container(self.spec.env_id)
+        except SandboxError as e:
+            errors.append(str(e))
+        self._reap_agent()
+        await self.net.remove()
+        if self._tmp_mounted or await asyncio.to_thread(os.path.ismount, self.env_dir / "tmp"):
+            try:
+                await _run("umount", str(self.env_dir / "tmp"))
+            except SandboxError as e:
+                errors.append(str(e))
+                with contextlib.suppress(SandboxError):
+                    await _run("umount", "-l", str(self.env_dir / "tmp"))
+        if self.cgroup is not None:
+            try:
+                await asyncio.to_thread(self.cgroup.remove)
+            except cgroups.CgroupError as e:
+                errors.append(str(e))
+        await asyncio.to_thread(shutil.rmtree, self.env_dir, True)
+        if errors:
+            raise SandboxError(f"destroy {self.spec.env_id}: " + "; ".join(errors))
+
+    def _reap_agent(self) -> None:
+        """If we are the agent's parent (a subreaper), collect its exit status."""
+        if self._agent_pid is not None:
+            with contextlib.suppress(ChildProcessError, OSError):
+                os.waitpid(self._agent_pid, os.WNOHANG)
+
+
+# ---------------------------------------------------------------------------
+# the backend
+
+
+class RuncBackend:
+    """Makes runc sandboxes.  Requires root, runc, usable cgroups and netns."""
+
+    def __init__(
+        self,
+        config: ServerConfig,
+        *,
+        cgsys: cgroups.CgroupSystem | None = None,
+        host_network: bool = True,
+        reasons: Sequence[str] = (),
+        runc: str = "runc",
+    ) -> None:
+        self.config = config
+        self.data_dir = config.data_dir.resolve()
+        self.envs_dir = config.envs_dir.resolve()
+        self.state_dir = self.data_dir / "runc"
+        self.cgsys = cgsys if cgsys is not None else cgroups.detect()
+        self.host_network = host_network
+        self.runc = runc
+        self._reasons = tuple(reasons)
+        self._warnings: list[str] = []
+        self.loop_tmp = True
+        self.tmp_images = TmpImages(self.data_dir / "tmp-templates")
+        self.agent_prefix, self.agent_python = agent_interpreter()
+        self._base_rootfs: Path | None = None
+        self._agent_dir: Path | None = None
+        self._started = False
+        self._start_lock = asyncio.Lock()
+        self._sandboxes: dict[str, RuncSandbox] = {}
+
+    def runc_cmd(self, *args: str) -> list[str]:
+        return [self.runc, "--root", str(self.state_dir), *args]
+
+    @property
+    def base_rootfs(self) -> Path:
+        assert self._base_rootfs is not None
+        return self._base_rootfs
+
+    @property
+    def agent_dir(self) -> Path:
+        assert self._agent_dir is not None
+        return self._agent_dir
+
+    def info(self) -> BackendInfo:
+        warnings = list(self._warnings)
+        if not self.host_network:
+            warnings.append("sandboxes have no network access (host network access disabled)")
+        return BackendInfo(
+            backend="runc",
+            isolation="full",
+            cgroup=self.cgsys.version,
+            network="namespace",
+            reasons=self._reasons,
+            warnings=tuple(warnings),
+        )
+
+    def add_warning(self, warning: str) -> None:
+        self._warnings.append(warning)
+
+    async def start(self) -> None:
+        """Sweep leftovers of a crashed run, build the shared rootfs (once)."""
+        await self._ensure_started()
+
+    async def _ensure_started(self) -> None:
+        async with self._start_lock:
+            if self._started:
+                return
+            await asyncio.to_thread(self.sweep)
+            net = rootfs.NetworkNames(
+                host_addr=netns.SLIRP_HOST if self.host_network else None,
+                dns=netns.SLIRP_DNS if self.host_network else None,
+            )
+            self._base_rootfs = await asyncio.to_thread(
+                rootfs.ensure_base_rootfs, self.data_dir / "rootfs", net
+            )
+            self._agent_dir = await asyncio.to_thread(self._install_agent)
+            try:
+                await self.tmp_images.template(512)
+            except (SandboxError, OSError) as e:
+                self.loop_tmp = False
+                self._warnings.append(
+                    f"/tmp is a tmpfs (counts against memory), loop-mounted ext4 failed: {e}"
+                )
+            self._started = True
+
+    def _install_agent(self) -> Path:
+        text = (Path(__file__).parent / "agent.py").read_bytes()
+        d = self.data_dir / "rapid" / hashlib.sha256(text).hexdigest()[:16]
+        if not (d / "agent.py").exists():
+            d.mkdir(parents=True, exist_ok=True)
+            tmp = d / f".agent.{os.getpid()}"
+            tmp.write_bytes(text)
+            tmp.chmod(0o644)
+            tmp.rename(d / "agent.py")
+            d.chmod(0o755)
+        return d
+
+    async def create(self, spec: SandboxSpec, on_log: LogSink, on_exit: ExitSink) -> Sandbox:
+        await self._ensure_started()
+        if spec.env_id in self._sandboxes:
+            raise SandboxError(f"sandbox {spec.env_id} exists")
+        sb = RuncSandbox(self, spec, self.envs_dir / spec.env_id, on_log, on_exit)
+        self._sandboxes[spec.env_id] = sb
+        try:
+            await sb._start()
+        except BaseException as e:
+            with contextlib.suppress(Exception):
+                await sb.destroy()
+            if isinstance(e, (SandboxError, asyncio.CancelledError)):
+                raise
+            raise SandboxError(f"cannot create sandbox {spec.env_id}: {e}") from e
+        return sb
+
+    def _forget(self, sb: RuncSandbox) -> None:
+        if self._sandboxes.get(sb.spec.env_id) is sb:
+            del self._sandboxes[sb.spec.env_id]
+
+    async def delete_container(self, container_id: str) -> None:
+        proc = await asyncio.create_subprocess_exec(
+            *self.runc_cmd("delete", "--force", container_id),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        _, err = await proc.communicate()
+        text = err.decode(errors="replace")
+        if proc.returncode != 0 and "does not exist" not in text:
+            raise SandboxError(f"runc delete {container_id}: {text.strip()}")
+
+    async def close(self) -> None:
+        for sb in list(self._sandboxes.values()):
+            with contextlib.suppress(SandboxError):
+                await sb.destroy()
+
+    def sweep(self) -> list[str]:
+        """Remove what a crashed earlier run left: containers, netns, mounts, cgroups.
+
+        Blocking; runs once before the first sandbox is made.  Returns what it removed.
+        """
+        removed: list[str] = []
+        if self.state_dir.is_dir():
+            out = subprocess.run(
+                self.runc_cmd("list", "-q"), capture_output=True, text=True, check=False
+            )
+            for cid in out.stdout.split():
+                subprocess.run(self.runc_cmd("delete", "--force", cid), capture_output=True)
+                removed.append(f"container {cid}")
+        if self.envs_dir.is_dir():
+            for env_dir in self.envs_dir.iterdir():
+                if not (env_dir / MARKER).exists():
+                    continue
+                pid_file = env_dir / "slirp4netns.pid"
+                with contextlib.suppress(OSError, ValueError):
+                    pid = int(pid_file.read_text())
+                    cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+                    if b"slirp4netns" in cmdline and env_dir.name.encode() in cmdline:
+                        os.kill(pid, signal.SIGKILL)
+                        removed.append(f"slirp4netns {pid}")
+        for name in netns.list_ours():
+            if name.startswith(f"{netns.PREFIX}probe-"):
+                continue
+            netns.remove_netns(name)
+            removed.append(f"netns {name}")
+        prefix = str(self.envs_dir) + "/"
+        with contextlib.suppress(OSError):
+            mounts = [
+                line.split()[1].replace("\\040", " ")
+                for line in Path("/proc/self/mounts").read_text().splitlines()
+            ]
+            for mnt in sorted((m for m in mounts if m.startswith(prefix)), reverse=True):
+                subprocess.run(["umount", "-l", mnt], capture_output=True)
+                removed.append(f"mount {mnt}")
+        for cg in self.cgsys.children(cgroups.PARENT):
+            with contextlib.suppress(cgroups.CgroupError, OSError):
+                cg.remove()
+                removed.append(f"cgroup {cg!r}")
+        if self.envs_dir.is_dir():
+            for env_dir in self.envs_dir.iterdir():
+                if (env_dir / MARKER).exists():
+                    shutil.rmtree(env_dir, ignore_errors=True)
+        return removed
