@@ -59,6 +59,8 @@ from .process import LogPipe
 MARKER = ".lambdalet-runc"
 AGENT_READY_TIMEOUT_S = 10.0
 KILL_TIMEOUT_S = 5.0
+
+
 #: RLIMIT_NPROC counts every process of the uid on the whole host, and all
 #: sandboxes share uid 993, so Lambda's 1024 would cap the *host* at 1024
 #: sandbox processes.  The per-sandbox pids cgroup limit is the real bound;
@@ -66,6 +68,7 @@ KILL_TIMEOUT_S = 5.0
 def nproc_limit() -> int:
     hard = resource.getrlimit(resource.RLIMIT_NPROC)[1]
     return 4194304 if hard == resource.RLIM_INFINITY else hard
+
 
 DEV_SHM_MB = 64
 _DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
@@ -601,7 +604,7 @@ class RuncSandbox:
 
     async def signal(self, pid: int, sig: int) -> None:
         with contextlib.suppress(SandboxError):
-            await self._send(("signal", pid, sig))
+            await self._send(("signal", int(pid), int(sig)))
 
     async def kill_all(self) -> None:
         if self._destroyed or self._agent_dead:

@@ -1,0 +1,59 @@
+"""Backend choice from injected facts."""
+
+from __future__ import annotations
+
+import pytest
+
+from lambdalet.sandbox.base import SandboxError
+from lambdalet.sandbox.detect import Facts, decide
+
+GOOD = Facts(
+    is_root=True,
+    runc="/usr/sbin/runc",
+    cgroup_version="v2",
+    cgroup_problem=None,
+    netns_problem=None,
+    slirp4netns="/usr/bin/slirp4netns",
+    mkfs_ext4="/sbin/mkfs.ext4",
+)
+
+
+def test_auto_picks_runc_when_everything_works() -> None:
+    d = decide(GOOD)
+    assert (d.backend, d.cgroup, d.network, d.host_network) == ("runc", "v2", "namespace", True)
+
+
+def test_not_root_falls_back_to_process_with_reason() -> None:
+    d = decide(Facts(**{**GOOD.__dict__, "is_root": False}))
+    assert d.backend == "process" and d.network == "host" and d.cgroup == "none"
+    assert any("not root" in r for r in d.reasons)
+
+
+def test_missing_runc_says_how_to_install() -> None:
+    d = decide(Facts(**{**GOOD.__dict__, "runc": None}))
+    assert d.backend == "process"
+    assert any("apt-get install runc" in r for r in d.reasons)
+
+
+def test_forcing_runc_where_it_cannot_work_raises() -> None:
+    with pytest.raises(SandboxError, match="cgroups unusable: no memory"):
+        decide(
+            Facts(**{**GOOD.__dict__, "cgroup_version": None, "cgroup_problem": "no memory"}),
+            "runc",
+        )
+
+
+def test_forcing_process() -> None:
+    d = decide(GOOD, "process")
+    assert d.backend == "process" and d.reasons == ("forced by configuration",)
+
+
+def test_no_slirp_means_no_host_network_warning() -> None:
+    d = decide(Facts(**{**GOOD.__dict__, "slirp4netns": None}))
+    assert d.backend == "runc" and not d.host_network
+    assert any("slirp4netns" in w for w in d.warnings)
+
+
+def test_unknown_backend() -> None:
+    with pytest.raises(SandboxError):
+        decide(GOOD, "docker")

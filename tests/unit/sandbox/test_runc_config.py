@@ -1,0 +1,118 @@
+"""The OCI config, /etc contents and output line splitting (pure parts)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lambdalet.sandbox import rootfs
+from lambdalet.sandbox.base import SandboxSpec
+from lambdalet.sandbox.process import LineSplitter, merge_layers
+from lambdalet.sandbox.runc import BundlePlan, oci_config, opt_mount
+
+
+def _spec(**kw: object) -> SandboxSpec:
+    args: dict[str, object] = dict(
+        env_id="e1",
+        memory_mb=256,
+        ephemeral_mb=512,
+        code_dir=Path("/data/code/abc"),
+        layer_dirs=[Path("/l/1"), Path("/l/2")],
+        runtime_dir=Path("/rt"),
+        lang_dir=None,
+    )
+    args.update(kw)
+    return SandboxSpec(**args)  # type: ignore[arg-type]
+
+
+def _plan(spec: SandboxSpec, version: str = "v1", tmp: Path | None = Path("/e/tmp")) -> BundlePlan:
+    return BundlePlan(
+        spec=spec,
+        rootfs=Path("/data/rootfs/x"),
+        netns_path=Path("/run/netns/lambdalet-e1"),
+        cgroup_version=version,
+        agent_python="/var/rapid/python/bin/python3.11",
+        agent_python_prefix=Path("/py"),
+        agent_dir=Path("/data/rapid/h"),
+        tmp_source=tmp,
+        nproc=1000,
+    )
+
+
+def test_config_basics() -> None:
+    cfg = oci_config(_plan(_spec()))
+    assert cfg["root"] == {"path": "/data/rootfs/x", "readonly": True}
+    proc = cfg["process"]
+    assert proc["user"] == {"uid": 993, "gid": 990}
+    assert proc["noNewPrivileges"] is True
+    assert all(v == [] for v in proc["capabilities"].values())
+    assert {"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024} in proc["rlimits"]
+    linux = cfg["linux"]
+    assert linux["cgroupsPath"] == "/lambdalet/e1"
+    assert linux["resources"]["memory"] == {"limit": 256 << 20}
+    assert linux["resources"]["pids"] == {"limit": 1024}
+    assert {"type": "network", "path": "/run/netns/lambdalet-e1"} in linux["namespaces"]
+    mounts = {m["destination"]: m for m in cfg["mounts"]}
+    assert mounts["/var/task"]["source"] == "/data/code/abc"
+    assert "ro" in mounts["/var/task"]["options"]
+    assert mounts["/var/runtime"]["source"] == "/rt"
+    assert "/var/lang" not in mounts
+    assert mounts["/tmp"]["source"] == "/e/tmp" and "rw" in mounts["/tmp"]["options"]
+    assert cfg["hostname"] == "sandbox"
+
+
+def test_v2_disables_swap_and_tmpfs_fallback() -> None:
+    cfg = oci_config(_plan(_spec(), "v2", tmp=None))
+    assert cfg["linux"]["resources"]["memory"] == {"limit": 256 << 20, "swap": 256 << 20}
+    tmp = next(m for m in cfg["mounts"] if m["destination"] == "/tmp")
+    assert tmp["type"] == "tmpfs" and "size=512m" in tmp["options"]
+
+
+def test_opt_mount_later_layers_win() -> None:
+    assert opt_mount([]) is None
+    one = opt_mount([Path("/a")])
+    assert one is not None and one.source == "/a"
+    many = opt_mount([Path("/a"), Path("/b"), Path("/c")])
+    assert many is not None and many.type == "overlay"
+    assert "lowerdir=/c:/b:/a" in many.options
+
+
+def test_etc_files() -> None:
+    files = rootfs.etc_files(rootfs.NetworkNames(host_addr="169.254.1.2", dns="169.254.1.3"))
+    assert "sbx_user1051:x:993:990:" in files["passwd"]
+    assert "169.254.100.1\tsandbox sandbox.localdomain" in files["hosts"]
+    assert "169.254.1.2\thost.lambdalet.internal" in files["hosts"]
+    assert files["resolv.conf"].startswith("nameserver 169.254.1.3")
+    none = rootfs.etc_files(rootfs.NetworkNames(host_addr=None, dns=None))
+    assert "host.lambdalet.internal" not in none["hosts"]
+    assert "nameserver" not in none["resolv.conf"]
+
+
+def test_base_rootfs(tmp_path: Path) -> None:
+    net = rootfs.NetworkNames(host_addr=None, dns=None)
+    root = rootfs.ensure_base_rootfs(tmp_path, net)
+    assert (root / "bin").readlink() == Path("usr/bin")
+    assert (root / "var/task").is_dir() and (root / "etc/passwd").is_file()
+    assert rootfs.ensure_base_rootfs(tmp_path, net) == root
+    assert not (root / "root").exists() and not (root / "home").exists()
+
+
+def test_line_splitter() -> None:
+    s = LineSplitter(max_line=8)
+    assert s.feed(b"ab\ncd") == [b"ab\n"]
+    assert s.feed(b"ef\n") == [b"cdef\n"]
+    assert s.feed(b"0123456789\n") == [b"01234567", b"89\n"]
+    assert s.feed(b"tail") == []
+    assert s.flush() == b"tail"
+    assert s.flush() == b""
+
+
+def test_merge_layers(tmp_path: Path) -> None:
+    a, b, dest = tmp_path / "a", tmp_path / "b", tmp_path / "dest"
+    (a / "sub").mkdir(parents=True)
+    (b / "sub").mkdir(parents=True)
+    (a / "sub/x").write_text("a")
+    (b / "sub/x").write_text("b")
+    (a / "only").write_text("a")
+    merge_layers([a, b], dest)
+    assert (dest / "sub/x").read_text() == "b"
+    assert (dest / "only").read_text() == "a"
