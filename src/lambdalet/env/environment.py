@@ -376,6 +376,7 @@ class Environment:
                         EnvEvent.CRASH,
                     )
                 else:
+                    self.machine.fire(EnvEvent.RESPONSE)
                     reply = self._reply_for(got)
                     answer(*reply)
                     if got.kind == "too_large":

@@ -625,7 +625,8 @@ class RuncSandbox:
         if self.cgroup is None or self._destroyed:
             return
         self.cgroup.sample()
-        self.cgroup.freeze(wait_s=0.1)
+        # no waiting for FROZEN: this runs on the invoke path, and a thaw cancels a freeze
+        self.cgroup.freeze()
         self._frozen = True
 
     def thaw(self) -> None:

@@ -1,0 +1,100 @@
+"""The composition root: builds every part from one config and runs the server.
+
+Nothing else constructs the store, the sandbox backend, the pool or the HTTP
+apps; everything below receives what it needs as constructor arguments.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from lambdalet.api.app import build_api_app
+from lambdalet.clock import SystemClock
+from lambdalet.config import ServerConfig
+from lambdalet.control.invoker import PoolInvoker
+from lambdalet.control.launcher import RuntimeLauncher
+from lambdalet.control.pool import Pool, PoolSettings
+from lambdalet.env.environment import EnvSettings
+from lambdalet.sandbox.base import SandboxBackend
+from lambdalet.sandbox.detect import choose_backend
+from lambdalet.store.sqlite import Store
+
+log = logging.getLogger("lambdalet")
+
+
+@dataclass
+class Platform:
+    """Every long-lived part of a running server."""
+
+    config: ServerConfig
+    store: Store
+    backend: SandboxBackend
+    pool: Pool
+    api: web.Application
+
+    async def close(self) -> None:
+        await self.pool.close()
+        await self.backend.close()
+        self.store.close()
+
+
+async def build_platform(config: ServerConfig) -> Platform:
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    clock = SystemClock()
+    backend = await choose_backend(config)
+    info = backend.info()
+    log.info(
+        "sandbox backend: %s (isolation %s, cgroup %s, network %s)",
+        info.backend,
+        info.isolation,
+        info.cgroup,
+        info.network,
+    )
+    for warning in info.warnings:
+        log.warning("%s", warning)
+    store = Store(config, clock)
+    pool = Pool(
+        backend=backend,
+        launcher=RuntimeLauncher(config),
+        clock=clock,
+        logs_dir=config.logs_dir,
+        settings=PoolSettings(
+            idle_timeout_s=config.idle_timeout_s,
+            account_concurrency=config.account_concurrency,
+            env=EnvSettings(init_timeout_s=config.init_timeout_s, bill_init=config.bill_init),
+        ),
+    )
+    api = build_api_app(config, store, PoolInvoker(pool))
+    return Platform(config, store, backend, pool, api)
+
+
+async def serve(config: ServerConfig, ready: asyncio.Event | None = None) -> None:
+    """Run until SIGTERM or SIGINT, then shut every environment down and exit."""
+    platform = await build_platform(config)
+    runner = web.AppRunner(platform.api, access_log=None, shutdown_timeout=1.0)
+    await runner.setup()
+    site = web.TCPSite(runner, config.host, config.port, reuse_address=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await site.start()
+        log.info("lambdalet listening on http://%s:%d", config.host, config.port)
+        if ready is not None:
+            ready.set()
+        await stop.wait()
+        log.info("shutting down")
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(Exception):
+                loop.remove_signal_handler(sig)
+        await runner.cleanup()
+        await platform.close()
+        log.info("stopped")

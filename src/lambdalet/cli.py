@@ -1,0 +1,139 @@
+"""``lambdalet`` command line: serve, doctor, logs."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+
+from lambdalet import __version__
+from lambdalet.config import DEFAULT_DATA_DIR, DEFAULT_HOST, DEFAULT_PORT, ServerConfig
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="lambdalet", description=__doc__)
+    p.add_argument("--version", action="version", version=f"lambdalet {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("serve", help="run the Lambda API and execution environments")
+    s.add_argument("--host", default=DEFAULT_HOST, help=f"address to bind (default {DEFAULT_HOST})")
+    s.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
+    _data_dir(s)
+    s.add_argument(
+        "--backend",
+        choices=("auto", "runc", "process"),
+        default="auto",
+        help="sandbox backend (default: the strongest that works here)",
+    )
+    s.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=300.0,
+        help="seconds an idle environment is kept before shutdown (default 300)",
+    )
+    s.add_argument("--log-level", default="INFO", help="server log level (default INFO)")
+
+    d = sub.add_parser("doctor", help="show the sandbox backend, cgroup and network mode in use")
+    _data_dir(d)
+    d.add_argument("--backend", choices=("auto", "runc", "process"), default="auto")
+    d.add_argument("--json", action="store_true", help="machine-readable output")
+
+    lg = sub.add_parser("logs", help="print a function's log")
+    lg.add_argument("function", help="function name")
+    _data_dir(lg)
+    lg.add_argument("--follow", "-f", action="store_true", help="keep printing new lines")
+    return p
+
+
+def _data_dir(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--data-dir",
+        type=Path,
+        default=DEFAULT_DATA_DIR,
+        help=f"state directory (default ./{DEFAULT_DATA_DIR})",
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "serve":
+        return _serve(args)
+    if args.command == "doctor":
+        return _doctor(args)
+    if args.command == "logs":
+        return _logs(args)
+    return 2
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from lambdalet.app import serve
+
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    # pyroute2 logs every netlink message at DEBUG
+    for noisy in ("pyroute2", "pyroute2.netlink.core"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    config = ServerConfig(
+        data_dir=args.data_dir.resolve(),
+        host=args.host,
+        port=args.port,
+        backend=args.backend,
+        idle_timeout_s=args.idle_timeout,
+    )
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve(config))
+    return 0
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    from lambdalet.sandbox.detect import describe
+
+    config = ServerConfig(data_dir=args.data_dir.resolve(), backend=args.backend)
+    info = describe(config)
+    if args.json:
+        print(json.dumps(asdict(info), indent=2, default=list))
+        return 0
+    print(f"backend:   {info.backend}")
+    print(f"isolation: {info.isolation}")
+    print(f"cgroup:    {info.cgroup}")
+    print(f"network:   {info.network}")
+    for reason in info.reasons:
+        print(f"  why: {reason}")
+    for warning in info.warnings:
+        print(f"  WARNING: {warning}")
+    return 0
+
+
+def _logs(args: argparse.Namespace) -> int:
+    from lambdalet.env.log_sink import function_log_path
+
+    path = function_log_path(args.data_dir.resolve() / "logs", args.function)
+    if not path.exists() and not args.follow:
+        print(f"no logs for function {args.function!r} in {path.parent}", file=sys.stderr)
+        return 1
+    out = sys.stdout.buffer
+    while not path.exists():
+        time.sleep(0.2)
+    with path.open("rb") as f:
+        while True:
+            chunk = f.read(65536)
+            if chunk:
+                out.write(chunk)
+                out.flush()
+                continue
+            if not args.follow:
+                return 0
+            time.sleep(0.2)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
