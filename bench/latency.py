@@ -50,7 +50,7 @@ def _free_port() -> int:
 
 def _pct(xs: list[float], p: float) -> float:
     xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
+    return xs[min(len(xs) - 1, round(p / 100 * (len(xs) - 1)))]
 
 
 def _summary(xs: list[float]) -> dict[str, float]:
@@ -73,7 +73,7 @@ def floor_rtt(n: int) -> list[float]:
     class H(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             self.rfile.read(int(self.headers.get("Content-Length", 0)))
             self.send_response(200)
             self.send_header("Content-Length", "4")
@@ -111,8 +111,20 @@ def main() -> int:
     port = _free_port()
     data = Path(tempfile.mkdtemp(prefix="lambdalet-bench-"))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "lambdalet.cli", "serve", "--port", str(port),
-         "--data-dir", str(data), "--backend", args.backend, "--log-level", "WARNING"],
+        [
+            sys.executable,
+            "-m",
+            "lambdalet.cli",
+            "serve",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(data),
+            "--backend",
+            args.backend,
+            "--log-level",
+            "WARNING",
+        ],
     )
     try:
         for _ in range(600):
@@ -126,14 +138,19 @@ def main() -> int:
         runtime = f"python{sys.version_info.major}.{sys.version_info.minor}"
 
         def create(name: str) -> None:
-            body = json.dumps({
-                "FunctionName": name, "Runtime": runtime, "Handler": "app.handler",
-                "Role": "arn:aws:iam::123456789012:role/r", "Code": {"ZipFile": code},
-            }).encode()
+            body = json.dumps(
+                {
+                    "FunctionName": name,
+                    "Runtime": runtime,
+                    "Handler": "app.handler",
+                    "Role": "arn:aws:iam::123456789012:role/r",
+                    "Code": {"ZipFile": code},
+                }
+            ).encode()
             status, out = conn.call("POST", "/2015-03-31/functions", body)
             assert status == 201, out
             for _ in range(200):
-                st, cfg = conn.call("GET", f"/2015-03-31/functions/{name}/configuration")
+                _st, cfg = conn.call("GET", f"/2015-03-31/functions/{name}/configuration")
                 if json.loads(cfg).get("State") == "Active":
                     return
                 time.sleep(0.001)

@@ -87,17 +87,32 @@ class Server:
     def start(self) -> None:
         env = dict(os.environ)
         env.setdefault("AWS_EC2_METADATA_DISABLED", "true")
-        logf = self.log_path.open("ab")
-        self.proc = subprocess.Popen(
+        with self.log_path.open("ab") as logf:
+            self.proc = self._popen(env, logf)
+        self._wait_ready()
+
+    def _popen(self, env: dict[str, str], logf: Any) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
             [
-                sys.executable, "-m", "lambdalet.cli", "serve",
-                "--port", str(self.port), "--data-dir", str(self.data_dir),
-                "--log-level", "DEBUG", *self.extra_args,
+                sys.executable,
+                "-m",
+                "lambdalet.cli",
+                "serve",
+                "--port",
+                str(self.port),
+                "--data-dir",
+                str(self.data_dir),
+                "--log-level",
+                "DEBUG",
+                *self.extra_args,
             ],
             stdout=logf,
             stderr=subprocess.STDOUT,
             env=env,
         )
+
+    def _wait_ready(self) -> None:
+        assert self.proc is not None
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -46,8 +46,9 @@ def handler(event, context):
 
 
 def test_sandbox_isolation(lam: Any) -> None:
-    name = create(lam, {"app.py": PROBE, "tool.sh": "#!/bin/sh\necho hi\n"},
-                  executable=("tool.sh",))
+    name = create(
+        lam, {"app.py": PROBE, "tool.sh": "#!/bin/sh\necho hi\n"}, executable=("tool.sh",)
+    )
     r = invoke(lam, name)
     assert r.function_error is None, r.payload
     out = r.json()

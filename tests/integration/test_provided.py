@@ -19,7 +19,8 @@ while true; do
   EVENT_DATA=$(curl -sS -LD "$HEADERS" "http://${AWS_LAMBDA_RUNTIME_API}/2018-06-01/runtime/invocation/next")
   REQUEST_ID=$(grep -Fi Lambda-Runtime-Aws-Request-Id "$HEADERS" | tr -d '[:space:]' | cut -d: -f2)
   RESPONSE=$($(echo "$_HANDLER" | cut -d. -f2) "$EVENT_DATA")
-  curl -sS "http://${AWS_LAMBDA_RUNTIME_API}/2018-06-01/runtime/invocation/$REQUEST_ID/response" -d "$RESPONSE" >/dev/null
+  curl -sS "http://${AWS_LAMBDA_RUNTIME_API}/2018-06-01/runtime/invocation/$REQUEST_ID/response" \
+    -d "$RESPONSE" >/dev/null
 done
 """
 
@@ -56,14 +57,16 @@ def test_bootstrap_from_layer_and_missing_bootstrap(lam: Any) -> None:
     import io
     import zipfile
 
-    missing = create(lam, {"function.sh": FUNCTION}, runtime="provided.al2023",
-                     handler="function.handler")
+    missing = create(
+        lam, {"function.sh": FUNCTION}, runtime="provided.al2023", handler="function.handler"
+    )
     r = invoke(lam, missing)
     assert r.function_error == "Unhandled"
     body = r.json()
     assert body["errorType"] == "Runtime.InvalidEntrypoint"
-    assert "Couldn't find valid bootstrap(s): [/var/task/bootstrap /opt/bootstrap]" in (
-        body["errorMessage"]
+    assert (
+        "Couldn't find valid bootstrap(s): [/var/task/bootstrap /opt/bootstrap]"
+        in (body["errorMessage"])
     )
 
     buf = io.BytesIO()
@@ -72,8 +75,13 @@ def test_bootstrap_from_layer_and_missing_bootstrap(lam: Any) -> None:
         info.external_attr = (0o100755) << 16
         zf.writestr(info, BOOTSTRAP)
     layer = lam.publish_layer_version(LayerName="bash-runtime", Content={"ZipFile": buf.getvalue()})
-    name = create(lam, {"function.sh": FUNCTION}, runtime="provided.al2023",
-                  handler="function.handler", Layers=[layer["LayerVersionArn"]])
+    name = create(
+        lam,
+        {"function.sh": FUNCTION},
+        runtime="provided.al2023",
+        handler="function.handler",
+        Layers=[layer["LayerVersionArn"]],
+    )
     r = invoke(lam, name, "x")
     assert r.payload == b"""Echoing request: '"x"'""", r.payload
 
@@ -95,8 +103,13 @@ while true; do
   echo "second: $SECOND" >&2
 done
 """
-    name = create(lam, {"bootstrap": bootstrap}, executable=("bootstrap",),
-                  runtime="provided.al2023", handler="x.y")
+    name = create(
+        lam,
+        {"bootstrap": bootstrap},
+        executable=("bootstrap",),
+        runtime="provided.al2023",
+        handler="x.y",
+    )
     r = invoke(lam, name)
     assert r.json() == {"wrong": 400, "initerr": 403}
     log_file = server.data_dir / "logs" / f"{name}.log"

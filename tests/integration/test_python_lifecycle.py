@@ -129,7 +129,7 @@ def test_import_error_and_missing_handler(lam: Any) -> None:
     assert "INIT_REPORT" in r.log and "Phase: invoke" in r.log, r.log
     assert "Status: error" in r.log
 
-    no_handler = create(lam, {"app.py": "x = 1\n"}, Handler="app.nothere")
+    no_handler = create(lam, {"app.py": "x = 1\n"}, handler="app.nothere")
     r = invoke(lam, no_handler)
     assert r.json()["errorType"] == "Runtime.HandlerNotFound"
 
@@ -147,7 +147,9 @@ def handler(event, context):
     r = invoke(lam, name, {"code": 3})
     assert r.json() == {
         "errorType": "Runtime.ExitError",
-        "errorMessage": f"RequestId: {r.request_id} Error: Runtime exited with error: exit status 3",
+        "errorMessage": (
+            f"RequestId: {r.request_id} Error: Runtime exited with error: exit status 3"
+        ),
     }
     assert "Status: error\tError Type: Runtime.ExitError" in r.log
     r0 = invoke(lam, name, {"code": 0})
@@ -186,8 +188,13 @@ def handler(event, context):
         "event": event,
     }
 """
-    name = create(lam, {"app.py": code}, MemorySize=256, Timeout=7,
-                  Environment={"Variables": {"MY_VAR": "mine", "TZ": "Europe/Paris"}})
+    name = create(
+        lam,
+        {"app.py": code},
+        MemorySize=256,
+        Timeout=7,
+        Environment={"Variables": {"MY_VAR": "mine", "TZ": "Europe/Paris"}},
+    )
     cc = base64.b64encode(json.dumps({"custom": {"k": "v"}}).encode()).decode()
     r = invoke(lam, name, {"a": [1, 2]}, ClientContext=cc)
     out = r.json()

@@ -23,7 +23,9 @@ from tests.integration.harness import (
 
 pytestmark = pytest.mark.integration
 
-HELLO = "def handler(event, context):\n    print('hello from the handler')\n    return {'ok': True}\n"
+HELLO = (
+    "def handler(event, context):\n    print('hello from the handler')\n    return {'ok': True}\n"
+)
 
 
 @pytest.fixture
@@ -68,8 +70,9 @@ def test_restart_keeps_functions_and_layers_and_sigterm_leaves_nothing(own_serve
 
     own_server.start()
     lam = own_server.client()
-    assert lam.get_function(FunctionName=name)["Configuration"]["Layers"][0]["Arn"] == (
-        layer["LayerVersionArn"]
+    assert (
+        lam.get_function(FunctionName=name)["Configuration"]["Layers"][0]["Arn"]
+        == (layer["LayerVersionArn"])
     )
     assert lam.get_layer_version(LayerName="shared", VersionNumber=1)["Version"] == 1
     r = invoke(lam, name)
@@ -80,24 +83,62 @@ def test_aws_cli_create_and_invoke(own_server: Server, tmp_path: Path) -> None:
     zip_path = tmp_path / "fn.zip"
     zip_path.write_bytes(make_zip({"app.py": HELLO}))
     aws = str(Path(sys.executable).with_name("aws"))
-    env = {**os.environ, "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y",
-           "AWS_DEFAULT_REGION": "us-east-1"}
+    env = {
+        **os.environ,
+        "AWS_ACCESS_KEY_ID": "x",
+        "AWS_SECRET_ACCESS_KEY": "y",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
     common = ["--endpoint-url", own_server.url, "--output", "json"]
     created = subprocess.run(
-        [aws, "lambda", "create-function", "--function-name", "cli-fn",
-         "--runtime", f"python{sys.version_info.major}.{sys.version_info.minor}",
-         "--role", "arn:aws:iam::123456789012:role/r", "--handler", "app.handler",
-         "--zip-file", f"fileb://{zip_path}", *common],
-        capture_output=True, text=True, env=env, check=True,
+        [
+            aws,
+            "lambda",
+            "create-function",
+            "--function-name",
+            "cli-fn",
+            "--runtime",
+            f"python{sys.version_info.major}.{sys.version_info.minor}",
+            "--role",
+            "arn:aws:iam::123456789012:role/r",
+            "--handler",
+            "app.handler",
+            "--zip-file",
+            f"fileb://{zip_path}",
+            *common,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
     )
     assert json.loads(created.stdout)["FunctionName"] == "cli-fn"
-    subprocess.run([aws, "lambda", "wait", "function-active-v2", "--function-name", "cli-fn",
-                    *common], env=env, check=True)
+    subprocess.run(
+        [aws, "lambda", "wait", "function-active-v2", "--function-name", "cli-fn", *common],
+        env=env,
+        check=True,
+    )
     out = tmp_path / "out.json"
     inv = subprocess.run(
-        [aws, "lambda", "invoke", "--function-name", "cli-fn", "--payload", '{"a":1}',
-         "--cli-binary-format", "raw-in-base64-out", "--log-type", "Tail", *common, str(out)],
-        capture_output=True, text=True, env=env, check=True,
+        # AWS CLI v1 (from PyPI) sends --payload as given; v2 needs
+        # --cli-binary-format raw-in-base64-out for the same
+        [
+            aws,
+            "lambda",
+            "invoke",
+            "--function-name",
+            "cli-fn",
+            "--payload",
+            '{"a":1}',
+            "--log-type",
+            "Tail",
+            *common,
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
     )
     meta = json.loads(inv.stdout)
     assert meta["StatusCode"] == 200 and meta["ExecutedVersion"] == "$LATEST"
@@ -107,9 +148,18 @@ def test_aws_cli_create_and_invoke(own_server: Server, tmp_path: Path) -> None:
     assert "hello from the handler" in base64.b64decode(meta["LogResult"]).decode()
 
     logs = subprocess.run(
-        [sys.executable, "-m", "lambdalet.cli", "logs", "cli-fn", "--data-dir",
-         str(own_server.data_dir)],
-        capture_output=True, text=True, check=True,
+        [
+            sys.executable,
+            "-m",
+            "lambdalet.cli",
+            "logs",
+            "cli-fn",
+            "--data-dir",
+            str(own_server.data_dir),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert "hello from the handler" in logs.stdout
     assert "REPORT RequestId: " in logs.stdout and "INIT_START" in logs.stdout
@@ -119,8 +169,16 @@ def test_logs_follow_prints_new_lines(own_server: Server) -> None:
     lam = own_server.client()
     name = create(lam, {"app.py": HELLO})
     follower = subprocess.Popen(
-        [sys.executable, "-m", "lambdalet.cli", "logs", name, "--follow", "--data-dir",
-         str(own_server.data_dir)],
+        [
+            sys.executable,
+            "-m",
+            "lambdalet.cli",
+            "logs",
+            name,
+            "--follow",
+            "--data-dir",
+            str(own_server.data_dir),
+        ],
         stdout=subprocess.PIPE,
     )
     try:
@@ -135,13 +193,17 @@ def test_logs_follow_prints_new_lines(own_server: Server) -> None:
     finally:
         follower.kill()
         follower.wait()
+        if follower.stdout is not None:
+            follower.stdout.close()
 
 
 def test_doctor_reports_backend() -> None:
     require_sandbox()
     out = subprocess.run(
         [sys.executable, "-m", "lambdalet.cli", "doctor", "--json"],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     info = json.loads(out.stdout)
     assert info["backend"] == "runc"
