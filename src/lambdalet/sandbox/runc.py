@@ -103,7 +103,19 @@ class BundlePlan:
     agent_dir: Path  # host directory holding agent.py
     tmp_source: Path | None  # host dir mounted at /tmp, or None for a tmpfs
     nproc: int = 4194304  # RLIMIT_NPROC, see nproc_limit()
+    #: the server instance's tag: keeps two servers on one host out of each other's cgroups
+    instance: str = ""
     extra_warnings: list[str] = field(default_factory=list)
+
+
+def cgroup_relpath(instance: str, env_id: str) -> str:
+    """``lambdalet/<instance>/<env>``: one parent per server instance."""
+    return "/".join(p for p in (cgroups.PARENT, instance, env_id) if p)
+
+
+def instance_tag(data_dir: Path) -> str:
+    """A short name for one server instance, stable for its data directory."""
+    return hashlib.sha256(str(data_dir.resolve()).encode()).hexdigest()[:8]
 
 
 def opt_mount(layer_dirs: Sequence[Path]) -> Mount | None:
@@ -199,7 +211,7 @@ def oci_config(plan: BundlePlan) -> dict[str, Any]:
                 {"type": "uts"},
                 {"type": "network", "path": str(plan.netns_path)},
             ],
-            "cgroupsPath": f"/{cgroups.PARENT}/{spec.env_id}",
+            "cgroupsPath": "/" + cgroup_relpath(plan.instance, spec.env_id),
             "resources": {
                 "devices": [{"allow": False, "access": "rwm"}],
                 "memory": memory,
@@ -352,7 +364,7 @@ class RuncSandbox:
         self.env_dir = env_dir
         self._on_log = on_log
         self._on_exit = on_exit
-        self.net = netns.NetNamespace(spec.env_id)
+        self.net = netns.NetNamespace(f"{backend.tag}-{spec.env_id}")
         self.cgroup: cgroups.Cgroup | None = None
         self._ctl: socket.socket | None = None
         self._agent_pid: int | None = None
@@ -412,6 +424,7 @@ class RuncSandbox:
             agent_dir=b.agent_dir,
             tmp_source=tmp_source,
             nproc=nproc_limit(),
+            instance=b.tag,
         )
         (bundle / "config.json").write_text(json.dumps(oci_config(plan), indent=1))
 
@@ -443,7 +456,7 @@ class RuncSandbox:
         if rc != 0:
             raise SandboxError(f"runc run failed ({rc}): {self._log_tail()}")
         self._agent_pid = int(pid_file.read_text().strip())
-        self.cgroup = b.cgsys.group(f"{cgroups.PARENT}/{spec.env_id}")
+        self.cgroup = b.cgsys.group(cgroup_relpath(b.tag, spec.env_id))
         try:
             await asyncio.wait_for(self._ready, AGENT_READY_TIMEOUT_S)
         except TimeoutError:
@@ -712,6 +725,7 @@ class RuncBackend:
         self.data_dir = config.data_dir.resolve()
         self.envs_dir = config.envs_dir.resolve()
         self.state_dir = self.data_dir / "runc"
+        self.tag = instance_tag(self.data_dir)
         self.cgsys = cgsys if cgsys is not None else cgroups.detect()
         self.host_network = host_network
         self.runc = runc
@@ -855,7 +869,8 @@ class RuncBackend:
                         os.kill(pid, signal.SIGKILL)
                         removed.append(f"slirp4netns {pid}")
         for name in netns.list_ours():
-            if name.startswith(f"{netns.PREFIX}probe-"):
+            # only this instance's: another server on this host keeps its own
+            if not name.startswith(f"{netns.PREFIX}{self.tag}-"):
                 continue
             netns.remove_netns(name)
             removed.append(f"netns {name}")
@@ -868,7 +883,7 @@ class RuncBackend:
             for mnt in sorted((m for m in mounts if m.startswith(prefix)), reverse=True):
                 subprocess.run(["umount", "-l", mnt], capture_output=True)
                 removed.append(f"mount {mnt}")
-        for cg in self.cgsys.children(cgroups.PARENT):
+        for cg in self.cgsys.children(cgroup_relpath(self.tag, "")):
             with contextlib.suppress(cgroups.CgroupError, OSError):
                 cg.remove()
                 removed.append(f"cgroup {cg!r}")
