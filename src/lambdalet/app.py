@@ -17,6 +17,7 @@ from aiohttp import web
 from lambdalet.api.app import build_api_app
 from lambdalet.clock import SystemClock
 from lambdalet.config import ServerConfig
+from lambdalet.control.admin import build_admin_app
 from lambdalet.control.invoker import PoolInvoker
 from lambdalet.control.launcher import RuntimeLauncher
 from lambdalet.control.pool import Pool, PoolSettings
@@ -71,6 +72,7 @@ async def build_platform(config: ServerConfig) -> Platform:
         ),
     )
     api = build_api_app(config, store, PoolInvoker(pool))
+    api.add_subapp("/lambdalet/admin", build_admin_app(pool, backend))
     return Platform(config, store, backend, pool, api)
 
 

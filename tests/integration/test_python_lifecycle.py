@@ -260,3 +260,62 @@ def test_dry_run_and_missing_function(lam: Any, server: Server) -> None:
     assert resp["StatusCode"] == 204
     with pytest.raises(lam.exceptions.ResourceNotFoundException):
         lam.invoke(FunctionName="does-not-exist-at-all")
+
+
+def test_fork_bomb_is_contained(lam: Any) -> None:
+    code = """
+import os, time
+def handler(event, context):
+    if event.get("bomb"):
+        n = 0
+        while True:
+            try:
+                if os.fork() == 0:
+                    os.execv("/bin/sleep", ["sleep", "30"])
+                n += 1
+            except OSError as e:
+                return {"forked": n, "error": e.strerror}
+    return "calm"
+"""
+    # enough memory that the pids limit, not the memory limit, stops it
+    name = create(lam, {"app.py": code}, Timeout=10, MemorySize=2048)
+    r = invoke(lam, name, {"bomb": True})
+    assert r.function_error is None, r.payload
+    out = r.json()
+    assert out["error"] == "Resource temporarily unavailable"
+    assert out["forked"] < 1100
+    # the host and the server are fine, and so is a second function
+    other = create(lam, {"app.py": "def handler(e, c):\n    return 'other'\n"})
+    assert invoke(lam, other).json() == "other"
+
+
+def test_exec_wrapper_is_honoured(lam: Any) -> None:
+    wrapper = '#!/bin/sh\necho "wrapper saw: $*"\nexport WRAPPED=yes\nexec "$@"\n'
+    code = "import os\ndef handler(e, c):\n    return os.environ.get('WRAPPED')\n"
+    name = create(
+        lam,
+        {"app.py": code, "wrap.sh": wrapper},
+        executable=("wrap.sh",),
+        Environment={"Variables": {"AWS_LAMBDA_EXEC_WRAPPER": "/var/task/wrap.sh"}},
+    )
+    r = invoke(lam, name)
+    assert r.json() == "yes", r.payload
+
+
+def test_missing_python_version_runs_on_host_python_and_says_so(lam: Any) -> None:
+    import sys
+
+    code = "import sys\ndef handler(e, c):\n    return list(sys.version_info[:2])\n"
+    name = create(lam, {"app.py": code}, runtime="python3.8")
+    r = invoke(lam, name)
+    import shutil
+
+    has_38 = shutil.which("python3.8") is not None or any(
+        p.name.startswith("3.8.")
+        for p in __import__("pathlib").Path("/root/.pyenv/versions").glob("3.8.*")
+    )
+    if has_38:
+        assert r.json() == [3, 8], r.payload
+    else:
+        assert r.json() == list(sys.version_info[:2]), r.payload
+        assert "python3.8 is not installed on this host" in r.log, r.log

@@ -209,3 +209,34 @@ def test_doctor_reports_backend() -> None:
     assert info["backend"] == "runc"
     assert info["cgroup"] in ("v1", "v2")
     assert info["network"] == "namespace"
+
+
+def _environments(srv: Server) -> list[dict[str, Any]]:
+    import urllib.request
+
+    with urllib.request.urlopen(f"{srv.url}/lambdalet/admin/environments", timeout=5) as r:
+        return list(json.loads(r.read())["Environments"])
+
+
+def test_idle_environments_spin_down(tmp_path: Path) -> None:
+    require_sandbox()
+    srv = Server(tmp_path / "data", free_port(), extra_args=("--idle-timeout", "1"))
+    srv.start()
+    try:
+        lam = srv.client()
+        name = create(lam, {"app.py": HELLO})
+        assert invoke(lam, name).function_error is None
+        envs = _environments(srv)
+        assert [(e["function"], e["state"], e["frozen"]) for e in envs] == [(name, "Idle", True)]
+        deadline = time.monotonic() + 10
+        while _environments(srv):
+            assert time.monotonic() < deadline, _environments(srv)
+            time.sleep(0.1)
+        mounts = [
+            m for m in Path("/proc/mounts").read_text().splitlines() if str(srv.data_dir) in m
+        ]
+        assert mounts == []
+        # a new invoke after spin-down is a cold start again
+        assert "Init Duration" in invoke(lam, name).log
+    finally:
+        srv.stop()

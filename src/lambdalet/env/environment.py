@@ -73,6 +73,18 @@ class _InitResult:
     caller_body: bytes = b""
 
 
+async def _let_output_arrive() -> None:
+    """Let the loop read what the runtime wrote before it called next.
+
+    Its output pipes are read by loop callbacks; the first yield lets the
+    current batch of ready callbacks run, the second runs after a fresh poll,
+    so every byte written before the runtime's last request is in the log
+    before END and REPORT.
+    """
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+
+
 def new_trace_id(now: float) -> str:
     return f"Root=1-{int(now):08x}-{secrets.token_hex(12)};Parent={secrets.token_hex(8)};Sampled=0"
 
@@ -394,6 +406,7 @@ class Environment:
             status, etype, failure = "timeout", "Sandbox.Timedout", EnvEvent.TIMEOUT
 
         assert reply is not None
+        await _let_output_arrive()
         self._finish_report(
             request,
             caller,
