@@ -13,25 +13,35 @@ import logging
 import math
 import os
 import secrets
+import signal
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
 from lambdalet.clock import Clock
+from lambdalet.env import extensions as ext_protocol
 from lambdalet.env import log_lines
 from lambdalet.env import rapi_protocol as rp
+from lambdalet.env import telemetry_protocol as tp
+from lambdalet.env.extensions import Extensions, external_extensions
+from lambdalet.env.extensions_api import add_routes as add_extension_routes
 from lambdalet.env.launch import Launcher, LaunchPlan, RuntimeMounts
 from lambdalet.env.lifecycle import (
     EnvEvent,
     EnvState,
+    ExtensionEvent,
+    ExtensionState,
     RuntimeEvent,
     RuntimeState,
     env_machine,
     runtime_machine,
 )
 from lambdalet.env.log_sink import FunctionLog, LogStream
-from lambdalet.env.runtime_api import InSandboxServer, RapiRefused, build_app
+from lambdalet.env.rapi_protocol import RapiRefused
+from lambdalet.env.runtime_api import InSandboxServer, build_app
+from lambdalet.env.telemetry import TelemetryHub
+from lambdalet.env.telemetry_protocol import iso_time
 from lambdalet.model import FunctionRecord, InvokeInput, InvokeOutput
 from lambdalet.sandbox.base import (
     ProcessExit,
@@ -56,7 +66,7 @@ class EnvSettings:
 
 @dataclass
 class _Answer:
-    kind: Literal["response", "error", "too_large", "crash", "init_error"]
+    kind: Literal["response", "error", "too_large", "crash", "init_error", "ext_error"]
     body: bytes = b""
     content_type: str | None = None
     error_type: str | None = None
@@ -118,6 +128,7 @@ class Environment:
         self._on_settled = on_settled
         self.machine = env_machine()
         self.runtime = runtime_machine()
+        self.extensions = Extensions()
         self.log_stream_name = new_log_stream(function.version, clock.wall())
         self.stream = LogStream(function_log, self.log_stream_name)
         self.created_at = clock.wall()
@@ -128,16 +139,23 @@ class Environment:
         self._server: InSandboxServer | None = None
         self._mounts: RuntimeMounts | None = None
         self._plan: LaunchPlan | None = None
+        self._ext_env: Mapping[str, str] = {}
+        self.telemetry: TelemetryHub | None = None
         self._runtime_pid: int | None = None
+        #: a future per live process, resolved when it exits (for the shutdown sequence)
+        self._exits: dict[int, asyncio.Future[ProcessExit]] = {}
         self._oom_seen = 0
         # the runtime's pending next, the event it holds, and what the platform waits for
         self._next_waiter: asyncio.Future[rp.Event] | None = None
         self._current: rp.Event | None = None
         self._queued: rp.Event | None = None
+        #: gates: resolved with None when open, or with the failure that broke them
+        self._registered_gate: asyncio.Future[_Answer | None] | None = None
         self._init_gate: asyncio.Future[_Answer | None] | None = None
         self._answer: asyncio.Future[_Answer] | None = None
-        self._next_after_answer: asyncio.Future[_Answer | None] | None = None
+        self._done_gate: asyncio.Future[_Answer | None] | None = None
         self._init_error: _Answer | None = None
+        self._runtime_done_at: float | None = None
         #: Init Duration to show on the first invoke's REPORT after a successful Init phase
         self._unreported_init_ms: float | None = None
         self._task: asyncio.Task[None] | None = None
@@ -171,15 +189,23 @@ class Environment:
         )
         try:
             self._sandbox = await self._backend.create(spec, self._on_log, self._on_exit)
-            self._server = InSandboxServer(build_app(self), self._sandbox.runtime_api_socket)
+            app = build_app(self)
+            add_extension_routes(app, self)
+            self._server = InSandboxServer(app, self._sandbox.runtime_api_socket)
             await self._server.start()
         except BaseException:
             self.machine.fire(EnvEvent.SHUTDOWN)
             await self._release()
             raise
-        self._plan = self._launcher.plan(
-            self.function, self._sandbox.view, self.log_stream_name, self._settings.init_type
+        sandbox = self._sandbox
+        view = sandbox.view
+        self.telemetry = TelemetryHub(
+            view.runtime_api.rpartition(":")[0], sandbox.socket_inside, self._clock.wall
         )
+        self._plan = self._launcher.plan(
+            self.function, view, self.log_stream_name, self._settings.init_type
+        )
+        self._ext_env = self._launcher.extension_env(self.function, view, self._settings.init_type)
         deadline = self._clock.monotonic() + self._settings.init_timeout_s
         result = await self._init("init", deadline)
         if result.ok:
@@ -195,7 +221,7 @@ class Environment:
         return await caller
 
     async def shutdown(self, reason: str = "spindown") -> None:
-        """Shutdown phase.  Without extensions the runtime is killed at once (0 ms budget)."""
+        """Shutdown phase: SHUTDOWN to extensions within the budget, then everything killed."""
         if self.state in (EnvState.DEAD, EnvState.SHUTTING_DOWN):
             return
         self.machine.fire(EnvEvent.SHUTDOWN)
@@ -204,10 +230,15 @@ class Environment:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._task
+        if self._sandbox is not None:
+            with contextlib.suppress(Exception):
+                await self._stop_processes(reason)
         await self._release()
 
     async def _release(self) -> None:
         self._fail_waiters()
+        if self.telemetry is not None:
+            await self.telemetry.reset()
         if self._server is not None:
             with contextlib.suppress(Exception):
                 await self._server.close()
@@ -223,8 +254,13 @@ class Environment:
 
     # ------------------------------------------------------------------ init
 
+    def _emit(self, type_: str, record: Mapping[str, object]) -> None:
+        if self.telemetry is not None:
+            self.telemetry.emit(type_, record)
+
     async def _init(self, phase: str, deadline: float, request_id: str = "") -> _InitResult:
         assert self._sandbox is not None and self._plan is not None and self._mounts is not None
+        fn = self.function
         self.machine.fire(EnvEvent.INIT)
         started = self._clock.monotonic()
         self.stream.line(
@@ -232,39 +268,46 @@ class Environment:
         )
         for note in self._mounts.notes:
             self.stream.line(note)
+        init_type = self._settings.init_type
+        self._emit(
+            "platform.initStart",
+            {
+                "initializationType": init_type,
+                "phase": phase,
+                "functionName": fn.name,
+                "functionVersion": fn.version,
+                "instanceId": self.log_stream_name,
+                "instanceMaxMemory": fn.memory_mb,
+                "runtimeVersion": self._mounts.runtime_version,
+                "runtimeVersionArn": self._mounts.runtime_version_arn,
+            },
+        )
         self.runtime = runtime_machine()
+        self.extensions = Extensions()
         self._init_error = None
         loop = asyncio.get_running_loop()
-        gate: asyncio.Future[_Answer | None] = loop.create_future()
-        self._init_gate = gate
+        self._registered_gate = loop.create_future()
+        self._init_gate = loop.create_future()
         failure: _Answer | None = None
         timed_out = False
-        if self._plan.entrypoint_error is not None:
-            etype, detail = self._plan.entrypoint_error
-            failure = _Answer(
-                "crash", error_type=etype, body=rp.function_error(etype, request_id, detail)
-            )
-        else:
-            try:
-                self._runtime_pid = await self._sandbox.spawn(
-                    ProcessRole.RUNTIME, "runtime", self._plan.argv, self._plan.env, self._plan.cwd
-                )
-            except SpawnError as e:
-                failure = _Answer(
-                    "crash",
-                    error_type="Runtime.InvalidEntrypoint",
-                    body=rp.function_error("Runtime.InvalidEntrypoint", request_id, str(e)),
-                )
-        if failure is None:
-            try:
-                async with asyncio.timeout(max(0.0, deadline - self._clock.monotonic())):
-                    failure = await gate
-            except TimeoutError:
-                timed_out = True
-        self._init_gate = None
+        try:
+            async with asyncio.timeout(max(0.0, deadline - self._clock.monotonic())):
+                failure = await self._launch_extensions(request_id)
+                if failure is None and self.extensions.unregistered():
+                    # extension init: the runtime starts only once every extension registered
+                    failure = await self._registered_gate
+                if failure is None:
+                    failure = await self._start_runtime(request_id)
+                if failure is None:
+                    self._check_gates()
+                    failure = await self._init_gate
+        except TimeoutError:
+            timed_out = True
+        self._registered_gate = self._init_gate = None
         duration_ms = (self._clock.monotonic() - started) * 1000.0
         if failure is None and not timed_out:
             self.machine.fire(EnvEvent.INIT_DONE)
+            self._init_done(phase, duration_ms)
             return _InitResult(True, duration_ms)
 
         if timed_out:
@@ -276,8 +319,78 @@ class Environment:
             error_type, body = self._init_failure_details(failure, request_id)
             self.machine.fire(EnvEvent.INIT_FAILED)
         self.stream.line(log_lines.init_report(duration_ms, phase, status, error_type))
-        await self._reset()
+        record: dict[str, object] = {
+            "initializationType": init_type,
+            "phase": phase,
+            "status": status,
+            "errorType": error_type,
+        }
+        self._emit("platform.initRuntimeDone", record)
+        self._emit("platform.initReport", {**record, "metrics": {"durationMs": duration_ms}})
+        await self._reset("timeout" if timed_out else "failure")
         return _InitResult(False, duration_ms, status, error_type, body)
+
+    async def _launch_extensions(self, request_id: str) -> _Answer | None:
+        """Start every file in /opt/extensions, all at once, each in its own process group."""
+        assert self._sandbox is not None
+        view = self._sandbox.view
+        found = external_extensions([layer.code_dir for layer in self.function.layers])
+        for name in found:
+            try:
+                pid = await self._sandbox.spawn(
+                    ProcessRole.EXTENSION,
+                    name,
+                    [f"{view.opt_dir}/extensions/{name}"],
+                    self._ext_env,
+                    "/",
+                )
+            except SpawnError as e:
+                return _Answer(
+                    "crash",
+                    error_type="Extension.LaunchError",
+                    body=rp.function_error(
+                        "Extension.LaunchError", request_id, f"extension {name}: {e}"
+                    ),
+                )
+            self._track(pid)
+            self.extensions.launch(name, pid)
+        return None
+
+    async def _start_runtime(self, request_id: str) -> _Answer | None:
+        assert self._sandbox is not None and self._plan is not None
+        if self._plan.entrypoint_error is not None:
+            etype, detail = self._plan.entrypoint_error
+            return _Answer(
+                "crash", error_type=etype, body=rp.function_error(etype, request_id, detail)
+            )
+        try:
+            pid = await self._sandbox.spawn(
+                ProcessRole.RUNTIME, "runtime", self._plan.argv, self._plan.env, self._plan.cwd
+            )
+        except SpawnError as e:
+            return _Answer(
+                "crash",
+                error_type="Runtime.InvalidEntrypoint",
+                body=rp.function_error("Runtime.InvalidEntrypoint", request_id, str(e)),
+            )
+        self._runtime_pid = pid
+        self._track(pid)
+        return None
+
+    def _init_done(self, phase: str, duration_ms: float) -> None:
+        init_type = self._settings.init_type
+        self.extensions.registration_open = False
+        for ext in self.extensions.registered():
+            self.stream.line(log_lines.extension(ext.name, "Ready", ext.events))
+            self._emit(
+                "platform.extension",
+                {"name": ext.name, "state": "Ready", "events": list(ext.events)},
+            )
+        done = {"initializationType": init_type, "phase": phase, "status": "success"}
+        self._emit("platform.initRuntimeDone", done)
+        self._emit("platform.initReport", {**done, "metrics": {"durationMs": duration_ms}})
+        if self.telemetry is not None:
+            self.telemetry.close_subscriptions()
 
     def _init_failure_details(self, failure: _Answer, request_id: str) -> tuple[str, bytes]:
         """(errorType for logs, body for a caller) of a failed Init."""
@@ -288,6 +401,9 @@ class Environment:
                 etype = posted.error_type
             return etype, rp.caller_error_body(posted.body, posted.content_type, posted.error_type)
         if failure.kind == "crash" and failure.exit is not None:
+            if failure.exit.role is ProcessRole.EXTENSION:
+                detail = f"exit code {failure.exit.describe()}"
+                return "Extension.Crash", rp.function_error("Extension.Crash", request_id, detail)
             etype = self._exit_error_type(failure.exit)
             return etype, rp.exit_error(request_id, failure.exit.describe())
         return failure.error_type or "Runtime.Unknown", failure.body
@@ -322,6 +438,7 @@ class Environment:
         started = self._clock.monotonic()
         deadline = started + fn.timeout_s
         deadline_ms = int((self._clock.wall() + fn.timeout_s) * 1000)
+        trace_id = request.trace_id or new_trace_id(self._clock.wall())
         if request.log_tail:
             self.stream.start_capture()
 
@@ -352,6 +469,7 @@ class Environment:
                     result.error_type,
                     payload,
                     "Unhandled",
+                    trace_id,
                     cap=result.status == "timeout",
                 )
                 return
@@ -359,54 +477,77 @@ class Environment:
         self.machine.fire(EnvEvent.INVOKE)
         self._thaw()
         self.stream.line(log_lines.start(rid, fn.version))
+        tracing = {"type": "X-Amzn-Trace-Id", "value": trace_id}
+        self._emit("platform.start", {"requestId": rid, "version": fn.version, "tracing": tracing})
         event = rp.Event(
             request_id=rid,
             payload=request.payload,
             deadline_ms=deadline_ms,
             invoked_function_arn=request.invoked_arn,
-            trace_id=request.trace_id or new_trace_id(self._clock.wall()),
+            trace_id=trace_id,
             client_context=request.client_context,
         )
         loop = asyncio.get_running_loop()
         self._answer = loop.create_future()
-        self._next_after_answer = None
+        self._done_gate = None
+        self._runtime_done_at = None
+        released = self._clock.monotonic()
+        invoke_event = ext_protocol.invoke_event(rid, deadline_ms, request.invoked_arn, trace_id)
+        for ext in self.extensions.registered():
+            if ext.subscribed("INVOKE") and ext.alive:
+                self.extensions.deliver(ext, invoke_event)
         self._release_event(event)
 
         reply: tuple[bytes, str | None] | None = None
         status: str | None = None
         etype: str | None = None
         failure: EnvEvent | None = None
+        reason = "failure"
+        produced = 0
         try:
             async with asyncio.timeout(max(0.0, deadline - self._clock.monotonic())):
                 got = await self._answer
-                if got.kind == "crash":
-                    assert got.exit is not None
-                    reply = (rp.exit_error(rid, got.exit.describe()), "Unhandled")
-                    status, etype, failure = (
-                        "error",
-                        self._exit_error_type(got.exit),
-                        EnvEvent.CRASH,
-                    )
+                if got.kind in ("crash", "ext_error"):
+                    reply = (self._crash_body(got, rid), "Unhandled")
+                    status, etype, failure = "error", self._crash_type(got), EnvEvent.CRASH
                 else:
                     self.machine.fire(EnvEvent.RESPONSE)
                     reply = self._reply_for(got)
+                    produced = len(got.body)
                     answer(*reply)
                     if got.kind == "too_large":
                         status, etype = "error", "Function.ResponseSizeTooLarge"
-                    # the invoke phase lasts until the runtime asks for the next event
-                    self._next_after_answer = loop.create_future()
-                    after = await self._next_after_answer
+                    # the invoke phase lasts until the runtime and every INVOKE extension
+                    # ask for their next event
+                    self._done_gate = loop.create_future()
+                    self._check_gates()
+                    after = await self._done_gate
                     if after is not None:
-                        # the runtime died after answering: the caller keeps the answer
+                        # a process died after the answer: the caller keeps the answer
                         status = "error"
-                        etype = etype or self._exit_error_type(after.exit)
+                        etype = etype or self._crash_type(after)
                         failure = EnvEvent.CRASH
         except TimeoutError:
             reply = reply or (rp.timed_out(rid, fn.timeout_s), "Unhandled")
             status, etype, failure = "timeout", "Sandbox.Timedout", EnvEvent.TIMEOUT
+            reason = "timeout"
 
         assert reply is not None
         await _let_output_arrive()
+        runtime_done = self._runtime_done_at or self._clock.monotonic()
+        self._emit(
+            "platform.runtimeDone",
+            {
+                "requestId": rid,
+                "status": _telemetry_status(status, etype),
+                **({"errorType": etype} if etype and status else {}),
+                "metrics": {
+                    "durationMs": round((runtime_done - released) * 1000.0, 3),
+                    "producedBytes": produced,
+                },
+                "tracing": tracing,
+            },
+        )
         self._finish_report(
             request,
             caller,
@@ -416,10 +557,17 @@ class Environment:
             etype,
             reply[0],
             reply[1],
+            trace_id,
             cap=status == "timeout",
+            extension_overhead_ms=(
+                max(0.0, (self._clock.monotonic() - runtime_done) * 1000.0)
+                if self._runtime_done_at is not None
+                else None
+            ),
         )
         if failure is not None:
-            await self._after_failure(failure)
+            self.machine.fire(failure)
+            await self._reset(reason)
         else:
             self.machine.fire(EnvEvent.INVOKE_DONE)
             self._freeze()
@@ -432,6 +580,27 @@ class Environment:
             return got.body, "Unhandled"
         return rp.response_too_large(), "Unhandled"
 
+    def _crash_type(self, got: _Answer) -> str:
+        if got.kind == "ext_error":
+            return got.error_type or "Extension.ExitError"
+        if got.exit is not None and got.exit.role is ProcessRole.EXTENSION:
+            return "Extension.Crash"
+        return self._exit_error_type(got.exit)
+
+    def _crash_body(self, got: _Answer, request_id: str) -> bytes:
+        if got.kind == "ext_error":
+            return rp.function_error(
+                "Extension.ExitError", request_id, got.body.decode(errors="replace")
+            )
+        assert got.exit is not None
+        if got.exit.role is ProcessRole.EXTENSION:
+            return rp.function_error(
+                "Extension.Crash",
+                request_id,
+                f"Extension {got.exit.name} exited with error: {got.exit.describe()}",
+            )
+        return rp.exit_error(request_id, got.exit.describe())
+
     def _finish_report(
         self,
         request: InvokeInput,
@@ -442,28 +611,57 @@ class Environment:
         error_type: str | None,
         payload: bytes,
         function_error: str | None,
+        trace_id: str,
         *,
         cap: bool = False,
+        extension_overhead_ms: float | None = None,
     ) -> None:
         fn = self.function
         duration_ms = (self._clock.monotonic() - started) * 1000.0
         if cap:
             duration_ms = min(duration_ms, fn.timeout_s * 1000.0)
         assert self._sandbox is not None
-        used_mb = math.ceil(self._sandbox.memory_peak_bytes() / MIB)
+        used_mb = min(math.ceil(self._sandbox.memory_peak_bytes() / MIB), fn.memory_mb)
+        billed = log_lines.billed_ms(duration_ms, init_ms, self._settings.bill_init)
         self.stream.line(log_lines.end(request.request_id))
+        self._emit("platform.end", {"requestId": request.request_id})
         self.stream.line(
             log_lines.Report(
                 request_id=request.request_id,
                 duration_ms=duration_ms,
-                billed_ms=log_lines.billed_ms(duration_ms, init_ms, self._settings.bill_init),
+                billed_ms=billed,
                 memory_mb=fn.memory_mb,
-                max_memory_used_mb=min(used_mb, fn.memory_mb),
+                max_memory_used_mb=used_mb,
                 init_duration_ms=init_ms,
                 status=status,
                 error_type=error_type,
             ).line()
         )
+        metrics: dict[str, object] = {
+            "durationMs": round(duration_ms, 3),
+            "billedDurationMs": billed,
+            "memorySizeMB": fn.memory_mb,
+            "maxMemoryUsedMB": used_mb,
+        }
+        if init_ms is not None:
+            metrics["initDurationMs"] = round(init_ms, 3)
+        report: dict[str, object] = {
+            "requestId": request.request_id,
+            "status": _telemetry_status(status, error_type),
+            "metrics": metrics,
+            "tracing": {"type": "X-Amzn-Trace-Id", "value": trace_id},
+        }
+        if status is not None and error_type:
+            report["errorType"] = error_type
+        if extension_overhead_ms is not None:
+            report["spans"] = [
+                {
+                    "name": "extensionOverhead",
+                    "start": iso_time(self._clock.wall() - extension_overhead_ms / 1000.0),
+                    "durationMs": round(extension_overhead_ms, 3),
+                }
+            ]
+        self._emit("platform.report", report)
         if caller.done():
             return
         tail = self.stream.stop_capture() if request.log_tail else None
@@ -476,20 +674,62 @@ class Environment:
             )
         )
 
-    async def _after_failure(self, event: EnvEvent) -> None:
-        self.machine.fire(event)
-        await self._reset()
+    # ------------------------------------------------------------------ reset and shutdown
 
-    async def _reset(self) -> None:
-        """Kill every process of the environment; the sandbox and /tmp stay."""
+    async def _reset(self, reason: str) -> None:
+        """Shutdown sequence for a reset: every process goes; the sandbox and /tmp stay."""
+        await self._stop_processes(reason)
+        self.machine.fire(EnvEvent.RESET_DONE)
+
+    async def _stop_processes(self, reason: str) -> None:
+        """The Shutdown phase's sequence (contract §2.9), ending with nothing running.
+
+        No extensions: everything is killed at once.  Internal extensions only:
+        the runtime gets SIGTERM and 500 ms.  External extensions: SIGTERM and
+        300 ms for the runtime, then SHUTDOWN to subscribed extensions, the rest
+        of 2,000 ms for them to exit, then SIGKILL.
+        """
         assert self._sandbox is not None
+        sandbox = self._sandbox
         self._fail_waiters()
         self._thaw()
-        await self._sandbox.kill_all()
+        externals = [e for e in self.extensions.external() if e.alive and e.pid is not None]
+        internal = self.extensions.has_internal()
+        if externals or internal:
+            budget = 2.0 if externals else 0.5
+            runtime_grace = 0.5 if internal else 0.3
+            started = self._clock.monotonic()
+            deadline_ms = int((self._clock.wall() + budget) * 1000)
+            pid = self._runtime_pid
+            if pid is not None and pid in self._exits:
+                await sandbox.signal(pid, signal.SIGTERM)
+                await _wait_for(self._exits[pid], runtime_grace)
+                await sandbox.signal(pid, signal.SIGKILL)
+            if externals:
+                if self.telemetry is not None:
+                    # the last batches (this invoke's report) go out before SHUTDOWN
+                    await self.telemetry.flush(min(0.3, budget / 4))
+                shutdown = ext_protocol.shutdown_event(reason, deadline_ms)
+                waiting = []
+                for ext in externals:
+                    assert ext.pid is not None
+                    if ext.subscribed("SHUTDOWN") and ext.state is not ExtensionState.LAUNCHED:
+                        self.extensions.deliver(ext, shutdown)
+                        if ext.pid in self._exits:
+                            waiting.append(self._exits[ext.pid])
+                    else:
+                        await sandbox.signal(ext.pid, signal.SIGKILL)
+                remaining = budget - (self._clock.monotonic() - started)
+                if waiting and remaining > 0:
+                    await _wait_for(asyncio.gather(*waiting, return_exceptions=True), remaining)
+        self.extensions.cancel_waiters()
+        await sandbox.kill_all()
         self._runtime_pid = None
         self._current = None
         self._queued = None
-        self.machine.fire(EnvEvent.RESET_DONE)
+        self._exits.clear()
+        if self.telemetry is not None:
+            await self.telemetry.reset()
 
     def _exit_error_type(self, exit: ProcessExit | None) -> str:
         if self._sandbox is not None:
@@ -503,6 +743,8 @@ class Environment:
 
     def _freeze(self) -> None:
         if self._sandbox is not None and not self.frozen:
+            if self.telemetry is not None:
+                self.telemetry.pause()
             self._sandbox.freeze()
             self.frozen = True
 
@@ -510,26 +752,73 @@ class Environment:
         if self._sandbox is not None and self.frozen:
             self._sandbox.thaw()
             self.frozen = False
+            if self.telemetry is not None:
+                self.telemetry.resume()
+
+    # ------------------------------------------------------------------ gates
+
+    def _check_gates(self) -> None:
+        """Open the Init gate or the invoke-done gate when every participant called next."""
+        exts = self.extensions
+        runtime_waits = self.runtime.state is RuntimeState.READY
+        gate = self._registered_gate
+        if gate is not None and not gate.done() and not exts.unregistered():
+            gate.set_result(None)
+        gate = self._init_gate
+        if (
+            gate is not None
+            and not gate.done()
+            and runtime_waits
+            and not exts.unregistered()
+            and exts.all_ready()
+        ):
+            gate.set_result(None)
+        gate = self._done_gate
+        if gate is not None and not gate.done() and runtime_waits and exts.all_ready("INVOKE"):
+            gate.set_result(None)
+
+    def _break_gates(self, failure: _Answer) -> None:
+        """A participant failed: whoever the platform is waiting for learns it."""
+        for fut in (self._registered_gate, self._init_gate, self._answer, self._done_gate):
+            if fut is not None and not fut.done():
+                fut.set_result(failure)
+                return
 
     # ------------------------------------------------------------------ sandbox callbacks
 
+    def _track(self, pid: int) -> None:
+        self._exits[pid] = asyncio.get_running_loop().create_future()
+
     def _on_log(self, role: ProcessRole, name: str, line: bytes) -> None:
         self.stream.raw(line)
+        if self.telemetry is not None:
+            self.telemetry.log_line(
+                "function" if role is ProcessRole.RUNTIME else "extension", line
+            )
 
     def _on_exit(self, exit: ProcessExit) -> None:
-        if exit.role is not ProcessRole.RUNTIME or exit.pid != self._runtime_pid:
+        fut = self._exits.pop(exit.pid, None)
+        if fut is not None and not fut.done():
+            fut.set_result(exit)
+        if self.state in (EnvState.SHUTTING_DOWN, EnvState.RESETTING, EnvState.DEAD):
             return
-        self._runtime_pid = None
-        crash = _Answer("crash", exit=exit)
-        for fut in (self._init_gate, self._answer, self._next_after_answer):
-            if fut is not None and not fut.done():
-                fut.set_result(crash)
+        if exit.role is ProcessRole.RUNTIME:
+            if exit.pid != self._runtime_pid:
                 return
+            self._runtime_pid = None
+        else:
+            ext = self.extensions.by_pid(exit.pid)
+            if ext is None or not ext.alive:
+                return
+            ext.machine.fire(ExtensionEvent.EXIT)
+            if self.state is EnvState.IDLE:
+                return
+        self._break_gates(_Answer("crash", exit=exit))
 
     def _fail_waiters(self) -> None:
-        for fut in (self._next_waiter,):
-            if fut is not None and not fut.done():
-                fut.cancel()
+        waiter = self._next_waiter
+        if waiter is not None and not waiter.done():
+            waiter.cancel()
         self._next_waiter = None
 
     # ------------------------------------------------------------------ Runtime API target
@@ -553,14 +842,12 @@ class Environment:
         previous = self.runtime.state
         self.runtime.fire(RuntimeEvent.NEXT)
         if previous is RuntimeState.STARTED:
-            gate = self._init_gate
-            if gate is not None and not gate.done():
-                gate.set_result(None)
+            # registration closes with the runtime's first next
+            self.extensions.registration_open = False
         elif previous is RuntimeState.RESPONSE_SENT:
             self._current = None
-            fut = self._next_after_answer
-            if fut is not None and not fut.done():
-                fut.set_result(None)
+            self._runtime_done_at = self._clock.monotonic()
+        self._check_gates()
         if self._queued is not None:
             event, self._queued = self._queued, None
             self.runtime.fire(RuntimeEvent.EVENT)
@@ -619,6 +906,98 @@ class Environment:
         gate = self._init_gate
         if gate is not None and not gate.done():
             gate.set_result(posted)
+
+    # ------------------------------------------------------------------ Extensions API target
+
+    def extension_register(
+        self, name: str | None, events: list[str], features: list[str]
+    ) -> tuple[str, dict[str, str]]:
+        ext = self.extensions.register(name, events)
+        body = {
+            "functionName": self.function.name,
+            "functionVersion": self.function.version,
+            "handler": self.function.handler,
+        }
+        if "accountId" in features:
+            body["accountId"] = _account_of(self.function.arn)
+        self._check_gates()
+        return ext.ext_id, body
+
+    async def extension_next(self, ext_id: str) -> bytes:
+        ext = self.extensions.get(ext_id)
+        if ext.state is ExtensionState.RUNNING and ext.queued is not None:
+            event, ext.queued = ext.queued, None
+            return event
+        if not ext.machine.allows(ExtensionEvent.NEXT):
+            raise RapiRefused(ext_protocol.invalid_state(ext.name, ext.state.value, "Ready"))
+        ext.machine.fire(ExtensionEvent.NEXT)
+        self._check_gates()
+        if ext.waiter is not None and not ext.waiter.done():
+            ext.waiter.cancel()
+        waiter: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        ext.waiter = waiter
+        try:
+            return await waiter
+        finally:
+            if ext.waiter is waiter:
+                ext.waiter = None
+
+    def extension_error(self, ext_id: str, kind: str, error_type: str, body: bytes) -> None:
+        ext = self.extensions.get(ext_id)
+        event = ExtensionEvent.INIT_ERROR if kind == "init" else ExtensionEvent.EXIT_ERROR
+        initializing = self.state is EnvState.INITIALIZING
+        if (kind == "init") != initializing or not ext.machine.allows(event):
+            raise RapiRefused(ext_protocol.invalid_state(ext.name, ext.state.value, kind))
+        ext.machine.fire(event)
+        ext.error_type = error_type
+        fatal = "Extension.InitError" if kind == "init" else "Extension.ExitError"
+        message = body.decode(errors="replace") or f"extension {ext.name}: {error_type}"
+        self._break_gates(
+            _Answer(
+                "ext_error",
+                body=rp.function_error(fatal, "", message) if kind == "init" else body,
+                error_type=fatal,
+            )
+        )
+
+    def telemetry_subscribe(self, ext_id: str, sub: tp.Subscription) -> None:
+        ext = self.extensions.get(ext_id)
+        assert self.telemetry is not None
+        self.telemetry.subscribe(ext.name, sub)
+        types = [t.capitalize() for t in sub.types]
+        if sub.api == "telemetry":
+            self.stream.line(log_lines.telemetry(ext.name, "Subscribed", types))
+            self.telemetry.emit(
+                "platform.telemetrySubscription",
+                {"name": ext.name, "state": "Subscribed", "types": list(sub.types)},
+            )
+        else:
+            self.telemetry.emit(
+                "platform.logsSubscription",
+                {"name": ext.name, "state": "Subscribed", "types": list(sub.types)},
+            )
+
+
+def _telemetry_status(status: str | None, error_type: str | None) -> str:
+    """Telemetry's status: timeout; failure for Sandbox.* errors; error otherwise."""
+    if status is None:
+        return "success"
+    if status == "timeout":
+        return "timeout"
+    if error_type and error_type.startswith("Sandbox."):
+        return "failure"
+    return "error"
+
+
+def _account_of(arn: str) -> str:
+    parts = arn.split(":")
+    return parts[4] if len(parts) > 4 else ""
+
+
+async def _wait_for(aw: Awaitable[object], timeout_s: float) -> None:
+    with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+        async with asyncio.timeout(max(0.0, timeout_s)):
+            await aw
 
 
 def env_id_for(function_name: str) -> str:

@@ -180,3 +180,58 @@ RUNTIME_TABLE: dict[tuple[RuntimeState, RuntimeEvent], RuntimeState] = {
 
 def runtime_machine() -> Machine[RuntimeState, RuntimeEvent]:
     return Machine("runtime", RUNTIME_TABLE, RuntimeState.STARTED)
+
+
+class ExtensionState(StrEnum):
+    """One extension's side of the Extensions API."""
+
+    #: an external extension's process was started; it has not registered yet
+    LAUNCHED = "Launched"
+    #: registered; has not called next yet
+    REGISTERED = "Registered"
+    #: waiting in next
+    READY = "Ready"
+    #: holds an event (INVOKE or SHUTDOWN) and has not called next again
+    RUNNING = "Running"
+    #: posted init/error or exit/error
+    ERRORED = "Errored"
+    #: its process is gone
+    EXITED = "Exited"
+
+
+class ExtensionEvent(StrEnum):
+    REGISTER = "register"
+    NEXT = "next"
+    EVENT = "event"
+    INIT_ERROR = "init_error"
+    EXIT_ERROR = "exit_error"
+    EXIT = "exit"
+
+
+_X = ExtensionState
+_XE = ExtensionEvent
+
+EXTENSION_TABLE: dict[tuple[ExtensionState, ExtensionEvent], ExtensionState] = {
+    (_X.LAUNCHED, _XE.REGISTER): _X.REGISTERED,
+    (_X.LAUNCHED, _XE.EXIT): _X.EXITED,
+    (_X.REGISTERED, _XE.NEXT): _X.READY,
+    (_X.REGISTERED, _XE.INIT_ERROR): _X.ERRORED,
+    (_X.REGISTERED, _XE.EXIT_ERROR): _X.ERRORED,
+    (_X.REGISTERED, _XE.EXIT): _X.EXITED,
+    (_X.READY, _XE.NEXT): _X.READY,  # a repeated next keeps waiting
+    (_X.READY, _XE.EVENT): _X.RUNNING,
+    (_X.READY, _XE.INIT_ERROR): _X.ERRORED,
+    (_X.READY, _XE.EXIT_ERROR): _X.ERRORED,
+    (_X.READY, _XE.EXIT): _X.EXITED,
+    (_X.RUNNING, _XE.NEXT): _X.READY,
+    (_X.RUNNING, _XE.INIT_ERROR): _X.ERRORED,
+    (_X.RUNNING, _XE.EXIT_ERROR): _X.ERRORED,
+    (_X.RUNNING, _XE.EXIT): _X.EXITED,
+    (_X.ERRORED, _XE.EXIT): _X.EXITED,
+}
+
+
+def extension_machine(
+    initial: ExtensionState = ExtensionState.LAUNCHED,
+) -> Machine[ExtensionState, ExtensionEvent]:
+    return Machine("extension", EXTENSION_TABLE, initial)

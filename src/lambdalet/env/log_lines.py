@@ -7,6 +7,7 @@ exactly as Lambda prints them.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 
@@ -67,3 +68,11 @@ class Report:
                 parts.append(f"Error Type: {self.error_type}")
         # Lambda ends REPORT with a trailing TAB
         return "\t".join(parts) + "\t"
+
+
+def extension(name: str, state: str, events: Sequence[str]) -> str:
+    return f"EXTENSION\tName: {name}\tState: {state}\tEvents: [{', '.join(events)}]"
+
+
+def telemetry(name: str, state: str, types: Sequence[str]) -> str:
+    return f"TELEMETRY\tName: {name}\tState: {state}\tTypes: [{', '.join(types)}]"

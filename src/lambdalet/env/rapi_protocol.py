@@ -35,6 +35,14 @@ class RapiError:
         return json.dumps({"errorMessage": self.message, "errorType": self.error_type}).encode()
 
 
+class RapiRefused(Exception):
+    """Raised by the platform's side of an in-sandbox API to answer with an error."""
+
+    def __init__(self, error: RapiError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
 INVALID_REQUEST_ID = RapiError(400, "InvalidRequestID", "Invalid request ID")
 PAYLOAD_TOO_LARGE = RapiError(
     413,

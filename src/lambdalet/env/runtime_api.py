@@ -15,14 +15,7 @@ from typing import Protocol
 from aiohttp import web
 
 from lambdalet.env import rapi_protocol as rp
-
-
-class RapiRefused(Exception):
-    """Raised by the target to answer with a Runtime API error."""
-
-    def __init__(self, error: rp.RapiError) -> None:
-        super().__init__(error.message)
-        self.error = error
+from lambdalet.env.rapi_protocol import RapiRefused
 
 
 class RuntimeApiTarget(Protocol):
@@ -122,6 +115,7 @@ class RuntimeApiHandlers:
 
 
 def build_app(target: RuntimeApiTarget) -> web.Application:
+    """The Runtime API routes; the environment adds the Extensions and Telemetry APIs."""
     h = RuntimeApiHandlers(target)
     app = web.Application()
     rt = "/2018-06-01/runtime"
