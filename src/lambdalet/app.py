@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from lambdalet.api.app import build_api_app
+from lambdalet.api.auth import is_loopback
 from lambdalet.clock import SystemClock
 from lambdalet.config import ServerConfig
 from lambdalet.control.admin import build_admin_app
@@ -71,13 +72,27 @@ async def build_platform(config: ServerConfig) -> Platform:
             env=EnvSettings(init_timeout_s=config.init_timeout_s, bill_init=config.bill_init),
         ),
     )
-    api = build_api_app(config, store, PoolInvoker(pool))
+    api = build_api_app(config, store, PoolInvoker(pool), limits=pool.limits, clock=clock)
     api.add_subapp("/lambdalet/admin", build_admin_app(pool, backend))
     return Platform(config, store, backend, pool, api)
 
 
+class ConfigError(Exception):
+    """The configuration cannot be served safely (the CLI prints it and exits)."""
+
+
+def check_config(config: ServerConfig) -> None:
+    if not is_loopback(config.host) and not config.credentials:
+        raise ConfigError(
+            f"refusing to listen on {config.host}: beyond loopback the API requires SigV4 "
+            "signatures, and no credentials are configured (set LAMBDALET_ACCESS_KEY_ID and "
+            "LAMBDALET_SECRET_ACCESS_KEY, or --credentials-file)"
+        )
+
+
 async def serve(config: ServerConfig, ready: asyncio.Event | None = None) -> None:
     """Run until SIGTERM or SIGINT, then shut every environment down and exit."""
+    check_config(config)
     platform = await build_platform(config)
     runner = web.AppRunner(platform.api, access_log=None, shutdown_timeout=1.0)
     await runner.setup()

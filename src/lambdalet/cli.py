@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -37,6 +38,32 @@ def _parser() -> argparse.ArgumentParser:
         type=float,
         default=300.0,
         help="seconds an idle environment is kept before shutdown (default 300)",
+    )
+    s.add_argument(
+        "--account-concurrency",
+        type=int,
+        default=1000,
+        help="account-level concurrency limit shared by all functions (default 1000)",
+    )
+    s.add_argument(
+        "--async-delay-scale",
+        type=float,
+        default=1.0,
+        help="multiply asynchronous retry delays (1 min, 2 min, throttle back-off) by this; "
+        "tests use e.g. 0.001 (default 1)",
+    )
+    s.add_argument(
+        "--async-workers",
+        type=int,
+        default=32,
+        help="asynchronous events run at once at most (default 32)",
+    )
+    s.add_argument(
+        "--credentials-file",
+        type=Path,
+        help="file of 'ACCESS_KEY_ID SECRET_ACCESS_KEY' lines whose SigV4 signatures the API "
+        "accepts (also LAMBDALET_ACCESS_KEY_ID / LAMBDALET_SECRET_ACCESS_KEY); required "
+        "with a --host beyond loopback",
     )
     s.add_argument("--log-level", default="INFO", help="server log level (default INFO)")
 
@@ -72,8 +99,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 2
 
 
+def _credentials(args: argparse.Namespace) -> tuple[tuple[str, str], ...]:
+    pairs: list[tuple[str, str]] = []
+    akid = os.environ.get("LAMBDALET_ACCESS_KEY_ID")
+    secret = os.environ.get("LAMBDALET_SECRET_ACCESS_KEY")
+    if akid and secret:
+        pairs.append((akid, secret))
+    if args.credentials_file is not None:
+        for line in args.credentials_file.read_text().splitlines():
+            fields = line.split()
+            if len(fields) == 2 and not line.lstrip().startswith("#"):
+                pairs.append((fields[0], fields[1]))
+    return tuple(pairs)
+
+
 def _serve(args: argparse.Namespace) -> int:
-    from lambdalet.app import serve
+    from lambdalet.app import ConfigError, serve
 
     logging.basicConfig(
         level=args.log_level.upper(),
@@ -88,9 +129,17 @@ def _serve(args: argparse.Namespace) -> int:
         port=args.port,
         backend=args.backend,
         idle_timeout_s=args.idle_timeout,
+        account_concurrency=args.account_concurrency,
+        async_delay_scale=args.async_delay_scale,
+        async_workers=args.async_workers,
+        credentials=_credentials(args),
     )
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(config))
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(serve(config))
+    except ConfigError as e:
+        print(f"lambdalet: {e}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -27,6 +27,14 @@ class ServerConfig:
     bill_init: bool = True
     #: account-level concurrency limit
     account_concurrency: int = 1000
+    #: multiplies every asynchronous-invocation retry delay (1 min, 2 min, throttle back-off);
+    #: tests shrink it, e.g. 0.001 turns a minute into 60 ms
+    async_delay_scale: float = 1.0
+    #: asynchronous events run at once at most (beyond: they wait in the queue)
+    async_workers: int = 32
+    #: (access key id, secret access key) pairs the API accepts SigV4 signatures of;
+    #: required when binding beyond loopback, optional (then enforced) on loopback
+    credentials: tuple[tuple[str, str], ...] = ()
 
     @property
     def db_path(self) -> Path:

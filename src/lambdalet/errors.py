@@ -121,3 +121,16 @@ class UnknownOperationException(UserError):
 
     status = 404
     error_type = "UnknownOperationException"
+
+
+class ProvisionedConcurrencyConfigNotFoundException(UserError):
+    status = 404
+    error_type = "ProvisionedConcurrencyConfigNotFoundException"
+
+
+class MissingAuthenticationTokenException(UserError):
+    """A request without a SigV4 ``Authorization`` header where signatures are required."""
+
+    status = 403
+    error_type = "MissingAuthenticationTokenException"
+    message_key = "message"

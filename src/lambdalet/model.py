@@ -81,6 +81,14 @@ class InvokeOutput:
     content_type: str = "application/json"
 
 
+@dataclass(frozen=True)
+class ProvisionResult:
+    """How provisioning a config's environments went."""
+
+    ready: int  # environments initialized and waiting
+    failure: str | None = None  # StatusReason when some could not be initialized
+
+
 class Invoker(Protocol):
     """What the API layer calls to run code; implemented by ``control.invoker``."""
 
@@ -88,6 +96,18 @@ class Invoker(Protocol):
         """Run one synchronous invocation.  Raises ``LambdaApiError`` for service errors."""
         ...
 
-    async def retire(self, function_name: str) -> None:
-        """Shut down every environment of this function (code, configuration changed or deleted)."""
+    async def retire(self, function_name: str, version: str | None = None) -> None:
+        """Shut down the on-demand environments of a function, or of one of its versions
+        (code or configuration changed, version or function deleted)."""
+        ...
+
+    async def provision(
+        self, config_key: str, function: FunctionRecord, count: int
+    ) -> ProvisionResult:
+        """Start (or trim to) ``count`` provisioned environments of this version for the
+        config ``config_key``; returns when their Init phases are over."""
+        ...
+
+    async def unprovision(self, config_key: str) -> None:
+        """Shut the provisioned environments of a config down."""
         ...

@@ -29,7 +29,7 @@ from botocore.exceptions import ClientError
 
 from lambdalet.api import build_api_app
 from lambdalet.config import ServerConfig
-from lambdalet.model import InvokeInput, InvokeOutput
+from lambdalet.model import FunctionRecord, InvokeInput, InvokeOutput, ProvisionResult
 from lambdalet.store.sqlite import Store
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -58,6 +58,7 @@ class RecordingInvoker:
     def __init__(self) -> None:
         self.calls: list[InvokeInput] = []
         self.retired: list[str] = []
+        self.provisioned: dict[str, int] = {}
 
     async def invoke(self, request: InvokeInput) -> InvokeOutput:
         self.calls.append(request)
@@ -78,8 +79,17 @@ class RecordingInvoker:
             log_result=log,
         )
 
-    async def retire(self, function_name: str) -> None:
+    async def retire(self, function_name: str, version: str | None = None) -> None:
         self.retired.append(function_name)
+
+    async def provision(
+        self, config_key: str, function: FunctionRecord, count: int
+    ) -> ProvisionResult:
+        self.provisioned[config_key] = count
+        return ProvisionResult(count)
+
+    async def unprovision(self, config_key: str) -> None:
+        self.provisioned.pop(config_key, None)
 
 
 class ApiServer:

@@ -10,10 +10,15 @@ from aiohttp import web
 
 from lambdalet.api import render
 from lambdalet.api.arns import Scope
+from lambdalet.api.auth import SigV4Verifier
 from lambdalet.api.handlers import CODE_ROUTE, REQUEST_ID_KEY, Handlers
 from lambdalet.api.tasks import BackgroundTasks
 from lambdalet.api.validation import MAX_ZIP_REQUEST
+from lambdalet.clock import Clock, SystemClock
 from lambdalet.config import ServerConfig
+from lambdalet.control.async_queue import AsyncQueue, RetryPolicy
+from lambdalet.control.concurrency import ConcurrencyLimits
+from lambdalet.control.provisioned import Provisioner
 from lambdalet.errors import (
     LambdaApiError,
     RequestEntityTooLargeException,
@@ -31,6 +36,7 @@ CLIENT_MAX_SIZE = MAX_ZIP_REQUEST + 4 * 1024 * 1024
 
 TASKS_KEY = web.AppKey("lambdalet_api_tasks", BackgroundTasks)
 HANDLERS_KEY = web.AppKey("lambdalet_api_handlers", Handlers)
+QUEUE_KEY = web.AppKey("lambdalet_async_queue", AsyncQueue)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -39,6 +45,11 @@ def routes(h: Handlers) -> list[web.RouteDef]:
     """Every operation of the API, by method and path."""
     fn = "/2015-03-31/functions"
     ly = "/2018-10-31/layers"
+    eic = "/2019-09-25/functions/{name}/event-invoke-config"
+    conc17 = "/2017-10-31/functions/{name}/concurrency"
+    conc19 = "/2019-09-30/functions/{name}/concurrency"
+    pc = "/2019-09-30/functions/{name}/provisioned-concurrency"
+    tags = "/2017-03-31/tags/{arn}"
     return [
         web.post(fn, h.create_function, name="CreateFunction"),
         web.post(fn + "/", h.create_function),
@@ -58,6 +69,31 @@ def routes(h: Handlers) -> list[web.RouteDef]:
         ),
         web.put(fn + "/{name}/code", h.update_function_code, name="UpdateFunctionCode"),
         web.post(fn + "/{name}/invocations", h.invoke, name="Invoke"),
+        web.post(fn + "/{name}/versions", h.publish_version, name="PublishVersion"),
+        web.get(
+            fn + "/{name}/versions", h.list_versions_by_function, name="ListVersionsByFunction"
+        ),
+        web.post(fn + "/{name}/aliases", h.create_alias, name="CreateAlias"),
+        web.get(fn + "/{name}/aliases", h.list_aliases, name="ListAliases"),
+        web.get(fn + "/{name}/aliases/{alias}", h.get_alias, name="GetAlias"),
+        web.put(fn + "/{name}/aliases/{alias}", h.update_alias, name="UpdateAlias"),
+        web.delete(fn + "/{name}/aliases/{alias}", h.delete_alias, name="DeleteAlias"),
+        web.put(eic, h.put_event_invoke_config, name="PutFunctionEventInvokeConfig"),
+        web.post(eic, h.update_event_invoke_config, name="UpdateFunctionEventInvokeConfig"),
+        web.get(eic, h.get_event_invoke_config, name="GetFunctionEventInvokeConfig"),
+        web.delete(eic, h.delete_event_invoke_config, name="DeleteFunctionEventInvokeConfig"),
+        web.get(eic + "/list", h.list_event_invoke_configs, name="ListFunctionEventInvokeConfigs"),
+        web.put(conc17, h.put_function_concurrency, name="PutFunctionConcurrency"),
+        web.delete(conc17, h.delete_function_concurrency, name="DeleteFunctionConcurrency"),
+        web.get(conc19, h.get_function_concurrency, name="GetFunctionConcurrency"),
+        web.put(pc, h.put_provisioned_concurrency, name="PutProvisionedConcurrencyConfig"),
+        web.get(pc, h.get_provisioned_concurrency, name="GetProvisionedConcurrencyConfig"),
+        web.delete(pc, h.delete_provisioned_concurrency, name="DeleteProvisionedConcurrencyConfig"),
+        web.get("/2016-08-19/account-settings", h.get_account_settings, name="GetAccountSettings"),
+        web.get("/2016-08-19/account-settings/", h.get_account_settings),
+        web.post(tags, h.tag_resource, name="TagResource"),
+        web.delete(tags, h.untag_resource, name="UntagResource"),
+        web.get(tags, h.list_tags, name="ListTags"),
         web.get(ly, h.layers_root, name="ListLayers"),
         web.get(ly + "/{layer}/versions", h.list_layer_versions, name="ListLayerVersions"),
         web.post(ly + "/{layer}/versions", h.publish_layer_version, name="PublishLayerVersion"),
@@ -99,24 +135,64 @@ async def aws_errors(request: web.Request, handler: Handler) -> web.StreamRespon
 
 
 def build_api_app(
-    config: ServerConfig, store: Store, invoker: Invoker, *, settle_delay_s: float = 0.0
+    config: ServerConfig,
+    store: Store,
+    invoker: Invoker,
+    *,
+    settle_delay_s: float = 0.0,
+    limits: ConcurrencyLimits | None = None,
+    clock: Clock | None = None,
 ) -> web.Application:
-    """The Lambda API over ``store`` and ``invoker``.
+    """The Lambda API over ``store`` and ``invoker``, with the asynchronous-invocation queue
+    and the provisioned-concurrency manager it owns (started and stopped with the app).
 
     ``settle_delay_s``: how long after a create/update the function stays Pending/InProgress
     (0: settled right after the response; tests raise it to observe the transient states).
+    ``limits``: the concurrency accounting shared with the pool (a fresh one if omitted).
     """
-    app = web.Application(middlewares=[aws_errors], client_max_size=CLIENT_MAX_SIZE)
+    clock = clock or SystemClock()
+    limits = limits or ConcurrencyLimits(config.account_concurrency)
+    for name, value in store.all_reserved_concurrency().items():
+        limits.set_reserved(name, value)
+    queue = AsyncQueue(
+        store,
+        invoker,
+        limits,
+        clock,
+        RetryPolicy(scale=config.async_delay_scale),
+        max_in_flight=config.async_workers,
+    )
+    provisioner = Provisioner(store, invoker, limits)
+    auth = SigV4Verifier(config, clock) if config.credentials else None
+    app = web.Application(
+        middlewares=[aws_errors] if auth is None else [aws_errors, auth.middleware],
+        client_max_size=CLIENT_MAX_SIZE,
+    )
     tasks = BackgroundTasks()
     handlers = Handlers(
-        Scope(config.region, config.account_id), store, invoker, tasks, settle_delay_s
+        Scope(config.region, config.account_id),
+        store,
+        invoker,
+        tasks,
+        settle_delay_s,
+        queue=queue,
+        limits=limits,
+        provisioner=provisioner,
     )
     app[TASKS_KEY] = tasks
     app[HANDLERS_KEY] = handlers
+    app[QUEUE_KEY] = queue
     app.add_routes(routes(handlers))
 
-    async def stop_tasks(_: web.Application) -> None:
+    async def start(_: web.Application) -> None:
+        queue.start()
+        provisioner.restore()
+
+    async def stop(_: web.Application) -> None:
+        await queue.close()
+        await provisioner.close()
         await tasks.close()
 
-    app.on_shutdown.append(stop_tasks)
+    app.on_startup.append(start)
+    app.on_shutdown.append(stop)
     return app

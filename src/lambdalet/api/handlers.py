@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import random
+import time
+from collections.abc import Callable
 from dataclasses import replace
 
 from aiohttp import web
@@ -10,14 +13,24 @@ from aiohttp import web
 from lambdalet.api import render, shapes, validation
 from lambdalet.api.arns import Scope, parse_function_name, parse_layer_name
 from lambdalet.api.tasks import BackgroundTasks
+from lambdalet.control.async_queue import AsyncQueue
+from lambdalet.control.concurrency import ConcurrencyLimits
+from lambdalet.control.provisioned import Provisioner
 from lambdalet.errors import (
     InvalidParameterValueException,
     ResourceConflictException,
     ResourceNotFoundException,
 )
 from lambdalet.model import LATEST, FunctionRecord, InvokeInput, Invoker
-from lambdalet.store import Store
-from lambdalet.store.records import PENDING
+from lambdalet.store import Store, aws_timestamp
+from lambdalet.store.records import (
+    PENDING,
+    EventInvokeConfig,
+    EventInvokePatch,
+    NewEvent,
+    ProvisionedConfig,
+    pick_version,
+)
 
 CODE_ROUTE = "/lambdalet/code/{sha256}.zip"
 #: The id of this request (uuid4): x-amzn-RequestId, and an invocation's request id.
@@ -34,12 +47,21 @@ class Handlers:
         invoker: Invoker,
         tasks: BackgroundTasks,
         settle_delay_s: float = 0.0,
+        *,
+        queue: AsyncQueue,
+        limits: ConcurrencyLimits,
+        provisioner: Provisioner,
+        draw: Callable[[], float] = random.random,
     ) -> None:
         self.scope = scope
         self.store = store
         self.invoker = invoker
         self.tasks = tasks
         self.settle_delay_s = settle_delay_s
+        self.queue = queue
+        self.limits = limits
+        self.provisioner = provisioner
+        self.draw = draw
 
     # ----------------------------------------------------------- helpers
 
@@ -69,24 +91,33 @@ class Handlers:
         spec, zip_bytes = validation.create_function(body, self.scope)
         code = await self.store.put_code(zip_bytes)
         record = self.store.create_function(spec, code)
-        self._settle_later(record.name)
+        if validation.publish_flag(body):
+            self.store.settle(record.name)
+            self.store.publish_version(record.name)
+            record = self.store.get_function(record.name)
+        else:
+            self._settle_later(record.name)
         return render.json_response(shapes.function_configuration(record, self.scope), 201)
 
     async def get_function(self, request: web.Request) -> web.Response:
         name, qualifier = self._function(request)
-        record = self.store.get_function(name, qualifier)
+        record, _ = self.store.resolve(name, qualifier)
         url = self._code_url(request, shapes.code_sha256_hex(record))
-        return render.json_response(shapes.get_function(record, self.scope, url))
+        reserved = self.store.reserved_concurrency(name)
+        return render.json_response(shapes.get_function(record, self.scope, url, reserved))
 
     async def get_function_configuration(self, request: web.Request) -> web.Response:
         name, qualifier = self._function(request)
-        record = self.store.get_function(name, qualifier)
+        record, _ = self.store.resolve(name, qualifier)
         return render.json_response(shapes.function_configuration(record, self.scope))
 
     async def list_functions(self, request: web.Request) -> web.Response:
         validation.function_version(request.query)
         params = validation.list_params(request.query, 10000)
-        page = self.store.list_functions(params.after, params.limit)
+        if request.query.get("FunctionVersion") == "ALL":
+            page = self.store.list_all_versions(params.after, params.limit)
+        else:
+            page = self.store.list_functions(params.after, params.limit)
         return render.json_response(shapes.list_functions(page, self.scope))
 
     async def update_function_code(self, request: web.Request) -> web.Response:
@@ -100,8 +131,12 @@ class Handlers:
         record = self.store.update_function_code(
             name, code, architectures=update.architectures, revision_id=update.revision_id
         )
-        await self.invoker.retire(name)
-        self._settle_later(name)
+        await self.invoker.retire(name, LATEST)
+        if update.publish:
+            self.store.settle(name)
+            record = self.store.publish_version(name)
+        else:
+            self._settle_later(name)
         return render.json_response(shapes.function_configuration(record, self.scope))
 
     async def update_function_configuration(self, request: web.Request) -> web.Response:
@@ -109,7 +144,7 @@ class Handlers:
         body = validation.json_body(await request.read())
         patch, revision_id = validation.update_function_configuration(body, self.scope)
         record = self.store.update_function_configuration(name, patch, revision_id=revision_id)
-        await self.invoker.retire(name)
+        await self.invoker.retire(name, LATEST)
         self._settle_later(name)
         return render.json_response(shapes.function_configuration(record, self.scope))
 
@@ -119,9 +154,18 @@ class Handlers:
             raise InvalidParameterValueException(
                 "$LATEST version cannot be deleted without deleting the function."
             )
-        if qualifier is not None:  # no published versions exist yet
-            self.store.get_function(name, qualifier)
+        if qualifier is not None:
+            if not qualifier.isdigit():
+                raise InvalidParameterValueException(
+                    "Deletion of aliases is not supported through DeleteFunction; use DeleteAlias."
+                )
+            self.store.delete_version(name, qualifier)
+            await self.provisioner.remove(name, qualifier)
+            await self.invoker.retire(name, qualifier)
+            return render.empty(204)
         self.store.delete_function(name)
+        self.limits.forget(name)
+        await self.provisioner.forget_function(name)
         await self.invoker.retire(name)
         return render.empty(204)
 
@@ -137,25 +181,265 @@ class Handlers:
         name, qualifier = self._function(request)
         params = validation.invoke_params(request.headers)
         payload = validation.invoke_payload(await request.read(), params.invocation_type)
-        record = self.store.get_function(name, qualifier)
+        record, alias = self.store.resolve(name, qualifier)
         _check_invocable(record)
         if params.invocation_type == "DryRun":
             return render.empty(204)
+        request_id = request[REQUEST_ID_KEY]
+        if params.invocation_type == "Event":
+            # committed to the durable queue before the 202 (control.async_queue)
+            self.queue.submit(NewEvent(request_id, name, qualifier, payload))
+            return render.empty(202)
+        if alias is not None and alias.weights:
+            version = pick_version(alias, self.draw())
+            if version != record.version:
+                record = self.store.get_function(name, version)
         invocation = InvokeInput(
             function=record,
             invoked_arn=f"{record.arn}:{qualifier}" if qualifier else record.arn,
-            request_id=request[REQUEST_ID_KEY],
+            request_id=request_id,
             payload=payload,
             client_context=params.client_context,
             log_tail=params.log_tail,
         )
-        if params.invocation_type == "Event":
-            # For now an async event lives only in this task: a restart loses it.  A durable
-            # queue (written before the 202, with retries) replaces this later.
-            event = replace(invocation, client_context=None, log_tail=False)
-            self.tasks.spawn(self.invoker.invoke(event), name=f"event {invocation.request_id}")
-            return render.empty(202)
         return render.invoke_output(await self.invoker.invoke(invocation))
+
+    # ---------------------------------------------------------- versions
+
+    async def publish_version(self, request: web.Request) -> web.Response:
+        name, _ = self._function(request)
+        params = validation.publish_version(validation.json_body(await request.read()))
+        record = self.store.publish_version(
+            name,
+            code_sha256=params.code_sha256,
+            description=params.description,
+            revision_id=params.revision_id,
+        )
+        return render.json_response(shapes.function_configuration(record, self.scope), 201)
+
+    async def list_versions_by_function(self, request: web.Request) -> web.Response:
+        name, _ = self._function(request)
+        params = validation.list_params(request.query, 10000)
+        page = self.store.list_versions(name, params.after, params.limit)
+        return render.json_response(shapes.list_versions(page, self.scope))
+
+    # ----------------------------------------------------------- aliases
+
+    async def create_alias(self, request: web.Request) -> web.Response:
+        name, _ = self._function(request)
+        spec = validation.create_alias(validation.json_body(await request.read()))
+        alias = self.store.create_alias(name, spec)
+        return render.json_response(shapes.alias_configuration(alias), 201)
+
+    async def get_alias(self, request: web.Request) -> web.Response:
+        name, _ = self._function(request)
+        alias = self.store.get_alias(name, validation.alias_name(request.match_info["alias"]))
+        return render.json_response(shapes.alias_configuration(alias))
+
+    async def update_alias(self, request: web.Request) -> web.Response:
+        name, _ = self._function(request)
+        alias_name = validation.alias_name(request.match_info["alias"])
+        patch = validation.update_alias(validation.json_body(await request.read()))
+        if patch.weights is not None and patch.function_version is None:
+            primary = self.store.get_alias(name, alias_name).function_version
+            validation.routing_config({"AdditionalVersionWeights": dict(patch.weights)}, primary)
+        alias = self.store.update_alias(name, alias_name, patch)
+        self._reprovision(name, alias_name)
+        return render.json_response(shapes.alias_configuration(alias))
+
+    async def delete_alias(self, request: web.Request) -> web.Response:
+        name, _ = self._function(request)
+        alias_name = validation.alias_name(request.match_info["alias"])
+        self.store.delete_alias(name, alias_name)
+        await self.provisioner.remove(name, alias_name)
+        return render.empty(204)
+
+    async def list_aliases(self, request: web.Request) -> web.Response:
+        name, _ = self._function(request)
+        raw_version = request.query.get("FunctionVersion")
+        version = validation.function_version_value(raw_version) if raw_version else None
+        params = validation.list_params(request.query, 10000)
+        page = self.store.list_aliases(
+            name, function_version=version, after=params.after, limit=params.limit
+        )
+        return render.json_response(shapes.list_aliases(page))
+
+    # --------------------------------------------------- event invoke config
+
+    def _event_target(self, request: web.Request) -> tuple[str, str]:
+        name, qualifier = self._function(request)
+        qualifier = qualifier or LATEST
+        self.store.resolve(name, qualifier)
+        return name, qualifier
+
+    async def put_event_invoke_config(self, request: web.Request) -> web.Response:
+        name, qualifier = self._event_target(request)
+        p = validation.event_invoke_config(validation.json_body(await request.read()), self.scope)
+        config = self.store.put_event_invoke_config(
+            EventInvokeConfig(
+                name,
+                qualifier,
+                max_retry_attempts=p.max_retry_attempts,
+                max_event_age_s=p.max_event_age_s,
+                on_success=p.on_success or None,
+                on_failure=p.on_failure or None,
+            )
+        )
+        arn = self.store.function_arn(name)
+        return render.json_response(shapes.event_invoke_config(config, arn))
+
+    async def update_event_invoke_config(self, request: web.Request) -> web.Response:
+        name, qualifier = self._event_target(request)
+        p = validation.event_invoke_config(validation.json_body(await request.read()), self.scope)
+        config = self.store.update_event_invoke_config(
+            name,
+            qualifier,
+            EventInvokePatch(p.max_retry_attempts, p.max_event_age_s, p.on_success, p.on_failure),
+        )
+        arn = self.store.function_arn(name)
+        return render.json_response(shapes.event_invoke_config(config, arn))
+
+    async def get_event_invoke_config(self, request: web.Request) -> web.Response:
+        name, qualifier = self._event_target(request)
+        config = self.store.get_event_invoke_config(name, qualifier)
+        arn = self.store.function_arn(name)
+        return render.json_response(shapes.event_invoke_config(config, arn))
+
+    async def delete_event_invoke_config(self, request: web.Request) -> web.Response:
+        name, qualifier = self._event_target(request)
+        self.store.delete_event_invoke_config(name, qualifier)
+        return render.empty(204)
+
+    async def list_event_invoke_configs(self, request: web.Request) -> web.Response:
+        name, _ = self._function(request)
+        params = validation.list_params(request.query, 50)
+        page = self.store.list_event_invoke_configs(name, params.after, params.limit)
+        arn = self.store.function_arn(name)
+        return render.json_response(shapes.list_event_invoke_configs(page, arn))
+
+    # ------------------------------------------------------- concurrency
+
+    async def put_function_concurrency(self, request: web.Request) -> web.Response:
+        name, _ = self._function(request)
+        value = validation.reserved_concurrency(validation.json_body(await request.read()))
+        self.store.get_function(name)
+        self.limits.check_reserved(name, value)
+        self.store.set_reserved_concurrency(name, value)
+        self.limits.set_reserved(name, value)
+        return render.json_response({"ReservedConcurrentExecutions": value})
+
+    async def get_function_concurrency(self, request: web.Request) -> web.Response:
+        name, _ = self._function(request)
+        self.store.get_function(name)
+        value = self.store.reserved_concurrency(name)
+        body = {} if value is None else {"ReservedConcurrentExecutions": value}
+        return render.json_response(body)
+
+    async def delete_function_concurrency(self, request: web.Request) -> web.Response:
+        name, _ = self._function(request)
+        self.store.set_reserved_concurrency(name, None)
+        self.limits.set_reserved(name, None)
+        return render.empty(204)
+
+    async def get_account_settings(self, request: web.Request) -> web.Response:
+        size, count = self.store.account_usage()
+        return render.json_response(
+            shapes.account_settings(
+                self.limits.account_limit, self.limits.unreserved(), size, count
+            )
+        )
+
+    # ---------------------------------------------- provisioned concurrency
+
+    def _pc_target(self, request: web.Request) -> tuple[str, str, FunctionRecord]:
+        name, _ = self._function(request)
+        qualifier = validation.qualifier_param(request.query, required=True)
+        assert qualifier is not None
+        if qualifier == LATEST:
+            raise InvalidParameterValueException(
+                "Provisioned Concurrency Configs cannot be applied to unpublished function "
+                "versions."
+            )
+        record, _ = self.store.resolve(name, qualifier)
+        return name, qualifier, record
+
+    def _reprovision(self, name: str, qualifier: str) -> None:
+        """An alias moved: its provisioned environments follow the new version."""
+        try:
+            config = self.store.provisioned_config(name, qualifier)
+        except ResourceNotFoundException:
+            return
+        record, _ = self.store.resolve(name, qualifier)
+        self.provisioner.apply(name, qualifier, record, config.requested)
+
+    def _pc_body(self, config: ProvisionedConfig, with_arn: bool = False) -> dict[str, object]:
+        st = self.provisioner.status(config.function_name, config.qualifier, config.requested)
+        arn = self.store.function_arn(config.function_name) if with_arn else None
+        return shapes.provisioned_config(
+            config, st.requested, st.allocated, st.status, st.reason, arn
+        )
+
+    async def put_provisioned_concurrency(self, request: web.Request) -> web.Response:
+        name, qualifier, record = self._pc_target(request)
+        value = validation.provisioned_concurrency(validation.json_body(await request.read()))
+        self.limits.check_provisioned(name, f"{name}:{qualifier}", value)
+        config = ProvisionedConfig(name, qualifier, value, aws_timestamp(time.time()))
+        self.store.put_provisioned_config(config)
+        self.provisioner.apply(name, qualifier, record, value)
+        return render.json_response(self._pc_body(config), 202)
+
+    async def get_provisioned_concurrency(self, request: web.Request) -> web.Response:
+        if request.query.get("List") == "ALL":
+            return await self.list_provisioned_concurrency(request)
+        name, qualifier, _ = self._pc_target(request)
+        config = self.store.provisioned_config(name, qualifier)
+        return render.json_response(self._pc_body(config))
+
+    async def delete_provisioned_concurrency(self, request: web.Request) -> web.Response:
+        name, qualifier, _ = self._pc_target(request)
+        self.store.provisioned_config(name, qualifier)
+        self.store.delete_provisioned_config(name, qualifier)
+        await self.provisioner.remove(name, qualifier)
+        return render.empty(204)
+
+    async def list_provisioned_concurrency(self, request: web.Request) -> web.Response:
+        name, _ = self._function(request)
+        self.store.get_function(name)
+        params = validation.list_params(request.query, 50)
+        page = self.store.list_provisioned_configs(name, params.after, params.limit)
+        out: dict[str, object] = {
+            "ProvisionedConcurrencyConfigs": [self._pc_body(c, True) for c in page.items]
+        }
+        if page.next_after is not None:
+            out["NextMarker"] = validation.encode_marker(page.next_after)
+        return render.json_response(out)
+
+    # -------------------------------------------------------------- tags
+
+    def _tag_target(self, request: web.Request) -> str:
+        ref = parse_function_name(request.match_info["arn"], self.scope)
+        if ref.qualifier is not None:
+            raise InvalidParameterValueException(
+                "Tags are supported on functions only, not on versions or aliases."
+            )
+        self.store.get_function(ref.name)
+        return ref.name
+
+    async def tag_resource(self, request: web.Request) -> web.Response:
+        name = self._tag_target(request)
+        tags = validation.tag_map(validation.json_body(await request.read()))
+        self.store.tag_function(name, tags)
+        return render.empty(204)
+
+    async def untag_resource(self, request: web.Request) -> web.Response:
+        name = self._tag_target(request)
+        keys = validation.tag_keys(request.query.getall("tagKeys", []))
+        self.store.untag_function(name, keys)
+        return render.empty(204)
+
+    async def list_tags(self, request: web.Request) -> web.Response:
+        name = self._tag_target(request)
+        return render.json_response({"Tags": dict(self.store.get_function(name).tags)})
 
     # ------------------------------------------------------------ layers
 

@@ -11,9 +11,21 @@ from typing import Any
 from lambdalet.api.arns import Scope, runtime_version_arn
 from lambdalet.api.validation import encode_marker
 from lambdalet.model import FunctionRecord
-from lambdalet.store.records import IN_PROGRESS, PENDING, LayerVersionRecord, Page
+from lambdalet.store.records import (
+    IN_PROGRESS,
+    MAX_UNZIPPED_BYTES,
+    MAX_ZIPPED_BYTES,
+    PENDING,
+    AliasRecord,
+    EventInvokeConfig,
+    LayerVersionRecord,
+    Page,
+    ProvisionedConfig,
+)
 
 CREATING_REASON = "The function is being created."
+#: Code storage quota of the account (75 GB, as GetAccountSettings shows it).
+TOTAL_CODE_STORAGE = 80_530_636_800
 
 
 def code_sha256_hex(record: FunctionRecord) -> str:
@@ -72,13 +84,17 @@ def _logging(record: FunctionRecord) -> dict[str, str]:
     return out
 
 
-def get_function(record: FunctionRecord, scope: Scope, code_location: str) -> dict[str, Any]:
+def get_function(
+    record: FunctionRecord, scope: Scope, code_location: str, reserved: int | None = None
+) -> dict[str, Any]:
     out: dict[str, Any] = {
         "Configuration": function_configuration(record, scope),
         "Code": {"RepositoryType": "S3", "Location": code_location},
     }
     if record.tags:
         out["Tags"] = dict(record.tags)
+    if reserved is not None:
+        out["Concurrency"] = {"ReservedConcurrentExecutions": reserved}
     return out
 
 
@@ -145,3 +161,104 @@ def list_layers(page: Page[LayerVersionRecord]) -> dict[str, Any]:
     if page.next_after is not None:
         out["NextMarker"] = encode_marker(page.next_after)
     return out
+
+
+# ------------------------------------------------------------------ versions and aliases
+
+
+def list_versions(page: Page[FunctionRecord], scope: Scope) -> dict[str, Any]:
+    out: dict[str, Any] = {"Versions": [function_configuration(r, scope) for r in page.items]}
+    if page.next_after is not None:
+        out["NextMarker"] = encode_marker(page.next_after)
+    return out
+
+
+def alias_configuration(alias: AliasRecord) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "AliasArn": alias.arn,
+        "Name": alias.name,
+        "FunctionVersion": alias.function_version,
+        "Description": alias.description,
+        "RevisionId": alias.revision_id,
+    }
+    if alias.weights:
+        out["RoutingConfig"] = {"AdditionalVersionWeights": dict(alias.weights)}
+    return out
+
+
+def list_aliases(page: Page[AliasRecord]) -> dict[str, Any]:
+    out: dict[str, Any] = {"Aliases": [alias_configuration(a) for a in page.items]}
+    if page.next_after is not None:
+        out["NextMarker"] = encode_marker(page.next_after)
+    return out
+
+
+# ------------------------------------------------------------------ asynchronous invocation
+
+
+def event_invoke_config(config: EventInvokeConfig, function_arn: str) -> dict[str, Any]:
+    """FunctionEventInvokeConfig; ``LastModified`` is epoch seconds (a JSON number)."""
+    destinations: dict[str, Any] = {"OnSuccess": {}, "OnFailure": {}}
+    if config.on_success:
+        destinations["OnSuccess"] = {"Destination": config.on_success}
+    if config.on_failure:
+        destinations["OnFailure"] = {"Destination": config.on_failure}
+    out: dict[str, Any] = {
+        "LastModified": config.last_modified,
+        "FunctionArn": f"{function_arn}:{config.qualifier}",
+        "DestinationConfig": destinations,
+    }
+    if config.max_retry_attempts is not None:
+        out["MaximumRetryAttempts"] = config.max_retry_attempts
+    if config.max_event_age_s is not None:
+        out["MaximumEventAgeInSeconds"] = config.max_event_age_s
+    return out
+
+
+def list_event_invoke_configs(page: Page[EventInvokeConfig], function_arn: str) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "FunctionEventInvokeConfigs": [event_invoke_config(c, function_arn) for c in page.items]
+    }
+    if page.next_after is not None:
+        out["NextMarker"] = encode_marker(page.next_after)
+    return out
+
+
+# ------------------------------------------------------------------ concurrency
+
+
+def provisioned_config(
+    config: ProvisionedConfig,
+    requested: int,
+    allocated: int,
+    status: str,
+    reason: str | None,
+    function_arn: str | None = None,
+) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "RequestedProvisionedConcurrentExecutions": requested,
+        "AvailableProvisionedConcurrentExecutions": allocated,
+        "AllocatedProvisionedConcurrentExecutions": allocated,
+        "Status": status,
+        "LastModified": config.last_modified,
+    }
+    if reason:
+        out["StatusReason"] = reason
+    if function_arn is not None:
+        out = {"FunctionArn": f"{function_arn}:{config.qualifier}", **out}
+    return out
+
+
+def account_settings(
+    account_limit: int, unreserved: int, total_code_size: int, function_count: int
+) -> dict[str, Any]:
+    return {
+        "AccountLimit": {
+            "TotalCodeSize": TOTAL_CODE_STORAGE,
+            "CodeSizeUnzipped": MAX_UNZIPPED_BYTES,
+            "CodeSizeZipped": MAX_ZIPPED_BYTES,
+            "ConcurrentExecutions": account_limit,
+            "UnreservedConcurrentExecutions": unreserved,
+        },
+        "AccountUsage": {"TotalCodeSize": total_code_size, "FunctionCount": function_count},
+    }

@@ -32,6 +32,8 @@ from lambdalet.errors import (
 from lambdalet.runtimes.envvars import RESERVED_ENV_KEYS
 from lambdalet.store.records import (
     MAX_ZIPPED_BYTES,
+    AliasPatch,
+    AliasSpec,
     FunctionPatch,
     FunctionSpec,
     LayerKey,
@@ -95,7 +97,7 @@ class CodeUpdate:
     architectures: tuple[str, ...] | None = None
     revision_id: str | None = None
     dry_run: bool = False
-    publish: bool = False  # accepted; versions are not published yet
+    publish: bool = False
 
 
 @dataclass(frozen=True)
@@ -600,3 +602,232 @@ def version_marker(after: str | None) -> int | None:
         return int(after)
     except ValueError:
         raise InvalidParameterValueException(f"Invalid marker: {encode_marker(after)}") from None
+
+
+# ------------------------------------------------------------------ versions and aliases
+
+ALIAS_PATTERN = "(?!^[0-9]+$)([a-zA-Z0-9-_]+)"
+_ALIAS_RE = re.compile(r"(?!^[0-9]+$)[a-zA-Z0-9_-]{1,128}")
+VERSION_PATTERN = r"(\$LATEST|[0-9]+)"
+_VERSION_RE = re.compile(r"\$LATEST|[0-9]{1,1024}")
+
+
+def alias_name(value: object, field: str = "name") -> str:
+    if value is not None and not isinstance(value, str):
+        raise _bad_type("Name", "a string")
+    name = _required(value, field)
+    if not name:
+        raise _invalid(name, field, "Member must have length greater than or equal to 1")
+    _max_len(name, field, 128)
+    if not _ALIAS_RE.fullmatch(name):
+        raise _invalid(
+            name, field, f"Member must satisfy regular expression pattern: {ALIAS_PATTERN}"
+        )
+    return name
+
+
+def function_version_value(value: object, field: str = "functionVersion") -> str:
+    if value is not None and not isinstance(value, str):
+        raise _bad_type("FunctionVersion", "a string")
+    version = _required(value, field)
+    if not _VERSION_RE.fullmatch(version):
+        raise _invalid(
+            version, field, f"Member must satisfy regular expression pattern: {VERSION_PATTERN}"
+        )
+    return version
+
+
+def routing_config(value: Mapping[str, Any], primary: str | None) -> dict[str, float]:
+    """``RoutingConfig.AdditionalVersionWeights``: one other published version, 0.0-1.0."""
+    weights = _obj(value, "AdditionalVersionWeights") or {}
+    out: dict[str, float] = {}
+    for version, weight in weights.items():
+        if isinstance(weight, bool) or not isinstance(weight, int | float):
+            raise _bad_type("AdditionalVersionWeights", "a map of numbers")
+        if not isinstance(version, str) or not version.isdigit() or len(version) > 1024:
+            raise _invalid(
+                version,
+                "routingConfig.additionalVersionWeights.key",
+                "Member must satisfy regular expression pattern: [0-9]+",
+            )
+        if not 0.0 <= float(weight) <= 1.0:
+            raise _invalid(
+                weight,
+                "routingConfig.additionalVersionWeights.value",
+                "Member must have value between 0.0 and 1.0",
+            )
+        out[version] = float(weight)
+    if len(out) > 1:
+        raise InvalidParameterValueException(
+            "Number of items in AdditionalVersionWeights cannot be greater than 1"
+        )
+    if out and primary == "$LATEST":
+        raise InvalidParameterValueException(
+            "$LATEST is not supported for an alias pointing to more than 1 version"
+        )
+    if primary is not None and primary in out:
+        raise InvalidParameterValueException(
+            f"Invalid function version {primary}. Function version {primary} is already "
+            "included in routing configuration."
+        )
+    return out
+
+
+def create_alias(body: Mapping[str, Any]) -> AliasSpec:
+    name = alias_name(body.get("Name"))
+    version = function_version_value(body.get("FunctionVersion"))
+    desc = _max_len(_str(body, "Description", "description") or "", "description", 256)
+    routing = _obj(body, "RoutingConfig")
+    weights = routing_config(routing, version) if routing is not None else {}
+    return AliasSpec(name, version, desc, weights)
+
+
+def update_alias(body: Mapping[str, Any]) -> AliasPatch:
+    raw_version = body.get("FunctionVersion")
+    version = function_version_value(raw_version) if raw_version is not None else None
+    desc = _str(body, "Description", "description")
+    routing = _obj(body, "RoutingConfig")
+    return AliasPatch(
+        function_version=version,
+        description=_max_len(desc, "description", 256) if desc is not None else None,
+        weights=routing_config(routing, version) if routing is not None else None,
+        revision_id=_str(body, "RevisionId", "revisionId"),
+    )
+
+
+@dataclass(frozen=True)
+class PublishParams:
+    code_sha256: str | None
+    description: str | None
+    revision_id: str | None
+
+
+def publish_version(body: Mapping[str, Any]) -> PublishParams:
+    desc = _str(body, "Description", "description")
+    return PublishParams(
+        code_sha256=_str(body, "CodeSha256", "codeSha256"),
+        description=_max_len(desc, "description", 256) if desc is not None else None,
+        revision_id=_str(body, "RevisionId", "revisionId"),
+    )
+
+
+def qualifier_param(query: Mapping[str, str], required: bool = False) -> str | None:
+    value = query.get("Qualifier")
+    if value is None:
+        if required:
+            raise _invalid(None, "qualifier", "Member must not be null")
+        return None
+    if not re.fullmatch(r"[a-zA-Z0-9$_-]{1,128}", value):
+        raise _invalid(
+            value,
+            "qualifier",
+            r"Member must satisfy regular expression pattern: (|[a-zA-Z0-9$_-]+)",
+        )
+    return value
+
+
+# ------------------------------------------------------------------ asynchronous invocation
+
+
+@dataclass(frozen=True)
+class EventInvokeParams:
+    max_retry_attempts: int | None
+    max_event_age_s: int | None
+    on_success: str | None  # "" clears (UpdateFunctionEventInvokeConfig)
+    on_failure: str | None
+
+
+def _destination(config: Mapping[str, Any] | None, key: str, scope: Scope) -> str | None:
+    if config is None:
+        return None
+    target = _obj(config, key)
+    if target is None:
+        return None
+    arn = _str(target, "Destination", "destination")
+    if arn is None or arn == "":
+        return "" if arn == "" else None
+    _max_len(arn, f"destinationConfig.{key[0].lower()}{key[1:]}.destination", 350)
+    m = re.fullmatch(
+        r"arn:aws[a-zA-Z-]*:lambda:(?P<region>[a-z0-9-]+):(?P<account>\d{12}):function:"
+        r"[a-zA-Z0-9_-]{1,64}(?::(?:\$LATEST|[a-zA-Z0-9_-]{1,128}))?",
+        arn,
+    )
+    if m is None or (m["region"], m["account"]) != (scope.region, scope.account_id):
+        raise InvalidParameterValueException(
+            f"The destination ARN {arn} is invalid. This server delivers only to Lambda "
+            f"functions in {scope.region} of account {scope.account_id}."
+        )
+    return arn
+
+
+def event_invoke_config(body: Mapping[str, Any], scope: Scope) -> EventInvokeParams:
+    retries = _int(body, "MaximumRetryAttempts")
+    age = _int(body, "MaximumEventAgeInSeconds")
+    dest = _obj(body, "DestinationConfig")
+    return EventInvokeParams(
+        max_retry_attempts=(
+            _range(retries, "maximumRetryAttempts", 0, 2) if retries is not None else None
+        ),
+        max_event_age_s=(
+            _range(age, "maximumEventAgeInSeconds", 60, 21600) if age is not None else None
+        ),
+        on_success=_destination(dest, "OnSuccess", scope),
+        on_failure=_destination(dest, "OnFailure", scope),
+    )
+
+
+# ------------------------------------------------------------------ concurrency
+
+
+def reserved_concurrency(body: Mapping[str, Any]) -> int:
+    value = _required(_int(body, "ReservedConcurrentExecutions"), "reservedConcurrentExecutions")
+    if value < 0:
+        raise _invalid(
+            value,
+            "reservedConcurrentExecutions",
+            "Member must have value greater than or equal to 0",
+        )
+    return value
+
+
+def provisioned_concurrency(body: Mapping[str, Any]) -> int:
+    value = _required(
+        _int(body, "ProvisionedConcurrentExecutions"), "provisionedConcurrentExecutions"
+    )
+    if value < 1:
+        raise _invalid(
+            value,
+            "provisionedConcurrentExecutions",
+            "Member must have value greater than or equal to 1",
+        )
+    return value
+
+
+# ------------------------------------------------------------------ tags
+
+
+def tag_map(body: Mapping[str, Any]) -> dict[str, str]:
+    tags_obj = _required(_obj(body, "Tags"), "tags")
+    out = tags(tags_obj)
+    for k, v in out.items():
+        if not k:
+            raise _invalid(k, "tags.key", "Member must have length greater than or equal to 1")
+        _max_len(v, "tags.value", 256)
+    return out
+
+
+def tag_keys(values: list[str]) -> list[str]:
+    if not values:
+        raise _invalid(None, "tagKeys", "Member must not be null")
+    for k in values:
+        if not k:
+            raise _invalid(
+                k, "tagKeys.member", "Member must have length greater than or equal to 1"
+            )
+        _max_len(k, "tagKeys.member", 128)
+    return values
+
+
+def publish_flag(body: Mapping[str, Any]) -> bool:
+    """``Publish`` of CreateFunction / UpdateFunctionCode."""
+    return _bool(body, "Publish")

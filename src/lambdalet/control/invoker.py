@@ -1,9 +1,9 @@
-"""The synchronous invoke path: pool → environment → answer."""
+"""The invoke path: pool → environment → answer."""
 
 from __future__ import annotations
 
 from lambdalet.control.pool import Pool
-from lambdalet.model import InvokeInput, InvokeOutput
+from lambdalet.model import FunctionRecord, InvokeInput, InvokeOutput, ProvisionResult
 
 
 class PoolInvoker:
@@ -16,5 +16,13 @@ class PoolInvoker:
         env = await self._pool.acquire(request.function)
         return await env.invoke(request)
 
-    async def retire(self, function_name: str) -> None:
-        await self._pool.retire(function_name)
+    async def retire(self, function_name: str, version: str | None = None) -> None:
+        await self._pool.retire(function_name, version)
+
+    async def provision(
+        self, config_key: str, function: FunctionRecord, count: int
+    ) -> ProvisionResult:
+        return await self._pool.provision(config_key, function, count)
+
+    async def unprovision(self, config_key: str) -> None:
+        await self._pool.unprovision(config_key)

@@ -5,6 +5,12 @@ away; what happens inside an environment is ``env.environment``'s business.
 An environment serves one invoke at a time; concurrent invokes of a function
 get separate environments; a settled environment (idle, or reset and waiting
 for its suppressed init) goes back to the warm list of its function revision.
+
+Provisioned environments (per provisioned-concurrency config) are started ahead
+of time with ``AWS_LAMBDA_INITIALIZATION_TYPE=provisioned-concurrency`` and no
+10 s Init cap, are never spun down for idleness, are replaced when one fails,
+and serve invokes of their version first; overflow runs on demand, counted
+against the concurrency limits (``control.concurrency``).
 """
 
 from __future__ import annotations
@@ -14,16 +20,17 @@ import contextlib
 import logging
 from collections import defaultdict
 from collections.abc import Coroutine, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from lambdalet.clock import Clock
+from lambdalet.control.concurrency import ConcurrencyLimits
 from lambdalet.env.environment import Environment, EnvSettings, env_id_for
 from lambdalet.env.launch import Launcher
 from lambdalet.env.lifecycle import EnvState
 from lambdalet.env.log_sink import FunctionLog, function_log_path
-from lambdalet.errors import ServiceException, TooManyRequestsException
-from lambdalet.model import FunctionRecord
+from lambdalet.errors import ServiceException
+from lambdalet.model import FunctionRecord, ProvisionResult
 from lambdalet.sandbox.base import SandboxBackend, SandboxError
 
 log = logging.getLogger(__name__)
@@ -38,9 +45,24 @@ class PoolSettings:
 
 _Key = tuple[str, str, str]  # function name, version, revision id
 
+#: Init limit of provisioned environments: max(130 s, function timeout) (contract §4.1).
+PC_MIN_INIT_TIMEOUT_S = 130.0
+PC_INIT_TYPE = "provisioned-concurrency"
+
 
 def _key(fn: FunctionRecord) -> _Key:
     return (fn.name, fn.version, fn.revision_id)
+
+
+@dataclass
+class _Provisioned:
+    """The environments of one provisioned-concurrency config."""
+
+    config_key: str  # "name:qualifier"
+    function: FunctionRecord
+    target: int
+    idle: list[Environment] = field(default_factory=list)
+    members: set[str] = field(default_factory=set)  # env ids, idle or busy
 
 
 class Pool:
@@ -52,8 +74,10 @@ class Pool:
         clock: Clock,
         logs_dir: Path,
         settings: PoolSettings,
+        limits: ConcurrencyLimits | None = None,
     ) -> None:
         self._backend = backend
+        self.limits = limits or ConcurrencyLimits(settings.account_concurrency)
         self._launcher = launcher
         self._clock = clock
         self._logs_dir = logs_dir
@@ -66,6 +90,11 @@ class Pool:
         self._retired: set[_Key] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._closing = False
+        #: config key → its provisioned environments; env id → config key
+        self._provisioned: dict[str, _Provisioned] = {}
+        self._pc_of: dict[str, str] = {}
+        #: env ids of busy on-demand executions (counted in ``limits``)
+        self._on_demand: set[str] = set()
 
     # ------------------------------------------------------------------ queries
 
@@ -86,9 +115,29 @@ class Pool:
     # ------------------------------------------------------------------ acquire / release
 
     async def acquire(self, fn: FunctionRecord) -> Environment:
-        """A warm environment of this function revision, else a new one (cold start)."""
+        """A provisioned environment of this version, else a warm one, else a cold start.
+
+        On-demand executions count against the concurrency limits: over them, 429.
+        """
         if self._closing:
             raise ServiceException("The server is shutting down.")
+        for group in self._provisioned.values():
+            if _key(group.function) == _key(fn):
+                while group.idle:
+                    env = group.idle.pop()
+                    if env.state in (EnvState.IDLE, EnvState.NEEDS_INIT):
+                        self._busy += 1
+                        return env
+        self.limits.take(fn.name)
+        try:
+            env = await self._on_demand_env(fn)
+        except BaseException:
+            self.limits.give(fn.name)
+            raise
+        self._on_demand.add(env.env_id)
+        return env
+
+    async def _on_demand_env(self, fn: FunctionRecord) -> Environment:
         warm = self._idle.get(_key(fn))
         while warm:
             env = warm.pop()  # most recently used first: warmest caches
@@ -96,9 +145,14 @@ class Pool:
             if env.state in (EnvState.IDLE, EnvState.NEEDS_INIT):
                 self._busy += 1
                 return env
-        if self._busy >= self._settings.account_concurrency:
-            raise TooManyRequestsException("ConcurrentInvocationLimitExceeded")
         self._busy += 1
+        try:
+            return await self._new_env(fn, self._settings.env)
+        except BaseException:
+            self._busy -= 1
+            raise
+
+    async def _new_env(self, fn: FunctionRecord, settings: EnvSettings) -> Environment:
         env = Environment(
             env_id=env_id_for(fn.name),
             function=fn,
@@ -106,19 +160,17 @@ class Pool:
             launcher=self._launcher,
             function_log=self.function_log(fn.name),
             clock=self._clock,
-            settings=self._settings.env,
+            settings=settings,
             on_settled=self._settled,
         )
         self._all[env.env_id] = env
         try:
             await env.start()
         except SandboxError as e:
-            self._busy -= 1
             self._all.pop(env.env_id, None)
             log.error("could not build a sandbox for %s: %s", fn.name, e)
             raise ServiceException(f"Could not create the execution environment: {e}") from e
         except BaseException:
-            self._busy -= 1
             self._all.pop(env.env_id, None)
             self._spawn(env.shutdown("failure"))
             raise
@@ -127,6 +179,13 @@ class Pool:
     def _settled(self, env: Environment) -> None:
         """Called by an environment when its invoke phase is over."""
         self._busy -= 1
+        if env.env_id in self._on_demand:
+            self._on_demand.discard(env.env_id)
+            self.limits.give(env.function.name)
+        pc = self._pc_of.get(env.env_id)
+        if pc is not None:
+            self._settled_provisioned(env, pc)
+            return
         key = _key(env.function)
         if (
             self._closing
@@ -173,17 +232,134 @@ class Pool:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def retire(self, function_name: str) -> None:
-        """Stop every idle environment of a function; busy ones stop when they settle."""
+    async def retire(self, function_name: str, version: str | None = None) -> None:
+        """Stop every idle on-demand environment of a function (of one version if given);
+        busy ones stop when they settle.  Provisioned ones go with ``unprovision``."""
+
+        def matches(fn: FunctionRecord) -> bool:
+            return fn.name == function_name and version in (None, fn.version)
+
         for key in list(self._idle):
-            if key[0] == function_name:
+            if key[0] == function_name and version in (None, key[1]):
                 self._retired.add(key)
                 for env in self._idle.pop(key):
                     self._stop(env, "spindown")
         for env in self._all.values():
-            if env.function.name == function_name:
+            if matches(env.function) and env.env_id not in self._pc_of:
                 self._retired.add(_key(env.function))
+        if version is None:
+            for config_key in [k for k, g in self._provisioned.items() if matches(g.function)]:
+                self._drop_provisioned(config_key)
         await self._drain()
+
+    # ------------------------------------------------------------------ provisioned
+
+    async def provision(self, config_key: str, fn: FunctionRecord, count: int) -> ProvisionResult:
+        """Keep ``count`` initialized environments of ``fn`` for ``config_key``.
+
+        Returns once the new ones have run their Init phase: how many are ready.
+        """
+        group = self._provisioned.get(config_key)
+        if group is not None and _key(group.function) != _key(fn):
+            self._drop_provisioned(config_key)
+            group = None
+        if group is None:
+            group = _Provisioned(config_key, fn, count)
+            self._provisioned[config_key] = group
+        group.target = count
+        while len(group.members) > count and group.idle:
+            self._leave_group(group.idle.pop(), "spindown")
+        missing = count - len(group.members)
+        results = await asyncio.gather(
+            *(self._add_provisioned(group) for _ in range(max(0, missing))),
+            return_exceptions=True,
+        )
+        failures = [r for r in results if r is not True]
+        for r in failures:
+            if isinstance(r, BaseException):
+                log.error("provisioning %s failed: %s", config_key, r)
+        if self._provisioned.get(config_key) is not group:
+            return ProvisionResult(0, "The provisioned concurrency configuration was removed.")
+        ready = sum(
+            1
+            for env_id in group.members
+            if (env := self._all.get(env_id)) is not None and env.state is not EnvState.NEEDS_INIT
+        )
+        reason = None
+        if failures:
+            reason = "FUNCTION_ERROR_INIT_FAILURE: the function's Init phase failed."
+        return ProvisionResult(ready, reason)
+
+    async def _add_provisioned(self, group: _Provisioned) -> bool:
+        fn = group.function
+        settings = replace(
+            self._settings.env,
+            init_type=PC_INIT_TYPE,
+            init_timeout_s=max(PC_MIN_INIT_TIMEOUT_S, float(fn.timeout_s)),
+        )
+        env = await self._new_env(fn, settings)
+        # Its Init is billed apart: no "Init Duration" on the REPORT of its first invoke.
+        env._unreported_init_ms = None
+        if self._provisioned.get(group.config_key) is not group or self._closing:
+            self._all.pop(env.env_id, None)
+            self._spawn(env.shutdown("spindown"))
+            return False
+        group.members.add(env.env_id)
+        self._pc_of[env.env_id] = group.config_key
+        group.idle.append(env)
+        return env.state is EnvState.IDLE
+
+    def _settled_provisioned(self, env: Environment, config_key: str) -> None:
+        group = self._provisioned.get(config_key)
+        if group is None or self._closing:
+            self._pc_of.pop(env.env_id, None)
+            self._stop(env, "spindown")
+            return
+        if env.state is EnvState.IDLE and len(group.members) <= group.target:
+            group.idle.append(env)
+            return
+        # failed (reset) or surplus: replace it with a fresh, fully initialized one
+        self._leave_group(env, "spindown")
+        if len(group.members) < group.target:
+            self._spawn(self._replace_provisioned(group))
+
+    async def _replace_provisioned(self, group: _Provisioned) -> None:
+        try:
+            await self._add_provisioned(group)
+        except Exception:
+            log.exception("replacing a provisioned environment of %s", group.config_key)
+
+    def _leave_group(self, env: Environment, reason: str) -> None:
+        pc = self._pc_of.pop(env.env_id, None)
+        group = self._provisioned.get(pc) if pc is not None else None
+        if group is not None:
+            group.members.discard(env.env_id)
+            if env in group.idle:
+                group.idle.remove(env)
+        self._stop(env, reason)
+
+    def _drop_provisioned(self, config_key: str) -> None:
+        group = self._provisioned.pop(config_key, None)
+        if group is None:
+            return
+        for env in list(group.idle):
+            self._pc_of.pop(env.env_id, None)
+            self._stop(env, "spindown")
+        # busy members stop when they settle (their config is gone)
+
+    async def unprovision(self, config_key: str) -> None:
+        self._drop_provisioned(config_key)
+        await self._drain()
+
+    def provisioned_ready(self, config_key: str) -> int:
+        group = self._provisioned.get(config_key)
+        if group is None:
+            return 0
+        return sum(
+            1
+            for env_id in group.members
+            if (env := self._all.get(env_id)) is not None and env.state is not EnvState.NEEDS_INIT
+        )
 
     async def _drain(self) -> None:
         while self._tasks:
@@ -196,6 +372,8 @@ class Pool:
             timer.cancel()
         self._idle_timers.clear()
         self._idle.clear()
+        self._provisioned.clear()
+        self._pc_of.clear()
         envs = list(self._all.values())
         await asyncio.gather(*(self._shutdown(e, "spindown") for e in envs), return_exceptions=True)
         await self._drain()

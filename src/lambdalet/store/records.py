@@ -122,3 +122,122 @@ class Page(Generic[T]):
 
     items: tuple[T, ...]
     next_after: str | None
+
+
+# ------------------------------------------------------------------ versions and aliases
+
+
+@dataclass(frozen=True)
+class AliasSpec:
+    """A validated CreateAlias request."""
+
+    name: str
+    function_version: str
+    description: str = ""
+    weights: Mapping[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AliasPatch:
+    """A validated UpdateAlias request: ``None`` leaves a field as it is."""
+
+    function_version: str | None = None
+    description: str | None = None
+    weights: Mapping[str, float] | None = None
+    revision_id: str | None = None
+
+
+@dataclass(frozen=True)
+class AliasRecord:
+    function_name: str
+    name: str
+    arn: str
+    function_version: str
+    description: str
+    weights: Mapping[str, float]  # AdditionalVersionWeights: at most one other version
+    revision_id: str
+
+
+def pick_version(alias: AliasRecord, draw: float) -> str:
+    """The version an invoke of ``alias`` runs, given a uniform draw in [0, 1)."""
+    for version, weight in alias.weights.items():
+        if draw < weight:
+            return version
+        draw -= weight
+    return alias.function_version
+
+
+# ------------------------------------------------------------------ asynchronous invocation
+
+#: Lambda's defaults for asynchronous invocation.
+DEFAULT_MAX_RETRY_ATTEMPTS = 2
+DEFAULT_MAX_EVENT_AGE_S = 21_600
+
+
+@dataclass(frozen=True)
+class EventInvokeConfig:
+    """PutFunctionEventInvokeConfig for one function, version or alias (``None``: default)."""
+
+    function_name: str
+    qualifier: str
+    max_retry_attempts: int | None = None
+    max_event_age_s: int | None = None
+    on_success: str | None = None  # destination ARN
+    on_failure: str | None = None
+    last_modified: float = 0.0  # epoch seconds
+
+    @property
+    def retries(self) -> int:
+        if self.max_retry_attempts is None:
+            return DEFAULT_MAX_RETRY_ATTEMPTS
+        return self.max_retry_attempts
+
+    @property
+    def max_age_s(self) -> int:
+        return DEFAULT_MAX_EVENT_AGE_S if self.max_event_age_s is None else self.max_event_age_s
+
+
+@dataclass(frozen=True)
+class EventInvokePatch:
+    """UpdateFunctionEventInvokeConfig: ``None`` leaves a field; ``""`` clears a destination."""
+
+    max_retry_attempts: int | None = None
+    max_event_age_s: int | None = None
+    on_success: str | None = None
+    on_failure: str | None = None
+
+
+@dataclass(frozen=True)
+class QueuedEvent:
+    """One asynchronous invocation waiting in the durable queue."""
+
+    seq: int
+    request_id: str
+    function_name: str
+    qualifier: str | None
+    payload: bytes
+    enqueued_at: float  # wall clock
+    attempts: int  # function invocations started so far
+    throttles: int  # attempts refused (throttled, platform error)
+    due_at: float
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    """An event to queue (an Event invoke, or a destination delivery)."""
+
+    request_id: str
+    function_name: str
+    qualifier: str | None
+    payload: bytes
+
+
+# ------------------------------------------------------------------ provisioned concurrency
+
+
+@dataclass(frozen=True)
+class ProvisionedConfig:
+    function_name: str
+    qualifier: str  # a version number or an alias
+    requested: int
+    last_modified: str  # AWS format

@@ -52,6 +52,53 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (name, version)
     );
     """,
+    # 2: versions, aliases, concurrency, asynchronous invocation
+    """
+    CREATE TABLE function_meta (
+        name TEXT PRIMARY KEY,
+        last_version INTEGER NOT NULL DEFAULT 0,  -- version numbers are not reused
+        reserved_concurrency INTEGER              -- NULL: draws on the unreserved pool
+    );
+    INSERT INTO function_meta (name) SELECT name FROM functions WHERE version = '$LATEST';
+    CREATE TABLE aliases (
+        name TEXT NOT NULL,
+        alias TEXT NOT NULL,
+        function_version TEXT NOT NULL,
+        description TEXT NOT NULL,
+        routing TEXT NOT NULL,                    -- JSON object {version: weight}
+        revision_id TEXT NOT NULL,
+        PRIMARY KEY (name, alias)
+    );
+    CREATE TABLE event_invoke_configs (
+        name TEXT NOT NULL,
+        qualifier TEXT NOT NULL,                  -- '$LATEST', a version or an alias
+        max_retry_attempts INTEGER,
+        max_event_age_s INTEGER,
+        on_success TEXT,
+        on_failure TEXT,
+        last_modified REAL NOT NULL,
+        PRIMARY KEY (name, qualifier)
+    );
+    CREATE TABLE provisioned_configs (
+        name TEXT NOT NULL,
+        qualifier TEXT NOT NULL,                  -- a version or an alias
+        requested INTEGER NOT NULL,
+        last_modified TEXT NOT NULL,
+        PRIMARY KEY (name, qualifier)
+    );
+    CREATE TABLE async_events (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        request_id TEXT NOT NULL UNIQUE,
+        name TEXT NOT NULL,
+        qualifier TEXT,                           -- as the caller gave it; resolved per attempt
+        payload BLOB NOT NULL,
+        enqueued_at REAL NOT NULL,                -- wall clock
+        attempts INTEGER NOT NULL DEFAULT 0,      -- invocations started
+        throttles INTEGER NOT NULL DEFAULT 0,     -- attempts refused for concurrency/platform
+        due_at REAL NOT NULL                      -- wall clock of the next attempt
+    );
+    CREATE INDEX async_events_due ON async_events (due_at, seq);
+    """,
 )
 
 

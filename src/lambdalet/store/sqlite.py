@@ -28,6 +28,7 @@ from lambdalet.errors import (
 )
 from lambdalet.model import LATEST, FunctionRecord, LayerRef
 from lambdalet.store import code as codes
+from lambdalet.store.async_events import AsyncEventsMixin
 from lambdalet.store.records import (
     ACTIVE,
     IN_PROGRESS,
@@ -44,6 +45,7 @@ from lambdalet.store.records import (
     Page,
 )
 from lambdalet.store.schema import migrate
+from lambdalet.store.versions import VersionsMixin
 
 REVISION_MISMATCH = (
     "The Revision Id provided does not match the latest Revision Id. "
@@ -59,8 +61,9 @@ def aws_timestamp(epoch_s: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{millis:03d}+0000"
 
 
-class Store:
-    """Functions, layer versions and code of one data directory.  Reopening keeps everything."""
+class Store(VersionsMixin, AsyncEventsMixin):
+    """Functions (versions, aliases), layer versions, code and the async queue of one data
+    directory.  Reopening keeps everything."""
 
     def __init__(self, config: ServerConfig, clock: Clock | None = None) -> None:
         self._config = config
@@ -71,7 +74,8 @@ class Store:
         self._db = sqlite3.connect(config.db_path, isolation_level=None)
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA journal_mode = WAL")
-        self._db.execute("PRAGMA synchronous = NORMAL")
+        # FULL: a committed async event (answered 202) survives power loss, not only a crash
+        self._db.execute("PRAGMA synchronous = FULL")
         self._db.execute("PRAGMA foreign_keys = ON")
         migrate(self._db)
         # Transitions scheduled after a response can't outlive the process: settle them now.
@@ -173,6 +177,10 @@ class Store:
                     now,
                 ),
             )
+            self._db.execute(
+                "INSERT OR REPLACE INTO function_meta (name, last_version) VALUES (?, 0)",
+                (spec.name,),
+            )
         return self.get_function(spec.name)
 
     def get_function(self, name: str, qualifier: str | None = None) -> FunctionRecord:
@@ -264,6 +272,7 @@ class Store:
             cur = self._db.execute("DELETE FROM functions WHERE name = ?", (name,))
             if cur.rowcount == 0:
                 raise ResourceNotFoundException(f"Function not found: {self.function_arn(name)}")
+            self._forget_function(name)
 
     def total_unzipped_size(self, record: FunctionRecord) -> int:
         """Unzipped bytes of a function's code plus its layers (the 250 MB quota)."""
