@@ -30,7 +30,7 @@ from tests.integration.harness import (
 
 pytestmark = pytest.mark.integration
 
-EXT_LIB = r'''
+EXT_LIB = r"""
 import json, os, sys, time, urllib.request
 
 API = os.environ["AWS_LAMBDA_RUNTIME_API"]
@@ -74,9 +74,9 @@ def report_to_host(obj):
     req = urllib.request.Request(f"http://host.lambdalet.internal:{port}/",
                                  data=json.dumps(obj).encode(), method="POST")
     urllib.request.urlopen(req, timeout=2).read()
-'''
+"""
 
-RECORDER = r'''#!/usr/bin/env python3
+RECORDER = r"""#!/usr/bin/env python3
 import sys
 sys.path.insert(0, "/opt/lib")
 from extlib import *
@@ -90,9 +90,9 @@ while True:
     if ev["eventType"] == "SHUTDOWN":
         report_to_host(ev)
         sys.exit(0)
-'''
+"""
 
-TELEMETRY_LISTENER = r'''#!/usr/bin/env python3
+TELEMETRY_LISTENER = r"""#!/usr/bin/env python3
 import http.server, json, os, sys, threading
 sys.path.insert(0, "/opt/lib")
 from extlib import *
@@ -138,9 +138,9 @@ while True:
         import time
         time.sleep(0.3)  # let the last batch arrive, then go
         sys.exit(0)
-'''
+"""
 
-BASH_EXT = r'''#!/bin/bash
+BASH_EXT = r"""#!/bin/bash
 set -euo pipefail
 NAME=$(basename "$0")
 API="http://${AWS_LAMBDA_RUNTIME_API}/2020-01-01/extension"
@@ -155,9 +155,9 @@ while true; do
   echo "bash extension got $(echo "$EV" | cut -c1-40)"
   case "$EV" in *SHUTDOWN*) exit 0 ;; esac
 done
-'''
+"""
 
-SLOW_AFTER_INVOKE = r'''#!/usr/bin/env python3
+SLOW_AFTER_INVOKE = r"""#!/usr/bin/env python3
 import sys, time
 sys.path.insert(0, "/opt/lib")
 from extlib import *
@@ -165,9 +165,9 @@ st, ext_id, _ = register(["INVOKE"])
 while True:
     ev, _ = next_event(ext_id)
     time.sleep(float(open("/opt/slow-seconds").read()))
-'''
+"""
 
-CRASHER = r'''#!/usr/bin/env python3
+CRASHER = r"""#!/usr/bin/env python3
 import os, sys, time
 sys.path.insert(0, "/opt/lib")
 from extlib import *
@@ -179,11 +179,11 @@ while True:
             os.unlink("/tmp/crash-now")
             os._exit(7)
         time.sleep(0.05)
-'''
+"""
 
 NEVER_REGISTERS = "#!/bin/sh\nsleep 600\n"
 
-IGNORES_SHUTDOWN = r'''#!/usr/bin/env python3
+IGNORES_SHUTDOWN = r"""#!/usr/bin/env python3
 import sys, time
 sys.path.insert(0, "/opt/lib")
 from extlib import *
@@ -191,7 +191,7 @@ st, ext_id, _ = register(["SHUTDOWN"])
 ev, _ = next_event(ext_id)
 report_to_host({"got": ev, "at": time.time()})
 time.sleep(600)
-'''
+"""
 
 HANDLER = r"""
 import json, os, time
@@ -229,7 +229,7 @@ class Recorder:
         outer = self
 
         class H(http.server.BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 data = self.rfile.read(int(self.headers["Content-Length"]))
                 outer.posts.append(json.loads(data))
                 outer.times.append(time.time())
@@ -275,7 +275,7 @@ def test_extension_registers_and_receives_invoke_events(lam: Any, server: Server
     name = create(lam, {"app.py": HANDLER}, Layers=[arn])
     first = invoke(lam, name)
     assert first.function_error is None, first.payload
-    second = invoke(lam, name)
+    second = invoke(lam, name, {"sleep": 0.5})
     events = second.json()["ext-events.jsonl"]
     reg = events[0]
     assert reg["status"] == 200
@@ -303,7 +303,8 @@ def test_bash_extension_with_curl(lam: Any) -> None:
     name = create(lam, {"app.py": HANDLER}, Layers=[arn])
     first = invoke(lam, name)
     assert first.function_error is None, first.payload
-    out = invoke(lam, name).json()
+    # the extension writes its event down concurrently with the handler: give it a moment
+    out = invoke(lam, name, {"sleep": 0.5}).json()
     got = [e["requestId"] for e in out["bash-ext.jsonl"]]
     assert got == [first.request_id, out["request_id"]]
 
@@ -331,12 +332,20 @@ def test_telemetry_listener_sees_every_record_in_order(lam: Any, server: Server)
     assert init_start["functionName"] == name
     ext_events = [e["record"] for e in events if e["type"] == "platform.extension"]
     assert {"name": "listener", "state": "Ready", "events": ["INVOKE", "SHUTDOWN"]} in ext_events
-    assert any("listener subscribed: 200" in e["record"] for e in events if e["type"] == "extension")
+    assert any(
+        "listener subscribed: 200" in e["record"] for e in events if e["type"] == "extension"
+    )
     # the first invoke, start to report
-    mine = [e for e in events if isinstance(e["record"], dict)
-            and e["record"].get("requestId") == first.request_id]
-    assert [e["type"] for e in mine] == ["platform.start", "platform.runtimeDone",
-                                         "platform.report"]
+    mine = [
+        e
+        for e in events
+        if isinstance(e["record"], dict) and e["record"].get("requestId") == first.request_id
+    ]
+    assert [e["type"] for e in mine] == [
+        "platform.start",
+        "platform.runtimeDone",
+        "platform.report",
+    ]
     start, done, report = (e["record"] for e in mine)
     assert start["version"] == "$LATEST"
     assert done["status"] == "success"
@@ -354,20 +363,30 @@ def test_telemetry_listener_sees_every_record_in_order(lam: Any, server: Server)
 
 def test_logs_api_subscriber(lam: Any) -> None:
     arn = ext_layer(lam, "logs-listener", TELEMETRY_LISTENER)
-    code = HANDLER.replace("def handler(event, context):", "def handler(event, context):\n"
-                           "    print('function says hello')")
-    name = create(lam, {"app.py": code}, Layers=[arn],
-                  Environment={"Variables": {"LISTENER_API": "logs"}})
+    code = HANDLER.replace(
+        "def handler(event, context):",
+        "def handler(event, context):\n    print('function says hello')",
+    )
+    name = create(
+        lam, {"app.py": code}, Layers=[arn], Environment={"Variables": {"LISTENER_API": "logs"}}
+    )
     first = invoke(lam, name)
     invoke(lam, name, {"sleep": 0.3})
     out = invoke(lam, name, {"sleep": 0.3}).json()
     events = [e for batch in out["telemetry.jsonl"] for e in batch]
     types = {e["type"] for e in events}
     assert "platform.initStart" not in types and "platform.telemetrySubscription" not in types
-    mine = [e for e in events if isinstance(e["record"], dict)
-            and e["record"].get("requestId") == first.request_id]
-    assert [e["type"] for e in mine] == ["platform.start", "platform.runtimeDone",
-                                         "platform.end", "platform.report"]
+    mine = [
+        e
+        for e in events
+        if isinstance(e["record"], dict) and e["record"].get("requestId") == first.request_id
+    ]
+    assert [e["type"] for e in mine] == [
+        "platform.start",
+        "platform.runtimeDone",
+        "platform.end",
+        "platform.report",
+    ]
     assert set(mine[3]["record"]) == {"requestId", "metrics"}
     assert mine[1]["record"] == {"requestId": first.request_id, "status": "success"}
     assert any(e["type"] == "function" and e["record"] == "function says hello\n" for e in events)
@@ -376,8 +395,9 @@ def test_logs_api_subscriber(lam: Any) -> None:
 def test_slow_extension_does_not_hold_the_caller_but_counts_in_the_report(
     lam: Any, server: Server
 ) -> None:
-    arn = layer(lam, {"extensions/slow": SLOW_AFTER_INVOKE, "slow-seconds": "1.5"},
-                ("extensions/slow",))
+    arn = layer(
+        lam, {"extensions/slow": SLOW_AFTER_INVOKE, "slow-seconds": "1.5"}, ("extensions/slow",)
+    )
     name = create(lam, {"app.py": HANDLER}, Layers=[arn], Timeout=10)
     invoke(lam, name, tail=False)  # cold start out of the way
     started = time.monotonic()
@@ -389,8 +409,9 @@ def test_slow_extension_does_not_hold_the_caller_but_counts_in_the_report(
     while f"REPORT RequestId: {r.request_id}" not in log.read_text():
         assert time.monotonic() < deadline
         time.sleep(0.05)
-    line = next(x for x in log.read_text().splitlines()
-                if x.startswith(f"REPORT RequestId: {r.request_id}"))
+    line = next(
+        x for x in log.read_text().splitlines() if x.startswith(f"REPORT RequestId: {r.request_id}")
+    )
     duration = float(line.split("Duration: ")[1].split(" ms")[0])
     assert duration >= 1500, line
 
@@ -490,7 +511,7 @@ def test_shutdown_events_and_deadline(spin_server: Server, recorder: Recorder) -
 
 
 def test_extensions_api_errors(lam: Any) -> None:
-    script = r'''#!/usr/bin/env python3
+    script = r"""#!/usr/bin/env python3
 import json, sys, uuid
 sys.path.insert(0, "/opt/lib")
 from extlib import *
@@ -516,7 +537,7 @@ out["bad_subscription"] = [st4, json.loads(b4)["errorType"]]
 record("/tmp/ext-events.jsonl", out)
 while True:
     next_event(ext_id)
-'''
+"""
     arn = ext_layer(lam, "prober", script)
     name = create(lam, {"app.py": HANDLER}, Layers=[arn])
     r = invoke(lam, name)
