@@ -932,6 +932,11 @@ class Environment:
             raise RapiRefused(ext_protocol.invalid_state(ext.name, ext.state.value, "Ready"))
         ext.machine.fire(ExtensionEvent.NEXT)
         self._check_gates()
+        if ext.queued is not None:
+            # an event that came while it was not waiting (e.g. SHUTDOWN during Init)
+            event, ext.queued = ext.queued, None
+            ext.machine.fire(ExtensionEvent.EVENT)
+            return event
         if ext.waiter is not None and not ext.waiter.done():
             ext.waiter.cancel()
         waiter: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()

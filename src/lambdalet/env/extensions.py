@@ -223,12 +223,14 @@ class Extensions:
     def deliver(self, ext: Extension, event: bytes) -> None:
         """Hand an event to an extension's pending next, or queue it for its next call."""
         waiter = ext.waiter
-        if waiter is not None and not waiter.done():
+        if ext.machine.allows(ExtensionEvent.EVENT):
             ext.machine.fire(ExtensionEvent.EVENT)
-            ext.waiter = None
-            waiter.set_result(event)
-        else:
-            ext.queued = event
+            if waiter is not None and not waiter.done():
+                ext.waiter = None
+                waiter.set_result(event)
+                return
+        # not waiting right now: its next call gets the event
+        ext.queued = event
 
     def cancel_waiters(self) -> None:
         for e in self.by_id.values():
