@@ -550,3 +550,57 @@ while True:
     assert out["duplicate"] == [403, "Extension.InvalidExtensionState"]
     assert out["missing_type"] == [403, "Extension.MissingHeader"]
     assert out["bad_subscription"] == [400, "ValidationError"]
+
+
+INTERNAL = r"""
+import json, os, threading, urllib.request, urllib.error
+
+API = os.environ["AWS_LAMBDA_RUNTIME_API"]
+SEEN = []
+
+
+def _call(method, path, body=None, headers=None):
+    req = urllib.request.Request(f"http://{API}{path}", data=body, method=method,
+                                 headers=headers or {})
+    try:
+        with urllib.request.urlopen(req) as r:
+            return r.status, dict(r.headers), r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, dict(e.headers), e.read()
+
+
+REFUSED = _call("POST", "/2020-01-01/extension/register", b'{"events":["SHUTDOWN"]}',
+                {"Lambda-Extension-Name": "in-process-agent"})
+STATUS, HEADERS, BODY = _call("POST", "/2020-01-01/extension/register", b'{"events":["INVOKE"]}',
+                              {"Lambda-Extension-Name": "in-process-agent"})
+EXT_ID = HEADERS["Lambda-Extension-Identifier"]
+
+
+def _loop():
+    while True:
+        _, _, ev = _call("GET", "/2020-01-01/extension/event/next",
+                         headers={"Lambda-Extension-Identifier": EXT_ID})
+        SEEN.append(json.loads(ev)["requestId"])
+
+
+threading.Thread(target=_loop, daemon=True).start()
+
+
+def handler(event, context):
+    import time
+    time.sleep(0.2)
+    return {"refused": [REFUSED[0], json.loads(REFUSED[2])["errorType"]], "status": STATUS,
+            "seen": list(SEEN), "me": context.aws_request_id}
+"""
+
+
+def test_internal_extension_registers_from_the_runtime(lam: Any) -> None:
+    name = create(lam, {"app.py": INTERNAL})
+    r = invoke(lam, name)
+    assert r.function_error is None, r.payload
+    out = r.json()
+    assert out["status"] == 200
+    assert out["refused"] == [403, "Extension.InvalidEventType"]
+    assert out["seen"] == [out["me"]]
+    r2 = invoke(lam, name)
+    assert r2.json()["seen"] == [out["me"], r2.json()["me"]]
