@@ -197,6 +197,14 @@ class Cgroup(ABC):
     def set_pids_limit(self, limit: int) -> None: ...
 
     @abstractmethod
+    def set_cpu_shares(self, shares: int) -> None:
+        """CPU weight in v1 ``cpu.shares`` units (converted for v2); no-op without cpu."""
+
+    @abstractmethod
+    def reset_memory_peak(self) -> None:
+        """Start "highest use so far" again from now (a spare becoming a function's)."""
+
+    @abstractmethod
     def _write_freeze(self, frozen: bool) -> None: ...
 
     @abstractmethod
@@ -316,6 +324,16 @@ class CgroupV2(Cgroup):
     def set_pids_limit(self, limit: int) -> None:
         _write(self.path / "pids.max", str(limit))
 
+    def set_cpu_shares(self, shares: int) -> None:
+        # runc's conversion of shares [2, 262144] to weight [1, 10000]
+        weight = 1 + ((shares - 2) * 9999) // 262142
+        with contextlib.suppress(FileNotFoundError):
+            _write(self.path / "cpu.weight", str(weight))
+
+    def reset_memory_peak(self) -> None:
+        # memory.peak is reset per open file only (6.12+): fall back to sampling from now
+        self._sampled_peak = 0
+
     def _write_freeze(self, frozen: bool) -> None:
         _write(self.path / "cgroup.freeze", "1" if frozen else "0")
 
@@ -380,6 +398,15 @@ class CgroupV1(Cgroup):
 
     def set_pids_limit(self, limit: int) -> None:
         _write(self.pids / "pids.max", str(limit))
+
+    def set_cpu_shares(self, shares: int) -> None:
+        cpu = self._by_controller.get("cpu")
+        if cpu is not None:
+            _write(cpu / "cpu.shares", str(shares))
+
+    def reset_memory_peak(self) -> None:
+        self._sampled_peak = 0
+        _write(self.memory / "memory.max_usage_in_bytes", "0")
 
     def _write_freeze(self, frozen: bool) -> None:
         _write(self.freezer / "freezer.state", "FROZEN" if frozen else "THAWED")

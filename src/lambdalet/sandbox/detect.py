@@ -18,6 +18,10 @@ from . import cgroups
 from .base import BackendInfo, SandboxBackend, SandboxError
 
 BACKENDS = ("auto", "runc", "process")
+#: spare runc sandboxes kept built and running, so that a cold start only attaches
+#: the function (see RuncBackend); each costs about what a frozen environment's
+#: agent, netns and slirp4netns cost (docs/performance.md)
+SPARE_SANDBOXES = 2
 
 
 @dataclass(frozen=True)
@@ -160,7 +164,9 @@ async def choose_backend(config: ServerConfig) -> SandboxBackend:
         return ProcessBackend(config, d.reasons)
     from .runc import RuncBackend
 
-    backend = RuncBackend(config, host_network=d.host_network, reasons=d.reasons)
+    backend = RuncBackend(
+        config, host_network=d.host_network, reasons=d.reasons, spares=SPARE_SANDBOXES
+    )
     for w in d.warnings:
         backend.add_warning(w)
     await backend.start()

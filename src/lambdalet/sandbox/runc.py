@@ -26,6 +26,7 @@ import asyncio
 import contextlib
 import hashlib
 import json
+import logging
 import marshal
 import os
 import resource
@@ -36,7 +37,7 @@ import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
 from lambdalet.config import ServerConfig
@@ -56,6 +57,8 @@ from .base import (
 )
 from .process import LogPipe
 
+log = logging.getLogger(__name__)
+
 MARKER = ".lambdalet-runc"
 AGENT_READY_TIMEOUT_S = 10.0
 KILL_TIMEOUT_S = 5.0
@@ -71,6 +74,19 @@ def nproc_limit() -> int:
 
 
 DEV_SHM_MB = 64
+#: what a spare sandbox's directories are attached through (host subdir -> inside path)
+ATTACH_POINTS = {"task": "var/task", "opt": "opt", "runtime": "var/runtime", "lang": "var/lang"}
+ATTACH_OPTIONS = ("rbind", "ro", "nosuid", "nodev", "rslave")
+#: the memory limit of a spare until create() gives it the function's (Lambda's maximum)
+SPARE_MEMORY_MB = 10240
+SPARE_EPHEMERAL_MB = 512
+
+
+def cpu_shares(memory_mb: int) -> int:
+    """CPU weight proportional to memory, as Lambda (1769 MB = 1 vCPU)."""
+    return max(2, memory_mb * 1024 // 1769)
+
+
 _DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
 
 
@@ -105,6 +121,12 @@ class BundlePlan:
     nproc: int = 4194304  # RLIMIT_NPROC, see nproc_limit()
     #: the server instance's tag: keeps two servers on one host out of each other's cgroups
     instance: str = ""
+    #: a spare sandbox: /var/task, /opt, /var/runtime and /var/lang are slave binds of
+    #: ``attach_dir/{task,opt,runtime,lang}`` (a shared tmpfs on the host), so that the
+    #: function's directories mounted there later appear inside the running container
+    attach_dir: Path | None = None
+    #: the container's name: the spare's own for a spare, else ``spec.env_id``
+    container_id: str = ""
     extra_warnings: list[str] = field(default_factory=list)
 
 
@@ -152,15 +174,21 @@ def oci_config(plan: BundlePlan) -> dict[str, Any]:
         Mount("/usr", "/usr"),
         Mount(rootfs.AGENT_PYTHON_PREFIX, str(plan.agent_python_prefix)),
         Mount(rootfs.AGENT_DIR, str(plan.agent_dir)),
-        Mount("/var/task", str(spec.code_dir)),
     ]
-    opt = opt_mount(spec.layer_dirs)
-    if opt is not None:
-        mounts.append(opt)
-    if spec.runtime_dir is not None:
-        mounts.append(Mount("/var/runtime", str(spec.runtime_dir)))
-    if spec.lang_dir is not None:
-        mounts.append(Mount("/var/lang", str(spec.lang_dir)))
+    if plan.attach_dir is not None:
+        mounts += [
+            Mount(f"/{ATTACH_POINTS[name]}", str(plan.attach_dir / name), options=ATTACH_OPTIONS)
+            for name in ATTACH_POINTS
+        ]
+    else:
+        mounts.append(Mount("/var/task", str(spec.code_dir)))
+        opt = opt_mount(spec.layer_dirs)
+        if opt is not None:
+            mounts.append(opt)
+        if spec.runtime_dir is not None:
+            mounts.append(Mount("/var/runtime", str(spec.runtime_dir)))
+        if spec.lang_dir is not None:
+            mounts.append(Mount("/var/lang", str(spec.lang_dir)))
     if plan.tmp_source is not None:
         mounts.append(
             Mount("/tmp", str(plan.tmp_source), options=("rbind", "rw", "nosuid", "nodev"))
@@ -211,13 +239,13 @@ def oci_config(plan: BundlePlan) -> dict[str, Any]:
                 {"type": "uts"},
                 {"type": "network", "path": str(plan.netns_path)},
             ],
-            "cgroupsPath": "/" + cgroup_relpath(plan.instance, spec.env_id),
+            "cgroupsPath": "/" + cgroup_relpath(plan.instance, plan.container_id or spec.env_id),
             "resources": {
                 "devices": [{"allow": False, "access": "rwm"}],
                 "memory": memory,
                 "pids": {"limit": spec.pids_limit},
                 # CPU weight proportional to memory, as Lambda (1769 MB = 1 vCPU)
-                "cpu": {"shares": max(2, spec.memory_mb * 1024 // 1769)},
+                "cpu": {"shares": cpu_shares(spec.memory_mb)},
             },
             "maskedPaths": [
                 "/proc/acpi",
@@ -275,6 +303,29 @@ async def _run(*argv: str, limit_s: float = 30.0) -> str:
     if proc.returncode != 0:
         raise SandboxError(f"{' '.join(argv[:3])}… failed ({proc.returncode}): {text}")
     return text
+
+
+def mounts_under(directory: Path) -> list[str]:
+    """Mount points at or below ``directory`` (from /proc/self/mounts)."""
+    prefix = str(directory).rstrip("/") + "/"
+    out = []
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/mounts").read_text().splitlines():
+            mnt = line.split()[1].replace("\\040", " ")
+            if mnt == prefix[:-1] or mnt.startswith(prefix):
+                out.append(mnt)
+    return out
+
+
+def mount_point_of(path: str) -> str:
+    """The mount point of the file system holding ``path`` (longest match)."""
+    best = "/"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/mounts").read_text().splitlines():
+            mnt = line.split()[1].replace("\\040", " ")
+            if (path == mnt or path.startswith(mnt.rstrip("/") + "/")) and len(mnt) > len(best):
+                best = mnt
+    return best
 
 
 def _sparse_file(path: Path, size: int) -> None:
@@ -335,6 +386,14 @@ class TmpImages:
 # the sandbox
 
 
+def _no_log(role: ProcessRole, name: str, line: bytes) -> None:
+    pass
+
+
+def _no_exit(exit: ProcessExit) -> None:
+    pass
+
+
 def _set_done(fut: asyncio.Future[None]) -> None:
     if not fut.done():
         fut.set_result(None)
@@ -349,7 +408,12 @@ class _Child:
 
 
 class RuncSandbox:
-    """One runc container; the host side of its agent connection."""
+    """One runc container; the host side of its agent connection.
+
+    A *spare* (``attach_dir`` set) is built before any function needs it; :meth:`attach`
+    later gives it the function's spec: mounts on the host side of the shared attach
+    points propagate into the running container, and the cgroup limits are written.
+    """
 
     def __init__(
         self,
@@ -358,10 +422,17 @@ class RuncSandbox:
         env_dir: Path,
         on_log: LogSink,
         on_exit: ExitSink,
+        *,
+        attach_dir: Path | None = None,
     ) -> None:
         self.backend = backend
         self.spec = spec
+        #: container, cgroup and netns name: fixed at build time (a spare keeps its own)
+        self.cid = spec.env_id
         self.env_dir = env_dir
+        self.attach_dir = attach_dir
+        #: what is mounted at each attach point now (host source), for spares
+        self.attached: dict[str, str | None] = dict.fromkeys(ATTACH_POINTS)
         self._on_log = on_log
         self._on_exit = on_exit
         self.net = netns.NetNamespace(f"{backend.tag}-{spec.env_id}")
@@ -413,7 +484,14 @@ class RuncSandbox:
                 return self.env_dir / "tmp"
             return None
 
-        _, tmp_source = await asyncio.gather(network(), tmp())
+        async def attach_points() -> None:
+            if self.attach_dir is not None:
+                await b.make_attach_points(self.attach_dir)
+
+        _, tmp_source, _ = await asyncio.gather(network(), tmp(), attach_points())
+        if self.attach_dir is not None:
+            # the directories most functions use, ready before any function asks
+            await self._mount_attached(b.likely_mounts())
         plan = BundlePlan(
             spec=spec,
             rootfs=b.base_rootfs,
@@ -425,6 +503,8 @@ class RuncSandbox:
             tmp_source=tmp_source,
             nproc=nproc_limit(),
             instance=b.tag,
+            attach_dir=self.attach_dir,
+            container_id=self.cid,
         )
         (bundle / "config.json").write_text(json.dumps(oci_config(plan), indent=1))
 
@@ -443,7 +523,7 @@ class RuncSandbox:
                     *b.runc_cmd("run", "--detach", "--pid-file", str(pid_file)),
                     "--bundle",
                     str(bundle),
-                    spec.env_id,
+                    self.cid,
                     stdin=agent.fileno(),
                     stdout=log,
                     stderr=log,
@@ -456,11 +536,55 @@ class RuncSandbox:
         if rc != 0:
             raise SandboxError(f"runc run failed ({rc}): {self._log_tail()}")
         self._agent_pid = int(pid_file.read_text().strip())
-        self.cgroup = b.cgsys.group(cgroup_relpath(b.tag, spec.env_id))
+        self.cgroup = b.cgsys.group(cgroup_relpath(b.tag, self.cid))
         try:
             await asyncio.wait_for(self._ready, AGENT_READY_TIMEOUT_S)
         except TimeoutError:
             raise SandboxError(f"sandbox agent did not start: {self._log_tail()}") from None
+
+    def fits(self, spec: SandboxSpec) -> bool:
+        """True when this spare can become a sandbox of ``spec`` by :meth:`attach`."""
+        return (
+            self.attach_dir is not None
+            and not self._destroyed
+            and not self._agent_dead
+            and spec.ephemeral_mb == self.spec.ephemeral_mb
+            and spec.hostname == self.spec.hostname
+            and spec.nofile_limit == self.spec.nofile_limit
+        )
+
+    async def attach(self, spec: SandboxSpec, on_log: LogSink, on_exit: ExitSink) -> None:
+        """Make this spare the sandbox of ``spec``: mounts, then the cgroup's limits."""
+        assert self.cgroup is not None and self.attach_dir is not None
+        self.spec = spec
+        self._on_log = on_log
+        self._on_exit = on_exit
+        await self._mount_attached(self.backend.mounts_for(spec))
+        limit = spec.memory_mb * 1024 * 1024
+        cg = self.cgroup
+        cg.set_memory_limit(limit)
+        cg.set_pids_limit(spec.pids_limit)
+        cg.set_cpu_shares(cpu_shares(spec.memory_mb))
+        cg.reset_memory_peak()
+
+    async def _mount_attached(self, want: Mapping[str, str | None]) -> None:
+        """Bring the attach points to ``want`` (host source per point; None = empty)."""
+        assert self.attach_dir is not None
+        jobs = []
+        for name, source in want.items():
+            if self.attached[name] != source:
+                jobs.append(self._remount(name, source))
+        await asyncio.gather(*jobs)
+
+    async def _remount(self, name: str, source: str | None) -> None:
+        assert self.attach_dir is not None
+        point = str(self.attach_dir / name)
+        if self.attached[name] is not None:
+            await _run("umount", point)
+            self.attached[name] = None
+        if source is not None:
+            await self.backend.mount_readonly(source, point)
+            self.attached[name] = source
 
     def _log_tail(self) -> str:
         try:
@@ -677,7 +801,7 @@ class RuncSandbox:
         if self._ready is not None and not self._ready.done():
             self._ready.cancel()
         try:
-            await self.backend.delete_container(self.spec.env_id)
+            await self.backend.delete_container(self.cid)
         except SandboxError as e:
             errors.append(str(e))
         self._reap_agent()
@@ -689,12 +813,26 @@ class RuncSandbox:
                 errors.append(str(e))
                 with contextlib.suppress(SandboxError):
                     await _run("umount", "-l", str(self.env_dir / "tmp"))
+        if self.attach_dir is not None and await asyncio.to_thread(
+            os.path.ismount, self.attach_dir
+        ):
+            try:
+                await _run("umount", "-R", str(self.attach_dir))
+            except SandboxError as e:
+                errors.append(str(e))
+                with contextlib.suppress(SandboxError):
+                    await _run("umount", "-R", "-l", str(self.attach_dir))
         if self.cgroup is not None:
             try:
                 await asyncio.to_thread(self.cgroup.remove)
             except cgroups.CgroupError as e:
                 errors.append(str(e))
-        await asyncio.to_thread(shutil.rmtree, self.env_dir, True)
+        # never recurse into a mount (an attached /var/task is the function's own code)
+        left = await asyncio.to_thread(mounts_under, self.env_dir)
+        if left:
+            errors.append(f"still mounted, not removed: {', '.join(left)}")
+        else:
+            await asyncio.to_thread(shutil.rmtree, self.env_dir, True)
         if errors:
             raise SandboxError(f"destroy {self.spec.env_id}: " + "; ".join(errors))
 
@@ -720,8 +858,14 @@ class RuncBackend:
         host_network: bool = True,
         reasons: Sequence[str] = (),
         runc: str = "runc",
+        spares: int = 0,
+        spare_ephemeral_mb: int = SPARE_EPHEMERAL_MB,
     ) -> None:
         self.config = config
+        #: how many spare sandboxes to keep built and running (0: build on demand only)
+        self.spares_wanted = spares
+        #: the /tmp size of spares (a function asking for another size gets a new sandbox)
+        self.spare_ephemeral_mb = spare_ephemeral_mb
         self.data_dir = config.data_dir.resolve()
         self.envs_dir = config.envs_dir.resolve()
         self.state_dir = self.data_dir / "runc"
@@ -739,6 +883,14 @@ class RuncBackend:
         self._started = False
         self._start_lock = asyncio.Lock()
         self._sandboxes: dict[str, RuncSandbox] = {}
+        self._spares: list[RuncSandbox] = []
+        self._spares_building = 0
+        self._refill_task: asyncio.Task[None] | None = None
+        self._closing = False
+        #: the runtime and language dirs of the latest sandbox: spares mount them in advance
+        self._likely: dict[str, str | None] = {"runtime": None, "lang": str(self.agent_prefix)}
+        self._ro_views: dict[str, Path] = {}
+        self._ro_lock = asyncio.Lock()
 
     def runc_cmd(self, *args: str) -> list[str]:
         return [self.runc, "--root", str(self.state_dir), *args]
@@ -770,8 +922,9 @@ class RuncBackend:
         self._warnings.append(warning)
 
     async def start(self) -> None:
-        """Sweep leftovers of a crashed run, build the shared rootfs (once)."""
+        """Sweep leftovers of a crashed run, build the shared rootfs (once), start spares."""
         await self._ensure_started()
+        self._refill()
 
     async def _ensure_started(self) -> None:
         async with self._start_lock:
@@ -811,6 +964,22 @@ class RuncBackend:
         await self._ensure_started()
         if spec.env_id in self._sandboxes:
             raise SandboxError(f"sandbox {spec.env_id} exists")
+        self._learn(spec)
+        spare = self._take_spare(spec)
+        if spare is not None:
+            self._sandboxes[spec.env_id] = spare
+            try:
+                await spare.attach(spec, on_log, on_exit)
+            except BaseException as e:
+                with contextlib.suppress(Exception):
+                    await spare.destroy()
+                self._sandboxes.pop(spec.env_id, None)
+                if isinstance(e, asyncio.CancelledError):
+                    raise
+                # a spare that cannot attach is not the function's fault: build one afresh
+            else:
+                self._refill()
+                return spare
         sb = RuncSandbox(self, spec, self.envs_dir / spec.env_id, on_log, on_exit)
         self._sandboxes[spec.env_id] = sb
         try:
@@ -821,11 +990,154 @@ class RuncBackend:
             if isinstance(e, (SandboxError, asyncio.CancelledError)):
                 raise
             raise SandboxError(f"cannot create sandbox {spec.env_id}: {e}") from e
+        finally:
+            self._refill()
         return sb
+
+    # -- spare sandboxes -------------------------------------------------
+
+    def spare_count(self) -> int:
+        """Spare sandboxes built and waiting (for tests and the benchmark)."""
+        return len(self._spares)
+
+    async def wait_spares(self, timeout_s: float = 30.0) -> None:
+        """Wait until the wanted number of spares is ready (tests, the benchmark)."""
+        self._refill()
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while len(self._spares) < self.spares_wanted:
+            if asyncio.get_running_loop().time() > deadline:
+                raise SandboxError("spare sandboxes were not built in time")
+            await asyncio.sleep(0.01)
+
+    def _learn(self, spec: SandboxSpec) -> None:
+        if spec.runtime_dir is not None:
+            self._likely["runtime"] = str(spec.runtime_dir.resolve())
+        if spec.lang_dir is not None:
+            self._likely["lang"] = str(spec.lang_dir.resolve())
+
+    def likely_mounts(self) -> dict[str, str | None]:
+        return dict(self._likely)
+
+    def mounts_for(self, spec: SandboxSpec) -> dict[str, str | None]:
+        """The host source of each attach point for ``spec``."""
+        layers = [str(p.resolve()) for p in spec.layer_dirs]
+        opt: str | None = None
+        if len(layers) == 1:
+            opt = layers[0]
+        elif layers:
+            opt = "overlay:" + ":".join(reversed(layers))
+        return {
+            "task": str(spec.code_dir.resolve()),
+            "opt": opt,
+            "runtime": str(spec.runtime_dir.resolve()) if spec.runtime_dir else None,
+            "lang": str(spec.lang_dir.resolve()) if spec.lang_dir else None,
+        }
+
+    def _take_spare(self, spec: SandboxSpec) -> RuncSandbox | None:
+        for i, sb in enumerate(self._spares):
+            if sb.fits(spec):
+                del self._spares[i]
+                return sb
+        return None
+
+    def _refill(self) -> None:
+        if self._closing or self.spares_wanted <= 0:
+            return
+        if self._refill_task is None or self._refill_task.done():
+            self._refill_task = asyncio.get_running_loop().create_task(self._refill_loop())
+
+    async def _refill_loop(self) -> None:
+        failures = 0
+        while not self._closing and len(self._spares) < self.spares_wanted and failures < 3:
+            sid = f"spare-{os.urandom(5).hex()}"
+            spec = SandboxSpec(
+                env_id=sid,
+                memory_mb=SPARE_MEMORY_MB,
+                ephemeral_mb=self.spare_ephemeral_mb,
+                code_dir=self.envs_dir,  # not mounted: the attach points stand in
+                layer_dirs=(),
+                runtime_dir=None,
+                lang_dir=None,
+            )
+            env_dir = self.envs_dir / sid
+            sb = RuncSandbox(self, spec, env_dir, _no_log, _no_exit, attach_dir=env_dir / "attach")
+            self._sandboxes[sid] = sb
+            try:
+                await sb._start()
+            except BaseException as e:  # a spare is an optimisation: log, retry a little
+                with contextlib.suppress(Exception):
+                    await sb.destroy()
+                self._sandboxes.pop(sid, None)
+                if not isinstance(e, Exception):
+                    raise
+                failures += 1
+                log.warning("building a spare sandbox failed: %s", e)
+                continue
+            self._sandboxes.pop(sid, None)
+            if self._closing:
+                with contextlib.suppress(Exception):
+                    await sb.destroy()
+                return
+            self._spares.append(sb)
+
+    async def make_attach_points(self, attach_dir: Path) -> None:
+        """A small shared tmpfs holding one empty directory per attach point."""
+        await asyncio.to_thread(attach_dir.mkdir)
+        await _run(
+            "mount",
+            "--make-shared",
+            "-t",
+            "tmpfs",
+            "-o",
+            "size=64k,mode=755,nosuid,nodev",
+            "lambdalet-attach",
+            str(attach_dir),
+        )
+        for name in ATTACH_POINTS:
+            (attach_dir / name).mkdir(mode=0o755)
+
+    async def _ro_view(self, mount_point: str) -> Path:
+        """A private, read-only bind of one host mount, made once.
+
+        Binding *from* a read-only mount gives a read-only mount in a single step, so
+        the copy that propagates into a container is read-only from its first moment.
+        """
+        async with self._ro_lock:
+            view = self._ro_views.get(mount_point)
+            if view is not None:
+                return view
+            view = self.envs_dir / ".ro" / hashlib.sha256(mount_point.encode()).hexdigest()[:12]
+            await asyncio.to_thread(view.mkdir, 0o700, True, True)
+            if not await asyncio.to_thread(os.path.ismount, view):
+                await _run("mount", "--bind", "--make-private", mount_point, str(view))
+                await _run("mount", "-o", "remount,bind,ro,nosuid,nodev", str(view))
+            self._ro_views[mount_point] = view
+            return view
+
+    async def mount_readonly(self, source: str, target: str) -> None:
+        """Mount ``source`` (a directory, or ``overlay:<lowerdirs>``) read-only at ``target``."""
+        if source.startswith("overlay:"):
+            lower = source.removeprefix("overlay:")
+            await _run(
+                "mount",
+                "-t",
+                "overlay",
+                "overlay",
+                "-o",
+                f"lowerdir={lower},ro,nosuid,nodev",
+                target,
+            )
+            return
+        mp = mount_point_of(source)
+        view = await self._ro_view(mp)
+        rel = PurePath(source).relative_to(mp)
+        await _run("mount", "--bind", str(view / rel), target)
 
     def _forget(self, sb: RuncSandbox) -> None:
         if self._sandboxes.get(sb.spec.env_id) is sb:
             del self._sandboxes[sb.spec.env_id]
+        if sb in self._spares:
+            self._spares.remove(sb)
 
     async def delete_container(self, container_id: str) -> None:
         proc = await asyncio.create_subprocess_exec(
@@ -840,9 +1152,22 @@ class RuncBackend:
             raise SandboxError(f"runc delete {container_id}: {text.strip()}")
 
     async def close(self) -> None:
-        for sb in list(self._sandboxes.values()):
+        self._closing = True
+        if self._refill_task is not None:
+            # not cancelled: the spare being built is finished, then destroyed, by the loop
+            with contextlib.suppress(Exception):
+                await self._refill_task
+        spares, self._spares = self._spares, []
+        for sb in [*spares, *self._sandboxes.values()]:
             with contextlib.suppress(SandboxError):
                 await sb.destroy()
+        for view in self._ro_views.values():
+            with contextlib.suppress(SandboxError, OSError):
+                await _run("umount", str(view))
+                view.rmdir()
+        self._ro_views.clear()
+        with contextlib.suppress(OSError):
+            (self.envs_dir / ".ro").rmdir()
 
     def sweep(self) -> list[str]:
         """Remove what a crashed earlier run left: containers, netns, mounts, cgroups.
@@ -889,6 +1214,7 @@ class RuncBackend:
                 removed.append(f"cgroup {cg!r}")
         if self.envs_dir.is_dir():
             for env_dir in self.envs_dir.iterdir():
-                if (env_dir / MARKER).exists():
+                # never recurse into a mount that survived: it may be a function's code
+                if (env_dir / MARKER).exists() and not mounts_under(env_dir):
                     shutil.rmtree(env_dir, ignore_errors=True)
         return removed

@@ -31,7 +31,8 @@ from lambdalet.sandbox.base import (
 )
 
 LANG = Path(os.path.realpath(sys.executable)).parent.parent
-BACKENDS = ["runc", "process"]
+#: runc-spare: every sandbox is a spare built in advance, then attached by create()
+BACKENDS = ["runc", "runc-spare", "process"]
 
 
 def runc_missing() -> str | None:
@@ -118,9 +119,11 @@ def layers(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
 async def make_env(
     request: pytest.FixtureRequest, tmp_path: Path, code_dir: Path, layers: list[Path]
 ) -> AsyncIterator[Callable[..., Awaitable[Env]]]:
-    kind: str = request.param
+    variant: str = request.param
+    kind = "runc" if variant.startswith("runc") else variant
     config = ServerConfig(data_dir=tmp_path / "data")
     backend: SandboxBackend
+    spares = variant == "runc-spare"
     if kind == "runc":
         missing = runc_missing()
         if missing:
@@ -129,7 +132,7 @@ async def make_env(
             pytest.skip(f"runc backend unavailable: {missing}")
         from lambdalet.sandbox.runc import RuncBackend
 
-        rb = RuncBackend(config)
+        rb = RuncBackend(config, spares=1 if spares else 0, spare_ephemeral_mb=16)
         await rb.start()
         backend = rb
     else:
@@ -155,6 +158,12 @@ async def make_env(
         args.update(kw)
         spec = SandboxSpec(**args)  # type: ignore[arg-type]
         e = Env(kind, backend, None, spec)  # type: ignore[arg-type]
+        if spares and spec.ephemeral_mb == 16:
+            from lambdalet.sandbox.runc import RuncBackend
+
+            assert isinstance(backend, RuncBackend)
+            await backend.wait_spares()
+            assert backend.spare_count() == 1
         e.sb = await backend.create(
             spec, lambda r, name, line: e.logs.append((r, name, line)), e.exits.append
         )
