@@ -18,6 +18,7 @@ from lambdalet.control.concurrency import ConcurrencyLimits
 from lambdalet.control.provisioned import Provisioner
 from lambdalet.errors import (
     InvalidParameterValueException,
+    ProvisionedConcurrencyConfigNotFoundException,
     ResourceConflictException,
     ResourceNotFoundException,
 )
@@ -367,7 +368,7 @@ class Handlers:
         """An alias moved: its provisioned environments follow the new version."""
         try:
             config = self.store.provisioned_config(name, qualifier)
-        except ResourceNotFoundException:
+        except ProvisionedConcurrencyConfigNotFoundException:
             return
         record, _ = self.store.resolve(name, qualifier)
         self.provisioner.apply(name, qualifier, record, config.requested)

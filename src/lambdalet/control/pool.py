@@ -217,9 +217,9 @@ class Pool:
         if timer is not None:
             timer.cancel()
 
-    def _stop(self, env: Environment, reason: str) -> None:
+    def _stop(self, env: Environment, reason: str) -> asyncio.Future[None]:
         self._cancel_idle_timer(env)
-        self._spawn(self._shutdown(env, reason))
+        return self._spawn(self._shutdown(env, reason))
 
     async def _shutdown(self, env: Environment, reason: str) -> None:
         try:
@@ -227,10 +227,11 @@ class Pool:
         finally:
             self._all.pop(env.env_id, None)
 
-    def _spawn(self, coro: Coroutine[object, object, None]) -> None:
+    def _spawn(self, coro: Coroutine[object, object, None]) -> asyncio.Future[None]:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     async def retire(self, function_name: str, version: str | None = None) -> None:
         """Stop every idle on-demand environment of a function (of one version if given);
@@ -267,6 +268,7 @@ class Pool:
             group = _Provisioned(config_key, fn, count)
             self._provisioned[config_key] = group
         group.target = count
+        log.debug("provision %s: %d of %s", config_key, count, fn.qualified_arn)
         while len(group.members) > count and group.idle:
             self._leave_group(group.idle.pop(), "spindown")
         missing = count - len(group.members)
@@ -338,18 +340,22 @@ class Pool:
                 group.idle.remove(env)
         self._stop(env, reason)
 
-    def _drop_provisioned(self, config_key: str) -> None:
+    def _drop_provisioned(self, config_key: str) -> list[asyncio.Future[None]]:
+        """Forget a config and stop its idle environments (the shutdowns are returned).
+        Busy members stop when they settle (their config is gone)."""
         group = self._provisioned.pop(config_key, None)
         if group is None:
-            return
-        for env in list(group.idle):
+            return []
+        stopping = []
+        for env in group.idle:
             self._pc_of.pop(env.env_id, None)
-            self._stop(env, "spindown")
-        # busy members stop when they settle (their config is gone)
+            stopping.append(self._stop(env, "spindown"))
+        return stopping
 
     async def unprovision(self, config_key: str) -> None:
-        self._drop_provisioned(config_key)
-        await self._drain()
+        """Stop a config's idle environments and wait for exactly those shutdowns."""
+        log.debug("unprovision %s", config_key)
+        await asyncio.gather(*self._drop_provisioned(config_key), return_exceptions=True)
 
     def provisioned_ready(self, config_key: str) -> int:
         group = self._provisioned.get(config_key)
