@@ -347,7 +347,30 @@ def is_installed(runtimes_dir: Path, install: PythonInstall) -> bool:
     if _read_stamp(runtime_dir) != _stamp_for(install):
         return False
     link = _lang_link(runtimes_dir, install)
-    return os.path.islink(link) and os.readlink(link) == str(install.executable)
+    if not (os.path.islink(link) and os.readlink(link) == str(install.executable)):
+        return False
+    return all(_has_text(runtime_dir / name, text) for name, text in _prestart_files(install))
+
+
+def _has_text(path: Path, text: str) -> bool:
+    try:
+        return path.read_text(encoding="utf-8") == text
+    except OSError:
+        return False
+
+
+#: the pre-started runtime (sandbox.base.PRESTART_FILE) and the module it runs
+PRESTART_NAME = "lambdalet-prestart"
+ZYGOTE_MODULE = "lambdalet_zygote.py"
+
+
+def _prestart_files(install: PythonInstall) -> list[tuple[str, str]]:
+    files = resources.files("lambdalet.runtimes").joinpath("files")
+    launcher = files.joinpath("python-prestart").read_text(encoding="utf-8")
+    return [
+        (PRESTART_NAME, launcher.replace("@INTERPRETER@", install.interpreter)),
+        (ZYGOTE_MODULE, files.joinpath(ZYGOTE_MODULE).read_text(encoding="utf-8")),
+    ]
 
 
 def bootstrap_text(install: PythonInstall) -> str:
@@ -412,6 +435,8 @@ def _write_launchers(runtimes_dir: Path, runtime_dir: Path, install: PythonInsta
     """bootstrap, bin/ links, the host-side lang link, and finally the stamp."""
     _symlink(_lang_link(runtimes_dir, install), str(install.executable))
     _write_file(runtime_dir / "bootstrap", bootstrap_text(install), 0o755)
+    for name, text in _prestart_files(install):
+        _write_file(runtime_dir / name, text, 0o755 if name == PRESTART_NAME else 0o644)
     relative = f"../../{LANG_DIR_NAME}/{install.interpreter}"
     for name in ("python", "python3", f"python{install.minor_str}"):
         _symlink(runtime_dir / "bin" / name, relative)

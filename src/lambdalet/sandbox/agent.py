@@ -11,6 +11,8 @@ the other direction is plain ASCII integers):
 * ``("spawn", seq, argv, env, cwd)`` with one fd attached (SCM_RIGHTS): the
   write end of a pipe that becomes the child's stdout and stderr.  The child
   gets its own process group, stdin /dev/null and default signal dispositions.
+  A second attached fd, if any, becomes the child's fd 3 (a pre-started
+  runtime reads what it is to become from it).
 * ``("signal", pid, sig)``: ``killpg(pid, sig)``, no error if gone.
 * ``("killall", seq)``: SIGKILL every other process in the pid namespace and
   reap them all.
@@ -68,7 +70,9 @@ def main() -> None:
                 else:
                     send(f"X {pid} {os.waitstatus_to_exitcode(status)} -1")
 
-    def spawn(seq: int, argv: list[str], env: dict[str, str], cwd: str, out: int) -> None:
+    def spawn(
+        seq: int, argv: list[str], env: dict[str, str], cwd: str, out: int, extra: int
+    ) -> None:
         err_r, err_w = os.pipe2(os.O_CLOEXEC)
         pid = os.fork()
         if pid == 0:  # child
@@ -81,9 +85,17 @@ def main() -> None:
                 for s in (signal.SIGINT, signal.SIGHUP):
                     signal.signal(s, signal.SIG_DFL)
                 os.chdir(cwd)
+                # the received descriptors themselves must not reach the program
+                os.set_inheritable(out, False)
+                if extra >= 0:
+                    os.set_inheritable(extra, False)
                 os.dup2(devnull, 0)
                 os.dup2(out, 1)
                 os.dup2(out, 2)
+                if extra == 3:
+                    os.set_inheritable(3, True)
+                elif extra >= 0:
+                    os.dup2(extra, 3)  # inheritable
                 os.execve(argv[0], argv, env)
             except OSError as e:
                 os.write(err_w, str(e.errno or 0).encode())
@@ -92,6 +104,8 @@ def main() -> None:
             os._exit(127)
         os.close(err_w)
         os.close(out)
+        if extra >= 0:
+            os.close(extra)
         data = b""
         while True:
             try:
@@ -156,9 +170,9 @@ def main() -> None:
             if not fds:
                 send(f"E {msg[1]} 9")
                 continue
-            for extra in fds[1:]:
-                os.close(extra)
-            spawn(msg[1], msg[2], msg[3], msg[4], fds[0])
+            for unused in fds[2:]:
+                os.close(unused)
+            spawn(msg[1], msg[2], msg[3], msg[4], fds[0], fds[1] if len(fds) > 1 else -1)
         else:
             for fd in fds:
                 os.close(fd)

@@ -19,6 +19,31 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Protocol
 
+#: Optional pre-start protocol of a runtime directory.  When the runtime dir shown at
+#: ``view.runtime_dir`` holds an executable of this name, a backend that keeps spare
+#: sandboxes may start it before any function is known, with the environment restricted
+#: to :data:`PRESTART_ENV_KEYS` (values of the latest runtime started), cwd = task root
+#: and a pipe on fd 3.  A later ``spawn`` of ``<runtime_dir>/bootstrap`` then writes
+#: ``marshal.dumps((argv, env, cwd))`` to that pipe, closes it and returns the
+#: pre-started process's pid: the process becomes exactly that runtime, or execs
+#: ``argv`` with ``env`` in ``cwd`` when it cannot (same pid either way).
+PRESTART_FILE = "lambdalet-prestart"
+#: The only variables a pre-started runtime sees before it is told its environment:
+#: the platform's defaults that shape an interpreter's start-up and the (fixed) address
+#: of the Runtime API, which awslambdaric's C client reads once, when it is imported;
+#: none of a function's own.
+PRESTART_ENV_KEYS = (
+    "AWS_LAMBDA_RUNTIME_API",
+    "PATH",
+    "LD_LIBRARY_PATH",
+    "LANG",
+    "TZ",
+    "PWD",
+    "PYTHONPATH",
+    "LAMBDA_TASK_ROOT",
+    "LAMBDA_RUNTIME_DIR",
+)
+
 
 class ProcessRole(StrEnum):
     RUNTIME = "runtime"

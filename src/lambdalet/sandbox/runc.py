@@ -44,6 +44,8 @@ from lambdalet.config import ServerConfig
 
 from . import cgroups, netns, rootfs
 from .base import (
+    PRESTART_ENV_KEYS,
+    PRESTART_FILE,
     BackendInfo,
     ExitSink,
     LogSink,
@@ -57,7 +59,7 @@ from .base import (
 )
 from .process import LogPipe
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 MARKER = ".lambdalet-runc"
 AGENT_READY_TIMEOUT_S = 10.0
@@ -447,6 +449,11 @@ class RuncSandbox:
         self._destroyed = False
         self._agent_dead = False
         self._tmp_mounted = False
+        #: a pre-started runtime waiting to be told what to become: (pid, ctl fd, log fd)
+        self._prestart: tuple[int, int, int] | None = None
+        self._dead_prestarts: set[int] = set()
+        #: serialises changes of the attach points (attach vs. preparing a waiting spare)
+        self._attach_lock = asyncio.Lock()
         self._view = SandboxView(
             task_root="/var/task",
             opt_dir="/opt",
@@ -541,6 +548,11 @@ class RuncSandbox:
             await asyncio.wait_for(self._ready, AGENT_READY_TIMEOUT_S)
         except TimeoutError:
             raise SandboxError(f"sandbox agent did not start: {self._log_tail()}") from None
+        if self.attach_dir is not None:
+            try:
+                await self.prestart_runtime()
+            except SpawnError as e:
+                logger.warning("pre-starting the runtime failed: %s", e)
 
     def fits(self, spec: SandboxSpec) -> bool:
         """True when this spare can become a sandbox of ``spec`` by :meth:`attach`."""
@@ -553,13 +565,35 @@ class RuncSandbox:
             and spec.nofile_limit == self.spec.nofile_limit
         )
 
+    async def prepare_likely(self) -> None:
+        """A waiting spare: mount the likely runtime and pre-start it (best effort)."""
+        async with self._attach_lock:
+            if self._destroyed or not self.backend.owns_spare(self):
+                return
+            try:
+                await self._mount_attached(self.backend.likely_mounts())
+                await self.prestart_runtime()
+            except (SandboxError, SpawnError, OSError) as e:
+                logger.warning("preparing a spare sandbox failed: %s", e)
+
     async def attach(self, spec: SandboxSpec, on_log: LogSink, on_exit: ExitSink) -> None:
         """Make this spare the sandbox of ``spec``: mounts, then the cgroup's limits."""
+        async with self._attach_lock:
+            await self._attach(spec, on_log, on_exit)
+
+    async def _attach(self, spec: SandboxSpec, on_log: LogSink, on_exit: ExitSink) -> None:
         assert self.cgroup is not None and self.attach_dir is not None
         self.spec = spec
         self._on_log = on_log
         self._on_exit = on_exit
-        await self._mount_attached(self.backend.mounts_for(spec))
+        want = self.backend.mounts_for(spec)
+        if self._prestart is not None and any(
+            want[k] != self.attached[k] for k in ("runtime", "lang")
+        ):
+            pid = self._prestart[0]
+            self._drop_prestart()
+            await self.signal(pid, signal.SIGKILL)
+        await self._mount_attached(want)
         limit = spec.memory_mb * 1024 * 1024
         cg = self.cgroup
         cg.set_memory_limit(limit)
@@ -625,6 +659,9 @@ class RuncSandbox:
             self._child_exited(pid, None if code < 0 else code, None if sig < 0 else sig)
 
     def _child_exited(self, pid: int, code: int | None, sig: int | None) -> None:
+        if self._prestart is not None and pid == self._prestart[0]:
+            self._drop_prestart()
+            return
         child = self._children.pop(pid, None)
         if child is None:
             return
@@ -709,18 +746,34 @@ class RuncSandbox:
     ) -> int:
         if not argv:
             raise SpawnError("empty argv")
+        argv = [str(a) for a in argv]
+        env = {str(k): str(v) for k, v in env.items()}
+        if role is ProcessRole.RUNTIME and argv == [self._bootstrap_path()]:
+            self.backend.learn_runtime_env(env)
+            if self._prestart is not None and cwd == self._view.task_root:
+                return self._activate_prestart(role, name, argv, env, cwd)
+        pid, r = await self._spawn_raw(argv, env, cwd)
+        self._watch(pid, role, name, r)
+        return pid
+
+    def _bootstrap_path(self) -> str:
+        return f"{self._view.runtime_dir}/bootstrap"
+
+    def _watch(self, pid: int, role: ProcessRole, name: str, r: int) -> None:
+        def on_line(line: bytes) -> None:
+            self._on_log(role, name, line)
+
+        self._children[pid] = _Child(pid, role, name, LogPipe(r, on_line))
+
+    async def _spawn_raw(
+        self, argv: list[str], env: dict[str, str], cwd: str, ctl: int | None = None
+    ) -> tuple[int, int]:
+        """Start a process through the agent; returns (pid, read end of its output)."""
         r, w = os.pipe2(os.O_CLOEXEC)
         seq = self._next_seq()
         try:
             kind, value = await self._request(
-                (
-                    "spawn",
-                    seq,
-                    [str(a) for a in argv],
-                    {str(k): str(v) for k, v in env.items()},
-                    cwd,
-                ),
-                [w],
+                ("spawn", seq, argv, env, cwd), [w] if ctl is None else [w, ctl]
             )
         except BaseException:
             os.close(r)
@@ -731,13 +784,61 @@ class RuncSandbox:
             os.close(r)
             reason = os.strerror(value) if value else "cannot execute"
             raise SpawnError(f"{argv[0]}: {reason}")
-        pid = value
+        return value, r
 
-        def on_line(line: bytes) -> None:
-            self._on_log(role, name, line)
+    # -- pre-started runtime (optional; only in spares) ----------------------
 
-        self._children[pid] = _Child(pid, role, name, LogPipe(r, on_line))
+    async def prestart_runtime(self) -> None:
+        """Start the runtime dir's pre-start entry point, if it has one and we know how.
+
+        The process imports what it can before the function is known and waits on its
+        fd 3; :meth:`spawn` of the runtime's bootstrap then hands it argv, environment
+        and cwd (marshal) instead of starting a new process.  It decides itself whether
+        it can become that runtime exactly, and execs the bootstrap when it cannot.
+        """
+        runtime = self.attached.get("runtime")
+        env = self.backend.prestart_env()
+        if runtime is None or env is None or self._prestart is not None:
+            return
+        if not os.access(Path(runtime) / PRESTART_FILE, os.X_OK):
+            return
+        cr, cw = os.pipe2(os.O_CLOEXEC)
+        try:
+            pid, r = await self._spawn_raw(
+                [f"{self._view.runtime_dir}/{PRESTART_FILE}"], env, self._view.task_root, cr
+            )
+        except BaseException:
+            os.close(cw)
+            raise
+        finally:
+            os.close(cr)
+        self._prestart = (pid, cw, r)
+
+    def _activate_prestart(
+        self, role: ProcessRole, name: str, argv: list[str], env: dict[str, str], cwd: str
+    ) -> int:
+        assert self._prestart is not None
+        pid, cw, r = self._prestart
+        self._prestart = None
+        try:
+            os.write(cw, marshal.dumps((argv, env, cwd)))  # small: fits in the pipe
+        except OSError:
+            pass  # it died meanwhile: its exit is reported as the runtime's
+        finally:
+            os.close(cw)
+        self._watch(pid, role, name, r)
+        if pid in self._dead_prestarts:
+            self._dead_prestarts.discard(pid)
+            self._child_exited(pid, None, signal.SIGKILL)
         return pid
+
+    def _drop_prestart(self) -> None:
+        if self._prestart is not None:
+            pid, cw, r = self._prestart
+            self._prestart = None
+            os.close(cw)
+            os.close(r)
+            self._dead_prestarts.add(pid)
 
     async def signal(self, pid: int, sig: int) -> None:
         with contextlib.suppress(SandboxError):
@@ -792,6 +893,7 @@ class RuncSandbox:
             with contextlib.suppress(ValueError, OSError):
                 loop.remove_reader(self._ctl.fileno())
             self._ctl.close()
+        self._drop_prestart()
         for pid in list(self._children):
             self._child_exited(pid, None, signal.SIGKILL)
         for fut in self._pending.values():
@@ -889,6 +991,8 @@ class RuncBackend:
         self._closing = False
         #: the runtime and language dirs of the latest sandbox: spares mount them in advance
         self._likely: dict[str, str | None] = {"runtime": None, "lang": str(self.agent_prefix)}
+        self._likely_env: dict[str, str] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
         self._ro_views: dict[str, Path] = {}
         self._ro_lock = asyncio.Lock()
 
@@ -1018,6 +1122,23 @@ class RuncBackend:
     def likely_mounts(self) -> dict[str, str | None]:
         return dict(self._likely)
 
+    def learn_runtime_env(self, env: Mapping[str, str]) -> None:
+        """Remember the start-up part of the latest runtime's environment (for spares).
+
+        When it changes, the waiting spares get the likely runtime mounted and pre-started.
+        """
+        learned = {k: env[k] for k in PRESTART_ENV_KEYS if k in env}
+        if learned == self._likely_env:
+            return
+        self._likely_env = learned
+        for sb in self._spares:
+            task = asyncio.get_running_loop().create_task(sb.prepare_likely())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    def prestart_env(self) -> dict[str, str] | None:
+        return dict(self._likely_env) if self._likely_env is not None else None
+
     def mounts_for(self, spec: SandboxSpec) -> dict[str, str | None]:
         """The host source of each attach point for ``spec``."""
         layers = [str(p.resolve()) for p in spec.layer_dirs]
@@ -1032,6 +1153,9 @@ class RuncBackend:
             "runtime": str(spec.runtime_dir.resolve()) if spec.runtime_dir else None,
             "lang": str(spec.lang_dir.resolve()) if spec.lang_dir else None,
         }
+
+    def owns_spare(self, sb: RuncSandbox) -> bool:
+        return sb in self._spares
 
     def _take_spare(self, spec: SandboxSpec) -> RuncSandbox | None:
         for i, sb in enumerate(self._spares):
@@ -1071,7 +1195,7 @@ class RuncBackend:
                 if not isinstance(e, Exception):
                     raise
                 failures += 1
-                log.warning("building a spare sandbox failed: %s", e)
+                logger.warning("building a spare sandbox failed: %s", e)
                 continue
             self._sandboxes.pop(sid, None)
             if self._closing:
@@ -1157,6 +1281,8 @@ class RuncBackend:
             # not cancelled: the spare being built is finished, then destroyed, by the loop
             with contextlib.suppress(Exception):
                 await self._refill_task
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
         spares, self._spares = self._spares, []
         for sb in [*spares, *self._sandboxes.values()]:
             with contextlib.suppress(SandboxError):
