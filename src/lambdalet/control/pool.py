@@ -299,9 +299,8 @@ class Pool:
             init_type=PC_INIT_TYPE,
             init_timeout_s=max(PC_MIN_INIT_TIMEOUT_S, float(fn.timeout_s)),
         )
+        # its Init is billed apart: the environment leaves Init Duration off its REPORTs
         env = await self._new_env(fn, settings)
-        # Its Init is billed apart: no "Init Duration" on the REPORT of its first invoke.
-        env._unreported_init_ms = None
         if self._provisioned.get(group.config_key) is not group or self._closing:
             self._all.pop(env.env_id, None)
             self._spawn(env.shutdown("spindown"))

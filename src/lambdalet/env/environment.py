@@ -55,6 +55,8 @@ from lambdalet.sandbox.base import (
 log = logging.getLogger(__name__)
 
 MIB = 1024 * 1024
+#: the longest one teardown step (server close, sandbox destroy) may take
+RELEASE_STEP_TIMEOUT_S = 20.0
 
 
 @dataclass(frozen=True)
@@ -209,7 +211,8 @@ class Environment:
         deadline = self._clock.monotonic() + self._settings.init_timeout_s
         result = await self._init("init", deadline)
         if result.ok:
-            self._unreported_init_ms = result.duration_ms
+            if self._settings.init_type == "on-demand":
+                self._unreported_init_ms = result.duration_ms
             self._freeze()
 
     async def invoke(self, request: InvokeInput) -> InvokeOutput:
@@ -237,16 +240,21 @@ class Environment:
 
     async def _release(self) -> None:
         self._fail_waiters()
+        self.extensions.cancel_waiters()
         if self.telemetry is not None:
             await self.telemetry.reset()
         if self._server is not None:
             with contextlib.suppress(Exception):
-                await self._server.close()
+                async with asyncio.timeout(RELEASE_STEP_TIMEOUT_S):
+                    await self._server.close()
             self._server = None
         if self._sandbox is not None:
             try:
-                await self._sandbox.destroy()
+                async with asyncio.timeout(RELEASE_STEP_TIMEOUT_S):
+                    await self._sandbox.destroy()
             except Exception:
+                # a stuck teardown must not stop the server from shutting down;
+                # what it left behind is swept at the next start
                 log.exception("destroying sandbox of %r", self)
             self._sandbox = None
         if self.state is EnvState.SHUTTING_DOWN:
@@ -379,6 +387,9 @@ class Environment:
 
     def _init_done(self, phase: str, duration_ms: float) -> None:
         init_type = self._settings.init_type
+        if init_type != "on-demand":
+            # initialized ahead of time: its Init is reported on its own, never on a REPORT
+            self.stream.line(log_lines.init_report(duration_ms, phase, "success", None))
         self.extensions.registration_open = False
         for ext in self.extensions.registered():
             self.stream.line(log_lines.extension(ext.name, "Ready", ext.events))
@@ -834,6 +845,9 @@ class Environment:
             self._queued = event
 
     async def runtime_next(self) -> rp.Event:
+        if self.state in (EnvState.SHUTTING_DOWN, EnvState.DEAD):
+            # a next that arrives after _fail_waiters() would keep the server from closing
+            raise RapiRefused(rp.invalid_transition(self.runtime.state.value, "Ready"))
         if self.runtime.state is RuntimeState.RUNNING and self._current is not None:
             # a repeated next while holding an event gets the same event again
             return self._current
@@ -925,6 +939,9 @@ class Environment:
 
     async def extension_next(self, ext_id: str) -> bytes:
         ext = self.extensions.get(ext_id)
+        if self.state in (EnvState.SHUTTING_DOWN, EnvState.DEAD):
+            # a next that arrives after the waiters were failed would hold the server open
+            raise RapiRefused(ext_protocol.invalid_state(ext.name, ext.state.value, "Ready"))
         if ext.state is ExtensionState.RUNNING and ext.queued is not None:
             event, ext.queued = ext.queued, None
             return event
