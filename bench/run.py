@@ -233,7 +233,7 @@ def _raise_nofile() -> None:
 
 
 class Server:
-    def __init__(self, backend: str, log: Path) -> None:
+    def __init__(self, backend: str, log: Path, spares: int = 2) -> None:
         self.data = Path(tempfile.mkdtemp(prefix="lambdalet-bench-"))
         cached = ROOT / ".lambdalet-data" / "runtimes"
         if cached.is_dir():
@@ -249,6 +249,7 @@ class Server:
             ],
             stdout=self.log,
             stderr=subprocess.STDOUT,
+            env={**os.environ, "LAMBDALET_SPARES": str(spares)},
             preexec_fn=_raise_nofile,
         )
         deadline = time.monotonic() + 60
@@ -523,6 +524,9 @@ def main(argv: list[str] | None = None) -> int:
         choices=("floors", "warm", "cold", "tput", "density", "burst"),
     )
     ap.add_argument("--density", type=int, action="append", help="environments to hold")
+    ap.add_argument(
+        "--spares", type=int, default=2, help="spare sandboxes (LAMBDALET_SPARES; 0 = none)"
+    )
     args = ap.parse_args(argv)
     size = SIZES["tiny" if args.tiny else "full"]
     if args.density:
@@ -531,7 +535,8 @@ def main(argv: list[str] | None = None) -> int:
     res: dict[str, Any] = {"machine": machine(), "size": "tiny" if args.tiny else "full"}
     log = Path(tempfile.gettempdir()) / f"lambdalet-bench-{os.getpid()}.log"
     started = time.perf_counter()
-    srv = Server(args.backend, log)
+    srv = Server(args.backend, log, args.spares)
+    res["spares"] = args.spares
     try:
         srv.create("warm")
         srv.invoke("warm")  # installs the runtime if needed

@@ -8,12 +8,15 @@ which path it ran on (the process's command line) so the comparisons are real.
 
 from __future__ import annotations
 
+import os
 import time
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.integration.harness import create, invoke
+from tests.integration.harness import Server, create, free_port, invoke, require_sandbox
 
 pytestmark = pytest.mark.integration
 
@@ -61,6 +64,28 @@ def handler(event, context):
         "hostname": os.uname().nodename,
     }
 """
+
+
+@pytest.fixture(scope="module")
+def lam(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A server of its own with spare sandboxes on (they are off by default)."""
+    require_sandbox()
+    base: Path = tmp_path_factory.mktemp("speed")
+    old = os.environ.get("LAMBDALET_SPARES")
+    os.environ["LAMBDALET_SPARES"] = "2"
+    srv = Server(base / "data", free_port())
+    try:
+        srv.start()
+    finally:
+        if old is None:
+            del os.environ["LAMBDALET_SPARES"]
+        else:
+            os.environ["LAMBDALET_SPARES"] = old
+    try:
+        yield srv.client()
+    finally:
+        srv.stop()
+
 
 #: values that differ per function or per invoke by design
 PER_FUNCTION = {

@@ -563,12 +563,19 @@ class RuncSandbox:
             and spec.ephemeral_mb == self.spec.ephemeral_mb
             and spec.hostname == self.spec.hostname
             and spec.nofile_limit == self.spec.nofile_limit
+            and not (self._prestart is not None and self._runtime_differs(spec))
         )
+
+    def _runtime_differs(self, spec: SandboxSpec) -> bool:
+        # a runtime pre-started from the mounted dirs may still hold them when it is killed,
+        # and an unmount that propagates into a container skips a busy mount: never remount
+        want = self.backend.mounts_for(spec)
+        return any(want[k] != self.attached[k] for k in ("runtime", "lang"))
 
     async def prepare_likely(self) -> None:
         """A waiting spare: mount the likely runtime and pre-start it (best effort)."""
         async with self._attach_lock:
-            if self._destroyed or not self.backend.owns_spare(self):
+            if self._destroyed or self._prestart is not None or not self.backend.owns_spare(self):
                 return
             try:
                 await self._mount_attached(self.backend.likely_mounts())
@@ -587,12 +594,7 @@ class RuncSandbox:
         self._on_log = on_log
         self._on_exit = on_exit
         want = self.backend.mounts_for(spec)
-        if self._prestart is not None and any(
-            want[k] != self.attached[k] for k in ("runtime", "lang")
-        ):
-            pid = self._prestart[0]
-            self._drop_prestart()
-            await self.signal(pid, signal.SIGKILL)
+        assert self._prestart is None or not self._runtime_differs(spec)
         await self._mount_attached(want)
         limit = spec.memory_mb * 1024 * 1024
         cg = self.cgroup
