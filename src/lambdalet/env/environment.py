@@ -545,6 +545,14 @@ class Environment:
 
         assert reply is not None
         await _let_output_arrive()
+        reset_first = failure is not None and not self.extensions.registered()
+        if reset_first:
+            # no extensions: the reset is an immediate kill (0 ms budget), so it is over
+            # before the caller hears of the failure and the next invoke finds this
+            # environment (and its /tmp) ready
+            assert failure is not None
+            self.machine.fire(failure)
+            await self._reset(reason)
         runtime_done = self._runtime_done_at or self._clock.monotonic()
         self._emit(
             "platform.runtimeDone",
@@ -577,8 +585,9 @@ class Environment:
             ),
         )
         if failure is not None:
-            self.machine.fire(failure)
-            await self._reset(reason)
+            if not reset_first:
+                self.machine.fire(failure)
+                await self._reset(reason)
         else:
             self.machine.fire(EnvEvent.INVOKE_DONE)
             self._freeze()
