@@ -246,10 +246,11 @@ class Server:
             [
                 *(sys.executable, "-m", "lambdalet.cli", "serve", "--port", str(self.port)),
                 *("--data-dir", str(self.data), "--backend", backend, "--log-level", "WARNING"),
+                *("--spare-sandboxes", str(spares)),
             ],
             stdout=self.log,
             stderr=subprocess.STDOUT,
-            env={**os.environ, "LAMBDALET_SPARES": str(spares)},
+            env=dict(os.environ),
             preexec_fn=_raise_nofile,
         )
         deadline = time.monotonic() + 60
@@ -525,7 +526,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--density", type=int, action="append", help="environments to hold")
     ap.add_argument(
-        "--spares", type=int, default=2, help="spare sandboxes (LAMBDALET_SPARES; 0 = none)"
+        "--spares", type=int, default=2, help="the server's --spare-sandboxes (0 = none)"
     )
     args = ap.parse_args(argv)
     size = SIZES["tiny" if args.tiny else "full"]

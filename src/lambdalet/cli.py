@@ -34,6 +34,12 @@ def _parser() -> argparse.ArgumentParser:
         help="sandbox backend (default: the strongest that works here)",
     )
     s.add_argument(
+        "--spare-sandboxes",
+        type=int,
+        default=0,
+        help="runc sandboxes kept ready so cold starts only attach the function (default 0)",
+    )
+    s.add_argument(
         "--idle-timeout",
         type=float,
         default=300.0,
@@ -129,6 +135,7 @@ def _serve(args: argparse.Namespace) -> int:
         port=args.port,
         backend=args.backend,
         idle_timeout_s=args.idle_timeout,
+        spare_sandboxes=args.spare_sandboxes,
         account_concurrency=args.account_concurrency,
         async_delay_scale=args.async_delay_scale,
         async_workers=args.async_workers,

@@ -8,7 +8,6 @@ which path it ran on (the process's command line) so the comparisons are real.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -71,16 +70,8 @@ def lam(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """A server of its own with spare sandboxes on (they are off by default)."""
     require_sandbox()
     base: Path = tmp_path_factory.mktemp("speed")
-    old = os.environ.get("LAMBDALET_SPARES")
-    os.environ["LAMBDALET_SPARES"] = "2"
-    srv = Server(base / "data", free_port())
-    try:
-        srv.start()
-    finally:
-        if old is None:
-            del os.environ["LAMBDALET_SPARES"]
-        else:
-            os.environ["LAMBDALET_SPARES"] = old
+    srv = Server(base / "data", free_port(), extra_args=("--spare-sandboxes", "2"))
+    srv.start()
     try:
         yield srv.client()
     finally:

@@ -18,18 +18,6 @@ from . import cgroups
 from .base import BackendInfo, SandboxBackend, SandboxError
 
 BACKENDS = ("auto", "runc", "process")
-#: Spare runc sandboxes kept built and running, so that a cold start only attaches the
-#: function (see RuncBackend; docs/performance.md).  Off unless LAMBDALET_SPARES=<n> is
-#: set, until ServerConfig has a field for it and the lifecycle fixes listed in
-#: docs/performance.md ("Enabling spares") are in: faster environments expose a race there.
-SPARES_ENV = "LAMBDALET_SPARES"
-
-
-def spare_sandboxes() -> int:
-    try:
-        return max(0, int(os.environ.get(SPARES_ENV, "0")))
-    except ValueError:
-        return 0
 
 
 @dataclass(frozen=True)
@@ -173,7 +161,10 @@ async def choose_backend(config: ServerConfig) -> SandboxBackend:
     from .runc import RuncBackend
 
     backend = RuncBackend(
-        config, host_network=d.host_network, reasons=d.reasons, spares=spare_sandboxes()
+        config,
+        host_network=d.host_network,
+        reasons=d.reasons,
+        spares=max(0, config.spare_sandboxes),
     )
     for w in d.warnings:
         backend.add_warning(w)
