@@ -604,3 +604,62 @@ def test_internal_extension_registers_from_the_runtime(lam: Any) -> None:
     assert out["seen"] == [out["me"]]
     r2 = invoke(lam, name)
     assert r2.json()["seen"] == [out["me"], r2.json()["me"]]
+
+
+INIT_FAILS = r"""#!/usr/bin/env python3
+import sys
+sys.path.insert(0, "/opt/lib")
+from extlib import *
+st, ext_id, _ = register(["INVOKE", "SHUTDOWN"])
+call("POST", "/2020-01-01/extension/init/error", b'{"errorMessage":"no config","errorType":"X"}',
+     {"Lambda-Extension-Identifier": ext_id,
+      "Lambda-Extension-Function-Error-Type": "Extension.ConfigMissing"})
+sys.exit(1)
+"""
+
+
+def test_extension_init_error_fails_init(lam: Any) -> None:
+    arn = ext_layer(lam, "needs-config", INIT_FAILS)
+    name = create(lam, {"app.py": HANDLER}, Layers=[arn])
+    r = invoke(lam, name)
+    assert r.function_error == "Unhandled"
+    body = r.json()
+    assert body["errorType"] == "Extension.InitError", body
+    assert body["errorMessage"].startswith(f"RequestId: {r.request_id} Error: ")
+    assert "Phase: invoke\tStatus: error\tError Type: Extension.InitError" in r.log, r.log
+
+
+def test_last_batch_reaches_a_subscriber_at_shutdown(
+    spin_server: Server, recorder: Recorder
+) -> None:
+    lam = spin_server.client()
+    arn = ext_layer(lam, "listener", TELEMETRY_LISTENER)
+    env = {"Variables": {"HOST_REPORT_PORT": str(recorder.port)}}
+    name = create(lam, {"app.py": HANDLER}, Layers=[arn], Environment=env)
+    r = invoke(lam, name)
+    assert r.function_error is None, r.payload
+
+    def has_report(post: Any) -> bool:
+        return any(
+            e["type"] == "platform.report" and e["record"]["requestId"] == r.request_id
+            for e in post.get("batch", [])
+        )
+
+    # frozen right after the invoke, the report goes out when the environment is
+    # thawed for its spin-down, before SHUTDOWN
+    post = recorder.wait_for(has_report, timeout=10)
+    report = next(e for e in post["batch"] if e["type"] == "platform.report")["record"]
+    assert report["status"] == "success"
+    assert [s["name"] for s in report["spans"]] == ["extensionOverhead"]
+    done = next(
+        e["record"]
+        for p in recorder.posts
+        for e in p.get("batch", [])
+        if e["type"] == "platform.runtimeDone" and e["record"]["requestId"] == r.request_id
+    )
+    assert [s["name"] for s in done["spans"]] == [
+        "responseLatency",
+        "responseDuration",
+        "runtimeOverhead",
+    ]
+    assert all(s["durationMs"] >= 0 and s["start"].endswith("Z") for s in done["spans"])

@@ -158,6 +158,9 @@ class Environment:
         self._done_gate: asyncio.Future[_Answer | None] | None = None
         self._init_error: _Answer | None = None
         self._runtime_done_at: float | None = None
+        #: when the runtime's answer began to arrive and when it was complete (monotonic)
+        self._answer_started_at: float | None = None
+        self._answer_done_at: float | None = None
         #: Init Duration to show on the first invoke's REPORT after a successful Init phase
         self._unreported_init_ms: float | None = None
         self._task: asyncio.Task[None] | None = None
@@ -411,6 +414,10 @@ class Environment:
             if posted.error_type and etype == "Runtime.Unknown":
                 etype = posted.error_type
             return etype, rp.caller_error_body(posted.body, posted.content_type, posted.error_type)
+        if failure.kind == "ext_error":
+            etype = failure.error_type or "Extension.InitError"
+            detail = failure.body.decode(errors="replace")
+            return etype, rp.function_error(etype, request_id, detail)
         if failure.kind == "crash" and failure.exit is not None:
             if failure.exit.role is ProcessRole.EXTENSION:
                 detail = f"exit code {failure.exit.describe()}"
@@ -501,8 +508,9 @@ class Environment:
         loop = asyncio.get_running_loop()
         self._answer = loop.create_future()
         self._done_gate = None
-        self._runtime_done_at = None
+        self._runtime_done_at = self._answer_started_at = self._answer_done_at = None
         released = self._clock.monotonic()
+        released_wall = self._clock.wall()
         invoke_event = ext_protocol.invoke_event(rid, deadline_ms, request.invoked_arn, trace_id)
         for ext in self.extensions.registered():
             if ext.subscribed("INVOKE") and ext.alive:
@@ -564,6 +572,7 @@ class Environment:
                     "durationMs": round((runtime_done - released) * 1000.0, 3),
                     "producedBytes": produced,
                 },
+                "spans": self._runtime_spans(released, released_wall, runtime_done),
                 "tracing": tracing,
             },
         )
@@ -591,6 +600,27 @@ class Environment:
         else:
             self.machine.fire(EnvEvent.INVOKE_DONE)
             self._freeze()
+
+    def _runtime_spans(
+        self, released: float, released_wall: float, runtime_done: float
+    ) -> list[dict[str, object]]:
+        """responseLatency, responseDuration, runtimeOverhead of platform.runtimeDone."""
+        started, done = self._answer_started_at, self._answer_done_at
+        if started is None or done is None:
+            return []
+
+        def span(name: str, a: float, b: float) -> dict[str, object]:
+            return {
+                "name": name,
+                "start": iso_time(released_wall + (a - released)),
+                "durationMs": round(max(0.0, b - a) * 1000.0, 3),
+            }
+
+        return [
+            span("responseLatency", released, started),
+            span("responseDuration", started, done),
+            span("runtimeOverhead", done, max(done, runtime_done)),
+        ]
 
     @staticmethod
     def _reply_for(got: _Answer) -> tuple[bytes, str | None]:
@@ -892,7 +922,13 @@ class Environment:
             raise RapiRefused(rp.invalid_transition(self.runtime.state.value, target.value))
         self.runtime.fire(target)
 
+    def runtime_answer_started(self) -> None:
+        if self.state is EnvState.INVOKING and self._answer_started_at is None:
+            self._answer_started_at = self._clock.monotonic()
+
     def _deliver(self, got: _Answer) -> None:
+        if self._answer_done_at is None:
+            self._answer_done_at = self._clock.monotonic()
         fut = self._answer
         if fut is not None and not fut.done():
             fut.set_result(got)
@@ -983,13 +1019,7 @@ class Environment:
         ext.error_type = error_type
         fatal = "Extension.InitError" if kind == "init" else "Extension.ExitError"
         message = body.decode(errors="replace") or f"extension {ext.name}: {error_type}"
-        self._break_gates(
-            _Answer(
-                "ext_error",
-                body=rp.function_error(fatal, "", message) if kind == "init" else body,
-                error_type=fatal,
-            )
-        )
+        self._break_gates(_Answer("ext_error", body=message.encode(), error_type=fatal))
 
     def telemetry_subscribe(self, ext_id: str, sub: tp.Subscription) -> None:
         ext = self.extensions.get(ext_id)

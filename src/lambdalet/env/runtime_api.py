@@ -23,6 +23,10 @@ class RuntimeApiTarget(Protocol):
         """Block until an event is released to the runtime (long poll)."""
         ...
 
+    def runtime_answer_started(self) -> None:
+        """A /response or /error request arrived; its body is being read."""
+        ...
+
     def runtime_response(self, request_id: str, body: bytes, content_type: str | None) -> None: ...
 
     def runtime_response_too_large(self, request_id: str) -> None:
@@ -74,6 +78,7 @@ class RuntimeApiHandlers:
         mode = request.headers.get(rp.RESPONSE_MODE_HEADER)
         if mode is not None and mode.lower() != "streaming":
             return _error(rp.INVALID_RESPONSE_MODE)
+        self.target.runtime_answer_started()
         body = await _read_body(request, rp.MAX_RESPONSE_BYTES)
         try:
             if body is None:
@@ -86,6 +91,7 @@ class RuntimeApiHandlers:
 
     async def error(self, request: web.Request) -> web.StreamResponse:
         request_id = request.match_info["request_id"]
+        self.target.runtime_answer_started()
         body = await _read_body(request, rp.MAX_RESPONSE_BYTES)
         try:
             self.target.runtime_error(

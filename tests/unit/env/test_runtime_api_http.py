@@ -31,6 +31,9 @@ class Target:
         self.calls.append(("next", None))
         return EVENT
 
+    def runtime_answer_started(self) -> None:
+        pass
+
     def runtime_response(self, request_id: str, body: bytes, content_type: str | None) -> None:
         if request_id != "req-1":
             raise RapiRefused(rp.INVALID_REQUEST_ID)
