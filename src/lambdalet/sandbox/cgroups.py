@@ -178,6 +178,34 @@ class Cgroup(ABC):
 
     def __init__(self) -> None:
         self._sampled_peak = 0
+        #: control files the invoke path touches, kept open: (path, mode) -> fd
+        self._fds: dict[tuple[Path, int], int] = {}
+
+    def _fd(self, path: Path, mode: int) -> int:
+        fd = self._fds.get((path, mode))
+        if fd is None:
+            fd = os.open(path, mode | os.O_CLOEXEC)
+            self._fds[(path, mode)] = fd
+        return fd
+
+    def write_hot(self, path: Path, value: bytes) -> None:
+        """Write a control file through a kept-open descriptor (freeze and thaw)."""
+        try:
+            os.pwrite(self._fd(path, os.O_WRONLY), value, 0)
+        except OSError:
+            # e.g. the descriptor went stale: drop it and write the ordinary way once
+            self.close_files()
+            _write(path, value.decode())
+
+    def read_int_hot(self, path: Path) -> int:
+        """Read an integer control file through a kept-open descriptor (memory peak)."""
+        return int(os.pread(self._fd(path, os.O_RDONLY), 64, 0).strip())
+
+    def close_files(self) -> None:
+        fds, self._fds = list(self._fds.values()), {}
+        for fd in fds:
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
     @property
     @abstractmethod
@@ -233,7 +261,7 @@ class Cgroup(ABC):
         peak_file = self._memory_peak_file()
         if peak_file is not None:
             with contextlib.suppress(OSError, ValueError):
-                return _read_int(peak_file)
+                return self.read_int_hot(peak_file)
         with contextlib.suppress(OSError, ValueError):
             self._sampled_peak = max(self._sampled_peak, self.memory_current())
         return self._sampled_peak
@@ -265,6 +293,7 @@ class Cgroup(ABC):
 
     def remove(self, timeout_s: float = 2.0) -> None:
         """Kill what is left and remove the directories (idempotent)."""
+        self.close_files()
         if not self.exists():
             return
         with contextlib.suppress(OSError):
@@ -335,7 +364,7 @@ class CgroupV2(Cgroup):
         self._sampled_peak = 0
 
     def _write_freeze(self, frozen: bool) -> None:
-        _write(self.path / "cgroup.freeze", "1" if frozen else "0")
+        self.write_hot(self.path / "cgroup.freeze", b"1" if frozen else b"0")
 
     def is_frozen(self) -> bool:
         return _read_key(self.path / "cgroup.events", "frozen") == 1
@@ -409,7 +438,7 @@ class CgroupV1(Cgroup):
         _write(self.memory / "memory.max_usage_in_bytes", "0")
 
     def _write_freeze(self, frozen: bool) -> None:
-        _write(self.freezer / "freezer.state", "FROZEN" if frozen else "THAWED")
+        self.write_hot(self.freezer / "freezer.state", b"FROZEN" if frozen else b"THAWED")
 
     def is_frozen(self) -> bool:
         return (self.freezer / "freezer.state").read_text().strip() == "FROZEN"

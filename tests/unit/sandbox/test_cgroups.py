@@ -56,10 +56,10 @@ def test_v1_files(tmp_path: Path) -> None:
     assert (tmp_path / "pids/lambdalet/e1/pids.max").read_text() == "64"
     (tmp_path / "freezer/lambdalet/e1/freezer.state").write_text("THAWED\n")
     cg.freeze()
-    assert (tmp_path / "freezer/lambdalet/e1/freezer.state").read_text() == "FROZEN"
+    assert (tmp_path / "freezer/lambdalet/e1/freezer.state").read_text().strip() == "FROZEN"
     assert cg.is_frozen()
     cg.thaw()
-    assert (tmp_path / "freezer/lambdalet/e1/freezer.state").read_text() == "THAWED"
+    assert (tmp_path / "freezer/lambdalet/e1/freezer.state").read_text().strip() == "THAWED"
     mem = tmp_path / "memory/lambdalet/e1"
     (mem / "memory.max_usage_in_bytes").write_text("12345\n")
     (mem / "memory.oom_control").write_text("oom_kill_disable 0\nunder_oom 0\noom_kill 2\n")
@@ -80,11 +80,11 @@ def test_v2_files_and_peak_fallback(tmp_path: Path) -> None:
     cg.set_memory_limit(1 << 20)
     assert (cg.path / "memory.max").read_text() == str(1 << 20)
     cg.freeze()
-    assert (cg.path / "cgroup.freeze").read_text() == "1"
+    assert (cg.path / "cgroup.freeze").read_text().strip() == "1"
     (cg.path / "cgroup.events").write_text("populated 1\nfrozen 1\n")
     assert cg.is_frozen()
     cg.thaw()
-    assert (cg.path / "cgroup.freeze").read_text() == "0"
+    assert (cg.path / "cgroup.freeze").read_text().strip() == "0"
     # no memory.peak (kernel < 5.19): sampled memory.current
     (cg.path / "memory.current").write_text("500\n")
     cg.sample()
