@@ -38,6 +38,7 @@ from lambdalet.env.lifecycle import (
     runtime_machine,
 )
 from lambdalet.env.log_sink import FunctionLog, LogStream
+from lambdalet.env.mailbox import Mailbox
 from lambdalet.env.rapi_protocol import RapiRefused
 from lambdalet.env.runtime_api import InSandboxServer, build_app
 from lambdalet.env.telemetry import TelemetryHub
@@ -148,9 +149,8 @@ class Environment:
         self._exits: dict[int, asyncio.Future[ProcessExit]] = {}
         self._oom_seen = 0
         # the runtime's pending next, the event it holds, and what the platform waits for
-        self._next_waiter: asyncio.Future[rp.Event] | None = None
+        self._runtime_mailbox: Mailbox[rp.Event] = Mailbox()
         self._current: rp.Event | None = None
-        self._queued: rp.Event | None = None
         #: gates: resolved with None when open, or with the failure that broke them
         self._registered_gate: asyncio.Future[_Answer | None] | None = None
         self._init_gate: asyncio.Future[_Answer | None] | None = None
@@ -776,7 +776,6 @@ class Environment:
         await sandbox.kill_all()
         self._runtime_pid = None
         self._current = None
-        self._queued = None
         self._exits.clear()
         if self.telemetry is not None:
             await self.telemetry.reset()
@@ -866,22 +865,14 @@ class Environment:
         self._break_gates(_Answer("crash", exit=exit))
 
     def _fail_waiters(self) -> None:
-        waiter = self._next_waiter
-        if waiter is not None and not waiter.done():
-            waiter.cancel()
-        self._next_waiter = None
+        self._runtime_mailbox.cancel()
 
     # ------------------------------------------------------------------ Runtime API target
 
     def _release_event(self, event: rp.Event) -> None:
         self._current = event
-        waiter = self._next_waiter
-        if waiter is not None and not waiter.done():
+        if self._runtime_mailbox.put(event):
             self.runtime.fire(RuntimeEvent.EVENT)
-            self._next_waiter = None
-            waiter.set_result(event)
-        else:
-            self._queued = event
 
     async def runtime_next(self) -> rp.Event:
         if self.state in (EnvState.SHUTTING_DOWN, EnvState.DEAD):
@@ -901,19 +892,11 @@ class Environment:
             self._current = None
             self._runtime_done_at = self._clock.monotonic()
         self._check_gates()
-        if self._queued is not None:
-            event, self._queued = self._queued, None
+        kept = self._runtime_mailbox.take_kept()
+        if kept is not None:
             self.runtime.fire(RuntimeEvent.EVENT)
-            return event
-        if self._next_waiter is not None and not self._next_waiter.done():
-            self._next_waiter.cancel()
-        waiter: asyncio.Future[rp.Event] = asyncio.get_running_loop().create_future()
-        self._next_waiter = waiter
-        try:
-            return await waiter
-        finally:
-            if self._next_waiter is waiter:
-                self._next_waiter = None
+            return kept
+        return await self._runtime_mailbox.wait()
 
     def _check_answer(self, request_id: str, target: RuntimeEvent) -> None:
         if self._current is None or request_id != self._current.request_id:
@@ -987,27 +970,21 @@ class Environment:
         if self.state in (EnvState.SHUTTING_DOWN, EnvState.DEAD):
             # a next that arrives after the waiters were failed would hold the server open
             raise RapiRefused(ext_protocol.invalid_state(ext.name, ext.state.value, "Ready"))
-        if ext.state is ExtensionState.RUNNING and ext.queued is not None:
-            event, ext.queued = ext.queued, None
-            return event
+        if ext.state is ExtensionState.RUNNING:
+            # it was handed an event while not waiting: this call picks it up
+            held = ext.mailbox.take_kept()
+            if held is not None:
+                return held
         if not ext.machine.allows(ExtensionEvent.NEXT):
             raise RapiRefused(ext_protocol.invalid_state(ext.name, ext.state.value, "Ready"))
         ext.machine.fire(ExtensionEvent.NEXT)
         self._check_gates()
-        if ext.queued is not None:
+        kept = ext.mailbox.take_kept()
+        if kept is not None:
             # an event that came while it was not waiting (e.g. SHUTDOWN during Init)
-            event, ext.queued = ext.queued, None
             ext.machine.fire(ExtensionEvent.EVENT)
-            return event
-        if ext.waiter is not None and not ext.waiter.done():
-            ext.waiter.cancel()
-        waiter: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
-        ext.waiter = waiter
-        try:
-            return await waiter
-        finally:
-            if ext.waiter is waiter:
-                ext.waiter = None
+            return kept
+        return await ext.mailbox.wait()
 
     def extension_error(self, ext_id: str, kind: str, error_type: str, body: bytes) -> None:
         ext = self.extensions.get(ext_id)

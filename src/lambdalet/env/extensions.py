@@ -8,7 +8,6 @@ failure does; this module keeps each extension's state and its pending
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
 from collections.abc import Sequence
@@ -22,6 +21,7 @@ from lambdalet.env.lifecycle import (
     Machine,
     extension_machine,
 )
+from lambdalet.env.mailbox import Mailbox
 from lambdalet.env.rapi_protocol import RapiRefused
 
 MAX_EXTENSIONS = 10
@@ -130,8 +130,7 @@ class Extension:
     pid: int | None = None
     events: tuple[str, ...] = ()
     machine: Machine[ExtensionState, ExtensionEvent] = field(default_factory=extension_machine)
-    waiter: asyncio.Future[bytes] | None = None
-    queued: bytes | None = None
+    mailbox: Mailbox[bytes] = field(default_factory=Mailbox)
     error_type: str | None = None
 
     @property
@@ -221,19 +220,15 @@ class Extensions:
         )
 
     def deliver(self, ext: Extension, event: bytes) -> None:
-        """Hand an event to an extension's pending next, or queue it for its next call."""
-        waiter = ext.waiter
+        """Hand an event to an extension's pending next, or keep it for its next call.
+
+        Either way the extension holds it from now on (``Running``) when its state
+        allows; a SHUTDOWN for one that never called next is simply kept.
+        """
         if ext.machine.allows(ExtensionEvent.EVENT):
             ext.machine.fire(ExtensionEvent.EVENT)
-            if waiter is not None and not waiter.done():
-                ext.waiter = None
-                waiter.set_result(event)
-                return
-        # not waiting right now: its next call gets the event
-        ext.queued = event
+        ext.mailbox.put(event)
 
     def cancel_waiters(self) -> None:
         for e in self.by_id.values():
-            if e.waiter is not None and not e.waiter.done():
-                e.waiter.cancel()
-            e.waiter = None
+            e.mailbox.cancel()
