@@ -243,3 +243,24 @@ def test_idle_environments_spin_down(tmp_path: Path) -> None:
         assert "Init Duration" in invoke(lam, name).log
     finally:
         srv.stop()
+
+
+def test_process_backend_runs_functions_and_says_it_is_weaker(tmp_path: Path) -> None:
+    """The fallback for hosts without root or namespaces: same API, no isolation."""
+    srv = Server(tmp_path / "data", free_port(), extra_args=("--backend", "process"))
+    srv.start()
+    try:
+        lam = srv.client()
+        name = create(lam, {"app.py": HELLO})
+        r = invoke(lam, name)
+        assert r.json() == {"ok": True} and "hello from the handler" in r.log
+        assert "Init Duration" in r.log
+        import urllib.request
+
+        with urllib.request.urlopen(f"{srv.url}/lambdalet/admin/backend", timeout=5) as resp:
+            info = json.loads(resp.read())
+        assert info["backend"] == "process" and info["isolation"] == "none"
+        assert any("NO ISOLATION" in w for w in info["warnings"])
+        assert "NO ISOLATION" in srv.log_tail()
+    finally:
+        srv.stop()
