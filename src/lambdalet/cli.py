@@ -1,4 +1,4 @@
-"""``lambdalet`` command line: serve, doctor, logs."""
+"""``lambdalet`` command line: serve, doctor, logs, deploy, invoke, ps."""
 
 from __future__ import annotations
 
@@ -82,7 +82,51 @@ def _parser() -> argparse.ArgumentParser:
     lg.add_argument("function", help="function name")
     _data_dir(lg)
     lg.add_argument("--follow", "-f", action="store_true", help="keep printing new lines")
+
+    _ops_parsers(sub)
     return p
+
+
+def _ops_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from lambdalet.ops.client import DEFAULT_ENDPOINT
+
+    def endpoint(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--endpoint",
+            default=DEFAULT_ENDPOINT,
+            help=f"the lambdalet server (default {DEFAULT_ENDPOINT}, or $LAMBDALET_ENDPOINT)",
+        )
+        p.add_argument("--json", action="store_true", help="machine-readable output")
+
+    dp = sub.add_parser(
+        "deploy",
+        help="create or update functions and layers from a folder or a SAM template",
+        description="PATH is a function folder with lambdalet.toml (or lambdalet.json), a "
+        "SAM / CloudFormation template (YAML or JSON), or a folder holding template.yaml.",
+    )
+    dp.add_argument("path", nargs="?", default=".", help="folder or file (default .)")
+    endpoint(dp)
+    dp.add_argument(
+        "--watch", action="store_true", help="redeploy when code, layers or the template change"
+    )
+    dp.add_argument("--interval", type=float, default=0.3, help="--watch polling interval, seconds")
+    dp.add_argument(
+        "--parameter",
+        action="append",
+        metavar="NAME=VALUE",
+        help="template parameter value (repeatable)",
+    )
+
+    ip = sub.add_parser("invoke", help="invoke a function and print its response")
+    ip.add_argument("function", help="function name, name:qualifier or ARN")
+    ip.add_argument("--payload", help="the event as JSON, or @FILE (default {})")
+    ip.add_argument("--qualifier", help="version or alias")
+    ip.add_argument("--tail", action="store_true", help="also print the log tail (stderr)")
+    endpoint(ip)
+
+    pp = sub.add_parser("ps", help="list execution environments")
+    pp.add_argument("function", nargs="?", help="only this function's environments")
+    endpoint(pp)
 
 
 def _data_dir(p: argparse.ArgumentParser) -> None:
@@ -102,6 +146,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _doctor(args)
     if args.command == "logs":
         return _logs(args)
+    if args.command in ("deploy", "invoke", "ps"):
+        from lambdalet.ops import commands
+
+        run = {
+            "deploy": commands.deploy_command,
+            "invoke": commands.invoke_command,
+            "ps": commands.ps_command,
+        }[args.command]
+        return run(args)
     return 2
 
 

@@ -1,0 +1,106 @@
+"""Clients of a running server: boto3's Lambda client and the admin endpoint; terminal output."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from typing import Any, TextIO
+
+DEFAULT_ENDPOINT = os.environ.get("LAMBDALET_ENDPOINT", "http://127.0.0.1:9000")
+
+
+class ServerUnreachable(Exception):
+    pass
+
+
+def lambda_client(endpoint: str, read_timeout: int = 900) -> Any:
+    """boto3's Lambda client for the server; any credentials do on loopback."""
+    import boto3  # type: ignore[import-untyped]
+    from botocore.config import Config
+
+    session = boto3.session.Session()
+    creds = session.get_credentials()
+    keys: dict[str, str] = {}
+    if creds is None:
+        keys = {"aws_access_key_id": "lambdalet", "aws_secret_access_key": "lambdalet"}
+    return session.client(
+        "lambda",
+        endpoint_url=endpoint,
+        region_name=session.region_name or "us-east-1",
+        config=Config(read_timeout=read_timeout, retries={"max_attempts": 0}),
+        **keys,
+    )
+
+
+def admin_environments(endpoint: str) -> list[dict[str, Any]]:
+    """``GET /lambdalet/admin/environments``: every live environment."""
+    url = endpoint.rstrip("/") + "/lambdalet/admin/environments"
+    try:
+        with urllib.request.urlopen(url, timeout=10) as r:
+            body = json.loads(r.read())
+    except (urllib.error.URLError, OSError) as e:
+        raise ServerUnreachable(f"cannot reach {url}: {e}") from None
+    envs = body.get("Environments", [])
+    return list(envs) if isinstance(envs, list) else []
+
+
+# --------------------------------------------------------------------------- output
+
+
+class Style:
+    """ANSI colours, only when the stream is a terminal and NO_COLOR is unset."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.on = stream.isatty() and not os.environ.get("NO_COLOR")
+
+    def _c(self, code: str, text: str) -> str:
+        return f"\x1b[{code}m{text}\x1b[0m" if self.on else text
+
+    def bold(self, text: str) -> str:
+        return self._c("1", text)
+
+    def dim(self, text: str) -> str:
+        return self._c("2", text)
+
+    def green(self, text: str) -> str:
+        return self._c("32", text)
+
+    def yellow(self, text: str) -> str:
+        return self._c("33", text)
+
+    def red(self, text: str) -> str:
+        return self._c("31", text)
+
+    def cyan(self, text: str) -> str:
+        return self._c("36", text)
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]], style: Style) -> str:
+    """Left-aligned columns, widths from the plain text; the header in bold."""
+    widths = [len(h) for h in headers]
+    for row in rows:
+        for i, cell in enumerate(row):
+            widths[i] = max(widths[i], len(cell))
+    head = "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()
+    lines = [style.bold(head)]
+    for row in rows:
+        lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+    return "\n".join(lines)
+
+
+def human_age(seconds: float) -> str:
+    s = int(seconds)
+    if s < 60:
+        return f"{seconds:.1f}s" if seconds < 10 else f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{(s % 3600) // 60:02d}m"
+
+
+def progress(message: str, stream: TextIO = sys.stderr) -> None:
+    style = Style(stream)
+    print(f"{style.cyan('•')} {message}", file=stream, flush=True)

@@ -1,0 +1,227 @@
+"""The ``deploy``, ``invoke`` and ``ps`` commands (``cli.py`` only wires their arguments)."""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from lambdalet.ops.client import (
+    ServerUnreachable,
+    Style,
+    admin_environments,
+    human_age,
+    lambda_client,
+    progress,
+    table,
+)
+from lambdalet.ops.deploy import DeployError, DeployResult, deploy
+from lambdalet.ops.template import PlanError, Template
+
+
+def _fail(message: str) -> int:
+    style = Style(sys.stderr)
+    print(f"{style.red('error:')} {message}", file=sys.stderr)
+    return 1
+
+
+def _connection_error(e: Exception) -> bool:
+    from botocore.exceptions import EndpointConnectionError
+
+    return isinstance(e, EndpointConnectionError | ServerUnreachable)
+
+
+# --------------------------------------------------------------------------- deploy
+
+
+def _parameters(pairs: list[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise PlanError("--parameter", pair, "expected NAME=VALUE")
+        out[key] = value
+    return out
+
+
+def _watched(source: Path, template: Template) -> list[Path]:
+    paths = [source]
+    for plan in template.layers():
+        paths.append(Path(plan.content_dir))
+    for lid in template.function_ids():
+        res = template.resources[lid]
+        props = res.get("Properties", {}) or {}
+        for key in ("CodeUri", "Code"):
+            value = props.get(key)
+            if isinstance(value, str):
+                paths.append(Path(template.base_dir) / value)
+    return paths
+
+
+def _print_result(result: DeployResult, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(result.as_json()), flush=True)
+        return
+    style = Style(sys.stdout)
+    rows = [["layer", r.name, r.action, r.arn] for r in result.layers]
+    for f in result.functions:
+        detail = f.arn
+        if f.alias:
+            detail += f":{f.alias} (version {f.version}"
+            if f.provisionedConcurrency:
+                detail += f", {f.provisionedConcurrency} provisioned"
+            detail += ")"
+        action = f.action
+        if f.changes:
+            action += f" ({', '.join(f.changes)})"
+        rows.append(["function", f.name, action, detail])
+    print(table(["KIND", "NAME", "ACTION", "ARN"], rows, style))
+    print(style.green(f"deployed {result.source} in {result.seconds:.1f}s"), flush=True)
+
+
+def deploy_command(args: argparse.Namespace) -> int:
+    from lambdalet.ops.loader import load
+    from lambdalet.ops.watch import watch
+
+    path = Path(args.path)
+    say = progress
+    try:
+        params = _parameters(args.parameter or [])
+        source, template = load(path, params)
+        lam = lambda_client(args.endpoint)
+        result = deploy(lam, template, source.name, say)
+    except (PlanError, DeployError) as e:
+        return _fail(str(e))
+    except Exception as e:
+        if _connection_error(e):
+            return _fail(f"cannot reach the lambdalet server at {args.endpoint}: {e}")
+        raise
+    _print_result(result, args.json)
+    if not args.watch:
+        return 0
+
+    state = {"template": template}
+
+    def paths() -> list[Path]:
+        return _watched(source, state["template"])
+
+    def redeploy(files: list[str]) -> None:
+        shown = ", ".join(Path(f).name for f in files[:3]) + (" ..." if len(files) > 3 else "")
+        say(f"changed: {shown}; redeploying")
+        try:
+            _, state["template"] = load(path, params)
+            _print_result(deploy(lam, state["template"], source.name, say), args.json)
+        except (PlanError, DeployError) as e:
+            _fail(str(e))
+        except Exception as e:
+            if not _connection_error(e):
+                raise
+            _fail(f"cannot reach the lambdalet server at {args.endpoint}: {e}")
+
+    say(f"watching {len(paths())} paths for changes (Ctrl-C to stop)")
+    with contextlib.suppress(KeyboardInterrupt):
+        watch(paths, redeploy, interval=args.interval)
+    return 0
+
+
+# --------------------------------------------------------------------------- invoke
+
+
+def invoke_command(args: argparse.Namespace) -> int:
+    payload = args.payload if args.payload is not None else "{}"
+    if payload.startswith("@"):
+        payload = Path(payload[1:]).read_text()
+    try:
+        json.loads(payload)
+    except json.JSONDecodeError as e:
+        return _fail(f"--payload is not JSON: {e}")
+    lam = lambda_client(args.endpoint)
+    kwargs: dict[str, Any] = {
+        "FunctionName": args.function,
+        "Payload": payload.encode(),
+        "LogType": "Tail" if args.tail else "None",
+    }
+    if args.qualifier:
+        kwargs["Qualifier"] = args.qualifier
+    try:
+        resp = lam.invoke(**kwargs)
+    except Exception as e:
+        from botocore.exceptions import ClientError
+
+        if isinstance(e, ClientError):
+            err = e.response.get("Error", {})
+            return _fail(f"{args.function}: {err.get('Code')}: {err.get('Message')}")
+        if _connection_error(e):
+            return _fail(f"cannot reach the lambdalet server at {args.endpoint}: {e}")
+        raise
+    body: bytes = resp["Payload"].read()
+    log = base64.b64decode(resp.get("LogResult", "")).decode(errors="replace")
+    error = resp.get("FunctionError")
+    if args.json:
+        try:
+            shown: Any = json.loads(body)
+        except ValueError:
+            shown = body.decode(errors="replace")
+        out: dict[str, Any] = {
+            "StatusCode": resp["StatusCode"],
+            "ExecutedVersion": resp.get("ExecutedVersion"),
+            "FunctionError": error,
+            "Payload": shown,
+            "RequestId": resp["ResponseMetadata"]["RequestId"],
+        }
+        if args.tail:
+            out["Log"] = log
+        print(json.dumps(out))
+        return 1 if error else 0
+    if args.tail and log:
+        style = Style(sys.stderr)
+        for line in log.rstrip("\n").splitlines():
+            print(style.dim(line), file=sys.stderr)
+    text = body.decode(errors="replace")
+    if error:
+        print(Style(sys.stdout).red(text), flush=True)
+        return 1
+    print(text, flush=True)
+    return 0
+
+
+# --------------------------------------------------------------------------- ps
+
+
+def ps_command(args: argparse.Namespace) -> int:
+    try:
+        envs = admin_environments(args.endpoint)
+    except ServerUnreachable as e:
+        return _fail(str(e))
+    if args.function:
+        envs = [e for e in envs if e.get("function") == args.function]
+    envs.sort(key=lambda e: (str(e.get("function")), str(e.get("version")), e.get("ageSeconds", 0)))
+    if args.json:
+        print(json.dumps({"Environments": envs}))
+        return 0
+    style = Style(sys.stdout)
+    if not envs:
+        print(style.dim("no environments"))
+        return 0
+    rows = []
+    for env in envs:
+        state = str(env.get("state", "?"))
+        if env.get("frozen"):
+            state += " (frozen)"
+        rows.append(
+            [
+                str(env.get("function", "")),
+                str(env.get("version", "")),
+                state,
+                f"{env.get('memoryMB', '?')} MB",
+                human_age(float(env.get("ageSeconds", 0))),
+                str(env.get("invocations", 0)),
+                str(env.get("id", "")),
+            ]
+        )
+    print(table(["FUNCTION", "VERSION", "STATE", "MEMORY", "AGE", "INVOKES", "ID"], rows, style))
+    return 0

@@ -1,0 +1,325 @@
+"""``lambdalet deploy``: create or update layers and functions through the server's Lambda API.
+
+Idempotent: a layer is published only when its zip differs from its latest version's, a
+function's configuration and code are updated only when they differ from what the server has.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import io
+import os
+import stat
+import time
+import zipfile
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lambdalet.ops.template import FunctionPlan, LayerPlan, PlanError, Template
+
+Say = Callable[[str], None]
+
+SKIPPED_DIRS = {"__pycache__", ".git", ".aws-sam", ".lambdalet-data", ".venv", ".mypy_cache"}
+WAIT = {"Delay": 0.2, "MaxAttempts": 600}  # boto3 waiters: up to 2 minutes
+PROVISIONED_WAIT_S = 300.0
+
+
+class DeployError(Exception):
+    """A deploy step failed; names the resource (logical ID) and what was being done."""
+
+    def __init__(self, resource: str, step: str, message: str) -> None:
+        self.resource = resource
+        self.step = step
+        super().__init__(f"{resource}: {step}: {message}")
+
+
+@dataclass
+class LayerResult:
+    logicalId: str
+    name: str
+    arn: str
+    action: str  # published | unchanged
+
+
+@dataclass
+class FunctionResult:
+    logicalId: str
+    name: str
+    arn: str
+    action: str  # created | updated | unchanged
+    codeSha256: str
+    changes: list[str] = field(default_factory=list)
+    version: str | None = None
+    alias: str | None = None
+    provisionedConcurrency: int | None = None
+
+
+@dataclass
+class DeployResult:
+    source: str
+    layers: list[LayerResult]
+    functions: list[FunctionResult]
+    seconds: float = 0.0
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# --------------------------------------------------------------------------- zips
+
+
+def _walk(root: Path, exclude: Iterable[Path]) -> list[Path]:
+    excluded = {p.resolve() for p in exclude}
+    out: list[Path] = []
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        d = Path(dirpath)
+        dirnames[:] = sorted(
+            n for n in dirnames if n not in SKIPPED_DIRS and (d / n).resolve() not in excluded
+        )
+        out.extend(d / n for n in sorted(filenames) if not n.endswith(".pyc"))
+    return out
+
+
+def zip_dir(root: Path, exclude: Iterable[Path] = ()) -> bytes:
+    """The folder as a zip: sorted, fixed timestamps (same tree, same bytes), modes kept."""
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root} is not a folder")
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for path in _walk(root, exclude):
+            st = path.stat()
+            info = zipfile.ZipInfo(path.relative_to(root).as_posix(), (1980, 1, 1, 0, 0, 0))
+            mode = 0o755 if st.st_mode & stat.S_IXUSR else 0o644
+            info.external_attr = (stat.S_IFREG | mode) << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            zf.writestr(info, path.read_bytes())
+    return buf.getvalue()
+
+
+def zip_inline(code: str, runtime: str) -> bytes:
+    """CloudFormation's ZipFile / SAM's InlineCode: one file, index.py or index.js."""
+    name = "index.py" if runtime.startswith("python") else "index.js"
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        info = zipfile.ZipInfo(name, (1980, 1, 1, 0, 0, 0))
+        info.external_attr = (stat.S_IFREG | 0o644) << 16
+        zf.writestr(info, code)
+    return buf.getvalue()
+
+
+def sha256_b64(data: bytes) -> str:
+    return base64.b64encode(hashlib.sha256(data).digest()).decode()
+
+
+def function_zip(plan: FunctionPlan, layer_dirs: Iterable[Path] = ()) -> bytes:
+    if plan.inline_code is not None:
+        return zip_inline(plan.inline_code, plan.runtime)
+    assert plan.code_dir is not None
+    return zip_dir(Path(plan.code_dir), exclude=layer_dirs)
+
+
+# --------------------------------------------------------------------------- deploy
+
+
+def _error(resource: str, step: str, e: Exception) -> DeployError:
+    from botocore.exceptions import ClientError, WaiterError
+
+    if isinstance(e, ClientError):
+        err = e.response.get("Error", {})
+        return DeployError(resource, step, f"{err.get('Code')}: {err.get('Message')}")
+    if isinstance(e, WaiterError):
+        last = e.last_response or {}
+        reason = last.get("Configuration", last).get("StateReason") or last.get(
+            "Configuration", last
+        ).get("LastUpdateStatusReason")
+        return DeployError(resource, step, f"{e}{f' ({reason})' if reason else ''}")
+    return DeployError(resource, step, str(e))
+
+
+def deploy(lam: Any, template: Template, source: str, say: Say) -> DeployResult:
+    """Publish changed layers, then create or update every function."""
+    started = time.monotonic()
+    layer_plans = template.layers()
+    layer_results = [deploy_layer(lam, p, say) for p in layer_plans]
+    arns = {r.logicalId: r.arn for r in layer_results}
+    fn_plans = template.functions(arns)
+    layer_dirs = [Path(p.content_dir) for p in layer_plans]
+    fn_results = [deploy_function(lam, p, say, layer_dirs) for p in fn_plans]
+    return DeployResult(source, layer_results, fn_results, round(time.monotonic() - started, 3))
+
+
+def deploy_layer(lam: Any, plan: LayerPlan, say: Say) -> LayerResult:
+    lid = plan.logical_id
+    try:
+        data = zip_dir(Path(plan.content_dir))
+    except OSError as e:
+        raise PlanError(lid, "ContentUri", str(e)) from None
+    sha = sha256_b64(data)
+    try:
+        versions = lam.list_layer_versions(LayerName=plan.name).get("LayerVersions", [])
+        if versions:
+            latest = max(versions, key=lambda v: int(v["Version"]))
+            got = lam.get_layer_version_by_arn(Arn=latest["LayerVersionArn"])
+            if got.get("Content", {}).get("CodeSha256") == sha:
+                return LayerResult(lid, plan.name, latest["LayerVersionArn"], "unchanged")
+        say(f"publishing layer {plan.name} ({len(data) / 1024:.1f} KiB)")
+        kwargs: dict[str, Any] = {"LayerName": plan.name, "Content": {"ZipFile": data}}
+        if plan.compatible_runtimes:
+            kwargs["CompatibleRuntimes"] = list(plan.compatible_runtimes)
+        if plan.description:
+            kwargs["Description"] = plan.description
+        out = lam.publish_layer_version(**kwargs)
+    except Exception as e:
+        raise _error(lid, "PublishLayerVersion", e) from None
+    say(f"layer {plan.name} is version {out['Version']}")
+    return LayerResult(lid, plan.name, out["LayerVersionArn"], "published")
+
+
+def _config_changes(current: dict[str, Any], plan: FunctionPlan) -> list[str]:
+    wanted = plan.configuration()
+    have = {
+        "Runtime": current.get("Runtime"),
+        "Handler": current.get("Handler"),
+        "MemorySize": current.get("MemorySize"),
+        "Timeout": current.get("Timeout"),
+        "Environment": {"Variables": current.get("Environment", {}).get("Variables", {})},
+        "Layers": [layer["Arn"] for layer in current.get("Layers", [])],
+        "Description": current.get("Description", ""),
+        "Role": current.get("Role"),
+    }
+    return [k for k in wanted if wanted[k] != have[k]]
+
+
+def deploy_function(
+    lam: Any, plan: FunctionPlan, say: Say, layer_dirs: Iterable[Path] = ()
+) -> FunctionResult:
+    lid, name = plan.logical_id, plan.name
+    try:
+        data = function_zip(plan, layer_dirs)
+    except OSError as e:
+        raise PlanError(lid, "CodeUri", str(e)) from None
+    sha = sha256_b64(data)
+    step = "GetFunction"
+    try:
+        try:
+            current = lam.get_function(FunctionName=name)["Configuration"]
+        except lam.exceptions.ResourceNotFoundException:
+            current = None
+        changes: list[str] = []
+        if current is None:
+            step = "CreateFunction"
+            say(f"creating function {name} ({len(data) / 1024:.1f} KiB)")
+            out = lam.create_function(
+                FunctionName=name, Code={"ZipFile": data}, Publish=False, **plan.configuration()
+            )
+            arn = out["FunctionArn"]
+            say(f"waiting for {name} to be Active")
+            step = "waiting for State Active"
+            lam.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig=WAIT)
+            action = "created"
+        else:
+            arn = current["FunctionArn"]
+            changes = _config_changes(current, plan)
+            if changes:
+                step = "UpdateFunctionConfiguration"
+                say(f"updating {name}: {', '.join(changes)}")
+                lam.update_function_configuration(FunctionName=name, **plan.configuration())
+                step = "waiting for LastUpdateStatus Successful"
+                lam.get_waiter("function_updated_v2").wait(FunctionName=name, WaiterConfig=WAIT)
+            if current.get("CodeSha256") != sha:
+                changes.append("Code")
+                step = "UpdateFunctionCode"
+                say(f"updating {name}: code ({len(data) / 1024:.1f} KiB)")
+                lam.update_function_code(FunctionName=name, ZipFile=data)
+                step = "waiting for LastUpdateStatus Successful"
+                lam.get_waiter("function_updated_v2").wait(FunctionName=name, WaiterConfig=WAIT)
+            action = "updated" if changes else "unchanged"
+        result = FunctionResult(lid, name, arn, action, sha, changes)
+        step = "PutFunctionConcurrency"
+        _reserved(lam, plan)
+        if plan.alias is not None:
+            _alias(lam, plan, sha, result, say)
+    except DeployError:
+        raise
+    except Exception as e:
+        raise _error(lid, step, e) from None
+    return result
+
+
+def _reserved(lam: Any, plan: FunctionPlan) -> None:
+    have = lam.get_function_concurrency(FunctionName=plan.name).get("ReservedConcurrentExecutions")
+    if plan.reserved_concurrency is None:
+        if have is not None:
+            lam.delete_function_concurrency(FunctionName=plan.name)
+    elif have != plan.reserved_concurrency:
+        lam.put_function_concurrency(
+            FunctionName=plan.name, ReservedConcurrentExecutions=plan.reserved_concurrency
+        )
+
+
+def _alias(lam: Any, plan: FunctionPlan, sha: str, result: FunctionResult, say: Say) -> None:
+    from botocore.exceptions import ClientError
+
+    assert plan.alias is not None
+    name, alias = plan.name, plan.alias
+    try:
+        version = lam.publish_version(FunctionName=name, CodeSha256=sha)["Version"]
+        lam.get_waiter("published_version_active").wait(
+            FunctionName=name, Qualifier=version, WaiterConfig=WAIT
+        )
+        try:
+            current = lam.get_alias(FunctionName=name, Name=alias)
+        except lam.exceptions.ResourceNotFoundException:
+            current = None
+        if current is None:
+            say(f"alias {name}:{alias} -> version {version}")
+            lam.create_alias(FunctionName=name, Name=alias, FunctionVersion=version)
+        elif current["FunctionVersion"] != version:
+            say(f"alias {name}:{alias} -> version {version}")
+            lam.update_alias(FunctionName=name, Name=alias, FunctionVersion=version)
+    except Exception as e:
+        raise _error(plan.logical_id, "AutoPublishAlias", e) from None
+    result.version, result.alias = version, alias
+    step = "ProvisionedConcurrencyConfig"
+    try:
+        if plan.provisioned_concurrency is None:
+            with contextlib.suppress(ClientError):
+                lam.delete_provisioned_concurrency_config(FunctionName=name, Qualifier=alias)
+            return
+        have = None
+        with contextlib.suppress(lam.exceptions.ProvisionedConcurrencyConfigNotFoundException):
+            have = lam.get_provisioned_concurrency_config(FunctionName=name, Qualifier=alias)
+        if have is None or have.get("RequestedProvisionedConcurrentExecutions") != (
+            plan.provisioned_concurrency
+        ):
+            lam.put_provisioned_concurrency_config(
+                FunctionName=name,
+                Qualifier=alias,
+                ProvisionedConcurrentExecutions=plan.provisioned_concurrency,
+            )
+        n = plan.provisioned_concurrency
+        deadline = time.monotonic() + PROVISIONED_WAIT_S
+        said = False
+        while True:
+            got = lam.get_provisioned_concurrency_config(FunctionName=name, Qualifier=alias)
+            if got["Status"] == "READY":
+                break
+            if not said:
+                say(f"waiting for {n} provisioned environments of {name}:{alias}")
+                said = True
+            if got["Status"] == "FAILED":
+                raise DeployError(
+                    plan.logical_id, step, f"FAILED: {got.get('StatusReason', 'no reason given')}"
+                )
+            if time.monotonic() > deadline:
+                raise DeployError(plan.logical_id, step, f"still {got['Status']} after 300 s")
+            time.sleep(0.2)
+    except DeployError:
+        raise
+    except Exception as e:
+        raise _error(plan.logical_id, step, e) from None
+    result.provisionedConcurrency = plan.provisioned_concurrency

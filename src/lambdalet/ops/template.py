@@ -1,0 +1,565 @@
+"""Deployment plans from a SAM / CloudFormation template or a function folder's config.  No I/O.
+
+A template is read by :mod:`lambdalet.ops.loader` into plain dicts (intrinsic tags become
+``{"Ref": ...}``, ``{"Fn::Sub": ...}``, ``{"Fn::GetAtt": [...]}``); this module turns it into
+:class:`LayerPlan` and :class:`FunctionPlan` records.  Layers are planned first: a layer's
+version ARN is only known once it is published, so functions are planned with the ARNs of the
+published layers (``Template.functions(layer_arns)``).
+
+Every error is a :class:`PlanError` naming the resource and the field.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import PurePath
+from typing import Any
+
+DEFAULT_ROLE = "arn:aws:iam::123456789012:role/lambdalet"
+DEFAULT_REGION = "us-east-1"
+DEFAULT_ACCOUNT = "123456789012"
+
+SERVERLESS_FUNCTION = "AWS::Serverless::Function"
+LAMBDA_FUNCTION = "AWS::Lambda::Function"
+SERVERLESS_LAYER = "AWS::Serverless::LayerVersion"
+LAMBDA_LAYER = "AWS::Lambda::LayerVersion"
+FUNCTION_TYPES = (SERVERLESS_FUNCTION, LAMBDA_FUNCTION)
+LAYER_TYPES = (SERVERLESS_LAYER, LAMBDA_LAYER)
+
+_NAME_RE = re.compile(r"[a-zA-Z0-9_-]{1,64}")
+_SUB_RE = re.compile(r"\$\{([^}!][^}]*)\}")
+
+
+class PlanError(Exception):
+    """A template or config that cannot be deployed; names the resource and the field."""
+
+    def __init__(self, resource: str, field_name: str, message: str) -> None:
+        self.resource = resource
+        self.field = field_name
+        self.message = message
+        where = f"{resource}.{field_name}" if field_name else resource
+        super().__init__(f"{where}: {message}")
+
+
+@dataclass(frozen=True)
+class LayerPlan:
+    logical_id: str
+    name: str
+    content_dir: PurePath
+    compatible_runtimes: tuple[str, ...] = ()
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class FunctionPlan:
+    logical_id: str
+    name: str
+    runtime: str
+    handler: str
+    code_dir: PurePath | None = None
+    inline_code: str | None = None
+    memory_mb: int = 128
+    timeout_s: int = 3
+    environment: Mapping[str, str] = field(default_factory=dict)
+    layers: tuple[str, ...] = ()  # layer version ARNs
+    description: str = ""
+    role: str = DEFAULT_ROLE
+    reserved_concurrency: int | None = None
+    alias: str | None = None
+    provisioned_concurrency: int | None = None
+
+    def configuration(self) -> dict[str, Any]:
+        """The fields of CreateFunction / UpdateFunctionConfiguration this plan sets."""
+        return {
+            "Runtime": self.runtime,
+            "Handler": self.handler,
+            "MemorySize": self.memory_mb,
+            "Timeout": self.timeout_s,
+            "Environment": {"Variables": dict(self.environment)},
+            "Layers": list(self.layers),
+            "Description": self.description,
+            "Role": self.role,
+        }
+
+
+# --------------------------------------------------------------------------- templates
+
+
+@dataclass(frozen=True)
+class Template:
+    """A parsed template: its resources, with Globals merged into SAM functions."""
+
+    base_dir: PurePath
+    resources: Mapping[str, Mapping[str, Any]]
+    parameters: Mapping[str, Any]
+    stack_name: str
+    region: str = DEFAULT_REGION
+    account_id: str = DEFAULT_ACCOUNT
+
+    def layer_ids(self) -> list[str]:
+        return [lid for lid, r in self.resources.items() if r.get("Type") in LAYER_TYPES]
+
+    def function_ids(self) -> list[str]:
+        return [lid for lid, r in self.resources.items() if r.get("Type") in FUNCTION_TYPES]
+
+    def layers(self) -> list[LayerPlan]:
+        return [self._layer(lid) for lid in self.layer_ids()]
+
+    def functions(self, layer_arns: Mapping[str, str]) -> list[FunctionPlan]:
+        """Plan every function; ``layer_arns`` maps layer logical IDs to published ARNs."""
+        missing = [lid for lid in self.layer_ids() if lid not in layer_arns]
+        resolver = _Resolver(self, {lid: layer_arns.get(lid, "") for lid in self.layer_ids()})
+        plans = [self._function(lid, resolver) for lid in self.function_ids()]
+        for p in plans:
+            for arn in p.layers:
+                if arn == "":
+                    raise PlanError(p.logical_id, "Layers", f"layers {missing} are not published")
+        names = [p.name for p in plans]
+        for p in plans:
+            if names.count(p.name) > 1:
+                raise PlanError(p.logical_id, "FunctionName", f"{p.name!r} is used twice")
+        return plans
+
+    # ------------------------------------------------------------------ layers
+
+    def layer_name(self, lid: str) -> str:
+        props = _props(lid, self.resources[lid])
+        raw = props.get("LayerName", lid)
+        name = _Resolver(self, {}).resolve(raw, lid, "LayerName")
+        return _check_name(lid, "LayerName", name)
+
+    def _layer(self, lid: str) -> LayerPlan:
+        res = self.resources[lid]
+        props = _props(lid, res)
+        r = _Resolver(self, {})
+        key = "ContentUri" if res["Type"] == SERVERLESS_LAYER else "Content"
+        content = r.resolve(props.get(key), lid, key)
+        runtimes = r.resolve(props.get("CompatibleRuntimes", []), lid, "CompatibleRuntimes")
+        return LayerPlan(
+            logical_id=lid,
+            name=self.layer_name(lid),
+            content_dir=self._local_dir(lid, key, content),
+            compatible_runtimes=tuple(_str_list(lid, "CompatibleRuntimes", runtimes)),
+            description=_str(lid, "Description", r.resolve(props.get("Description", ""), lid)),
+        )
+
+    # ------------------------------------------------------------------ functions
+
+    def function_name(self, lid: str) -> str:
+        props = _props(lid, self.resources[lid])
+        raw = props.get("FunctionName", lid)
+        name = _Resolver(self, {}).resolve(raw, lid, "FunctionName")
+        return _check_name(lid, "FunctionName", name)
+
+    def _function(self, lid: str, r: _Resolver) -> FunctionPlan:
+        res = self.resources[lid]
+        props = _props(lid, res)
+
+        def get(key: str, default: Any = None) -> Any:
+            return r.resolve(props.get(key, default), lid, key)
+
+        inline: str | None = None
+        code_dir: PurePath | None = None
+        if res["Type"] == SERVERLESS_FUNCTION:
+            if "InlineCode" in props:
+                inline = _str(lid, "InlineCode", get("InlineCode"))
+            else:
+                code_dir = self._local_dir(lid, "CodeUri", get("CodeUri"))
+        else:
+            code = get("Code")
+            if not isinstance(code, Mapping) and not isinstance(code, str):
+                raise PlanError(lid, "Code", "must be a local path or {ZipFile: ...}")
+            if isinstance(code, Mapping) and "ZipFile" in code:
+                inline = _str(lid, "Code.ZipFile", code["ZipFile"])
+            else:
+                code_dir = self._local_dir(lid, "Code", code)
+        env = get("Environment", {})
+        if not isinstance(env, Mapping):
+            raise PlanError(lid, "Environment", "must be a mapping with Variables")
+        variables = env.get("Variables", {}) or {}
+        if not isinstance(variables, Mapping):
+            raise PlanError(lid, "Environment.Variables", "must be a mapping")
+        env_vars = {
+            str(k): _scalar_str(lid, f"Environment.Variables.{k}", v) for k, v in variables.items()
+        }
+        layers = _str_list(lid, "Layers", get("Layers", []))
+        reserved = get("ReservedConcurrentExecutions")
+        alias = get("AutoPublishAlias")
+        pc = get("ProvisionedConcurrencyConfig")
+        provisioned: int | None = None
+        if pc is not None:
+            if not isinstance(pc, Mapping) or "ProvisionedConcurrentExecutions" not in pc:
+                raise PlanError(
+                    lid,
+                    "ProvisionedConcurrencyConfig",
+                    "must be a mapping with ProvisionedConcurrentExecutions",
+                )
+            provisioned = _int(
+                lid,
+                "ProvisionedConcurrencyConfig.ProvisionedConcurrentExecutions",
+                pc["ProvisionedConcurrentExecutions"],
+                minimum=1,
+            )
+            if alias is None:
+                raise PlanError(
+                    lid, "ProvisionedConcurrencyConfig", "needs AutoPublishAlias to be set"
+                )
+        role = get("Role", DEFAULT_ROLE)
+        return FunctionPlan(
+            logical_id=lid,
+            name=self.function_name(lid),
+            runtime=_str(lid, "Runtime", _required(lid, "Runtime", get("Runtime"))),
+            handler=_str(lid, "Handler", _required(lid, "Handler", get("Handler"))),
+            code_dir=code_dir,
+            inline_code=inline,
+            memory_mb=_int(lid, "MemorySize", get("MemorySize", 128), minimum=128, maximum=10240),
+            timeout_s=_int(lid, "Timeout", get("Timeout", 3), minimum=1, maximum=900),
+            environment=env_vars,
+            layers=tuple(layers),
+            description=_str(lid, "Description", get("Description", "")),
+            role=role if isinstance(role, str) and role.startswith("arn:") else DEFAULT_ROLE,
+            reserved_concurrency=(
+                None
+                if reserved is None
+                else _int(lid, "ReservedConcurrentExecutions", reserved, minimum=0)
+            ),
+            alias=None if alias is None else _check_name(lid, "AutoPublishAlias", alias),
+            provisioned_concurrency=provisioned,
+        )
+
+    def _local_dir(self, lid: str, key: str, value: Any) -> PurePath:
+        if value is None:
+            raise PlanError(lid, key, "is required (a folder next to the template)")
+        if not isinstance(value, str):
+            raise PlanError(lid, key, "must be a local folder; S3 locations are not supported")
+        if value.startswith("s3://"):
+            raise PlanError(lid, key, f"{value!r}: S3 locations are not supported, use a folder")
+        return self.base_dir / value
+
+
+def load_template(
+    doc: Any,
+    base_dir: PurePath,
+    *,
+    stack_name: str = "lambdalet",
+    parameters: Mapping[str, str] | None = None,
+    region: str = DEFAULT_REGION,
+    account_id: str = DEFAULT_ACCOUNT,
+) -> Template:
+    """Check a template's shape, merge ``Globals.Function`` into SAM functions."""
+    if not isinstance(doc, Mapping):
+        raise PlanError("Template", "", "is not a mapping")
+    resources = doc.get("Resources")
+    if not isinstance(resources, Mapping) or not resources:
+        raise PlanError("Template", "Resources", "is missing or empty")
+    globals_doc = doc.get("Globals") or {}
+    if not isinstance(globals_doc, Mapping):
+        raise PlanError("Globals", "", "must be a mapping")
+    fn_globals = globals_doc.get("Function") or {}
+    if not isinstance(fn_globals, Mapping):
+        raise PlanError("Globals", "Function", "must be a mapping")
+    merged: dict[str, Mapping[str, Any]] = {}
+    for lid, res in resources.items():
+        if not isinstance(res, Mapping) or not isinstance(res.get("Type"), str):
+            raise PlanError(str(lid), "Type", "every resource needs a Type")
+        if res["Type"] == SERVERLESS_FUNCTION:
+            props = _props(str(lid), res)
+            merged[str(lid)] = {**res, "Properties": merge_globals(fn_globals, props)}
+        else:
+            merged[str(lid)] = res
+    params: dict[str, Any] = {}
+    declared = doc.get("Parameters") or {}
+    if not isinstance(declared, Mapping):
+        raise PlanError("Parameters", "", "must be a mapping")
+    given = dict(parameters or {})
+    for pname, pdef in declared.items():
+        if pname in given:
+            params[str(pname)] = given.pop(pname)
+        elif isinstance(pdef, Mapping) and "Default" in pdef:
+            params[str(pname)] = pdef["Default"]
+        else:
+            raise PlanError(str(pname), "Default", "parameter has no Default and no value given")
+    if given:
+        raise PlanError("Parameters", next(iter(given)), "is not declared in the template")
+    return Template(
+        base_dir=base_dir,
+        resources=merged,
+        parameters=params,
+        stack_name=stack_name,
+        region=region,
+        account_id=account_id,
+    )
+
+
+def merge_globals(globals_: Mapping[str, Any], props: Mapping[str, Any]) -> dict[str, Any]:
+    """SAM's Globals rules: maps merge (resource wins), lists concatenate, scalars override."""
+    out: dict[str, Any] = dict(globals_)
+    for key, value in props.items():
+        if key not in out:
+            out[key] = value
+            continue
+        g = out[key]
+        if _is_plain_map(g) and _is_plain_map(value):
+            out[key] = merge_globals(g, value)
+        elif isinstance(g, list) and isinstance(value, list):
+            out[key] = [*g, *value]
+        else:
+            out[key] = value
+    return out
+
+
+def _is_plain_map(v: Any) -> bool:
+    return isinstance(v, Mapping) and not (len(v) == 1 and _intrinsic_key(v) is not None)
+
+
+def _intrinsic_key(v: Mapping[str, Any]) -> str | None:
+    (key,) = v.keys()
+    return key if key == "Ref" or str(key).startswith("Fn::") else None
+
+
+class _Resolver:
+    """Evaluates Ref, Fn::Sub, Fn::GetAtt, Fn::Join, Fn::Select between template resources."""
+
+    def __init__(self, template: Template, layer_arns: Mapping[str, str]) -> None:
+        self.t = template
+        self.layer_arns = layer_arns
+
+    def resolve(self, value: Any, lid: str, key: str = "") -> Any:
+        if isinstance(value, Mapping):
+            if len(value) == 1 and _intrinsic_key(value) is not None:
+                return self._intrinsic(value, lid, key)
+            return {
+                k: self.resolve(v, lid, f"{key}.{k}" if key else str(k)) for k, v in value.items()
+            }
+        if isinstance(value, list):
+            return [self.resolve(v, lid, key) for v in value]
+        return value
+
+    def _intrinsic(self, value: Mapping[str, Any], lid: str, key: str) -> Any:
+        ((fn, arg),) = value.items()
+        if fn == "Ref":
+            return self.ref(_str(lid, key, arg), lid, key)
+        if fn == "Fn::GetAtt":
+            if isinstance(arg, str):
+                arg = arg.split(".", 1)
+            if not isinstance(arg, list) or len(arg) != 2:
+                raise PlanError(lid, key, f"!GetAtt {arg!r}: expected Resource.Attribute")
+            return self.get_att(str(arg[0]), str(self.resolve(arg[1], lid, key)), lid, key)
+        if fn == "Fn::Sub":
+            variables: Mapping[str, Any] = {}
+            if isinstance(arg, list):
+                if len(arg) != 2 or not isinstance(arg[1], Mapping):
+                    raise PlanError(lid, key, "!Sub takes a string or [string, {variables}]")
+                arg, variables = arg[0], self.resolve(arg[1], lid, key)
+            return self.sub(_str(lid, key, arg), variables, lid, key)
+        if fn == "Fn::Join":
+            if not isinstance(arg, list) or len(arg) != 2:
+                raise PlanError(lid, key, "!Join takes [delimiter, [values]]")
+            items = self.resolve(arg[1], lid, key)
+            if not isinstance(items, list):
+                raise PlanError(lid, key, "!Join takes a list of values")
+            return str(arg[0]).join(_scalar_str(lid, key, v) for v in items)
+        if fn == "Fn::Select":
+            if not isinstance(arg, list) or len(arg) != 2:
+                raise PlanError(lid, key, "!Select takes [index, [values]]")
+            items = self.resolve(arg[1], lid, key)
+            index = _int(lid, key, self.resolve(arg[0], lid, key), minimum=0)
+            if not isinstance(items, list) or index >= len(items):
+                raise PlanError(lid, key, f"!Select index {index} is out of range")
+            return items[index]
+        raise PlanError(lid, key, f"intrinsic function {fn} is not supported")
+
+    def ref(self, name: str, lid: str, key: str) -> Any:
+        pseudo = {
+            "AWS::Region": self.t.region,
+            "AWS::AccountId": self.t.account_id,
+            "AWS::StackName": self.t.stack_name,
+            "AWS::Partition": "aws",
+            "AWS::URLSuffix": "amazonaws.com",
+            "AWS::NoValue": None,
+        }
+        if name in pseudo:
+            return pseudo[name]
+        if name in self.t.parameters:
+            return self.t.parameters[name]
+        res = self.t.resources.get(name)
+        if res is None:
+            raise PlanError(lid, key, f"!Ref {name}: no such parameter or resource")
+        if res["Type"] in FUNCTION_TYPES:
+            return self.t.function_name(name)
+        if res["Type"] in LAYER_TYPES:
+            if name not in self.layer_arns:
+                raise PlanError(lid, key, f"!Ref {name}: a layer cannot refer to a layer")
+            return self.layer_arns[name]
+        raise PlanError(lid, key, f"!Ref {name}: resources of type {res['Type']} are not deployed")
+
+    def get_att(self, name: str, attr: str, lid: str, key: str) -> Any:
+        res = self.t.resources.get(name)
+        if res is None:
+            raise PlanError(lid, key, f"!GetAtt {name}.{attr}: no such resource")
+        if res["Type"] in FUNCTION_TYPES and attr == "Arn":
+            return self.function_arn(self.t.function_name(name))
+        if res["Type"] in LAYER_TYPES and attr in ("Arn", "LayerVersionArn"):
+            return self.ref(name, lid, key)
+        raise PlanError(lid, key, f"!GetAtt {name}.{attr}: attribute not supported")
+
+    def function_arn(self, name: str) -> str:
+        return f"arn:aws:lambda:{self.t.region}:{self.t.account_id}:function:{name}"
+
+    def sub(self, text: str, variables: Mapping[str, Any], lid: str, key: str) -> str:
+        def one(m: re.Match[str]) -> str:
+            ref = m.group(1).strip()
+            if ref in variables:
+                return _scalar_str(lid, key, variables[ref])
+            if "." in ref and not ref.startswith("AWS::"):
+                res, attr = ref.split(".", 1)
+                return _scalar_str(lid, key, self.get_att(res, attr, lid, key))
+            return _scalar_str(lid, key, self.ref(ref, lid, key))
+
+        return _SUB_RE.sub(one, text).replace("${!", "${")
+
+
+# --------------------------------------------------------------------------- folder config
+
+CONFIG_FILES = ("lambdalet.toml", "lambdalet.json")
+_CONFIG_KEYS = {
+    "name",
+    "runtime",
+    "handler",
+    "memory",
+    "timeout",
+    "environment",
+    "layers",
+    "description",
+    "code",
+    "reserved_concurrency",
+    "alias",
+    "provisioned_concurrency",
+}
+
+
+def load_config(doc: Any, base_dir: PurePath, source: str = "lambdalet.toml") -> Template:
+    """A function folder's config as a one-function template.
+
+    ``layers`` holds folders (relative to the function folder) published as layers named after
+    the folder, or layer version ARNs used as they are.
+    """
+    if not isinstance(doc, Mapping):
+        raise PlanError(source, "", "is not a table")
+    unknown = sorted(set(doc) - _CONFIG_KEYS)
+    if unknown:
+        raise PlanError(
+            source, unknown[0], f"unknown key (known: {', '.join(sorted(_CONFIG_KEYS))})"
+        )
+    name = _check_name(source, "name", _required(source, "name", doc.get("name")))
+    props: dict[str, Any] = {
+        "FunctionName": name,
+        "Runtime": _str(source, "runtime", _required(source, "runtime", doc.get("runtime"))),
+        "Handler": _str(source, "handler", _required(source, "handler", doc.get("handler"))),
+        "CodeUri": _str(source, "code", doc.get("code", ".")),
+        "MemorySize": _int(source, "memory", doc.get("memory", 128), minimum=128, maximum=10240),
+        "Timeout": _int(source, "timeout", doc.get("timeout", 3), minimum=1, maximum=900),
+        "Description": _str(source, "description", doc.get("description", "")),
+    }
+    env = doc.get("environment", {})
+    if not isinstance(env, Mapping):
+        raise PlanError(source, "environment", "must be a table of NAME = value")
+    props["Environment"] = {
+        "Variables": {str(k): _scalar_str(source, f"environment.{k}", v) for k, v in env.items()}
+    }
+    resources: dict[str, Any] = {}
+    layer_refs: list[Any] = []
+    for i, layer in enumerate(_str_list(source, "layers", doc.get("layers", []))):
+        if layer.startswith("arn:"):
+            layer_refs.append(layer)
+            continue
+        lname = PurePath(layer).name or f"layer{i}"
+        lid = "Layer" + re.sub(r"[^A-Za-z0-9]", "", lname.title()) + str(i)
+        lname = re.sub(r"[^a-zA-Z0-9_-]", "-", lname)
+        resources[lid] = {
+            "Type": SERVERLESS_LAYER,
+            "Properties": {"LayerName": lname, "ContentUri": layer},
+        }
+        layer_refs.append({"Ref": lid})
+    props["Layers"] = layer_refs
+    if "reserved_concurrency" in doc:
+        props["ReservedConcurrentExecutions"] = doc["reserved_concurrency"]
+    if "alias" in doc:
+        props["AutoPublishAlias"] = doc["alias"]
+    if "provisioned_concurrency" in doc:
+        props["ProvisionedConcurrencyConfig"] = {
+            "ProvisionedConcurrentExecutions": doc["provisioned_concurrency"]
+        }
+    resources[name.replace("-", "").replace("_", "") or "Function"] = {
+        "Type": SERVERLESS_FUNCTION,
+        "Properties": props,
+    }
+    try:
+        return load_template({"Resources": resources}, base_dir, stack_name=name)
+    except PlanError as e:
+        raise PlanError(source, e.field, e.message) from None
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def _props(lid: str, res: Mapping[str, Any]) -> Mapping[str, Any]:
+    props = res.get("Properties", {}) or {}
+    if not isinstance(props, Mapping):
+        raise PlanError(lid, "Properties", "must be a mapping")
+    return props
+
+
+def _required(lid: str, key: str, value: Any) -> Any:
+    if value is None:
+        raise PlanError(lid, key, "is required")
+    return value
+
+
+def _str(lid: str, key: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise PlanError(lid, key, f"must be a string, not {_shown(value)}")
+    return value
+
+
+def _scalar_str(lid: str, key: str, value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str | int | float):
+        return str(value)
+    raise PlanError(lid, key, f"must be a string, not {_shown(value)}")
+
+
+def _str_list(lid: str, key: str, value: Any) -> list[str]:
+    if not isinstance(value, list):
+        raise PlanError(lid, key, f"must be a list, not {_shown(value)}")
+    return [_str(lid, key, v) for v in value]
+
+
+def _int(
+    lid: str, key: str, value: Any, *, minimum: int | None = None, maximum: int | None = None
+) -> int:
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise PlanError(lid, key, f"must be an integer, not {_shown(value)}")
+    if minimum is not None and value < minimum:
+        raise PlanError(lid, key, f"{value} is below the minimum {minimum}")
+    if maximum is not None and value > maximum:
+        raise PlanError(lid, key, f"{value} is above the maximum {maximum}")
+    return value
+
+
+def _check_name(lid: str, key: str, value: Any) -> str:
+    name = _str(lid, key, value)
+    if not _NAME_RE.fullmatch(name):
+        raise PlanError(lid, key, f"{name!r} is not a valid name (letters, digits, - and _)")
+    return name
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, Mapping):
+        return f"a mapping {dict(value)!r}"
+    return f"{type(value).__name__} {value!r}"
