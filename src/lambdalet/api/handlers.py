@@ -102,15 +102,19 @@ class Handlers:
 
     async def get_function(self, request: web.Request) -> web.Response:
         name, qualifier = self._function(request)
-        record, _ = self.store.resolve(name, qualifier)
+        record, alias = self.store.resolve(name, qualifier)
         url = self._code_url(request, shapes.code_sha256_hex(record))
         reserved = self.store.reserved_concurrency(name)
-        return render.json_response(shapes.get_function(record, self.scope, url, reserved))
+        alias_name = None if alias is None else alias.name
+        return render.json_response(
+            shapes.get_function(record, self.scope, url, reserved, alias_name)
+        )
 
     async def get_function_configuration(self, request: web.Request) -> web.Response:
         name, qualifier = self._function(request)
-        record, _ = self.store.resolve(name, qualifier)
-        return render.json_response(shapes.function_configuration(record, self.scope))
+        record, alias = self.store.resolve(name, qualifier)
+        alias_name = None if alias is None else alias.name
+        return render.json_response(shapes.function_configuration(record, self.scope, alias_name))
 
     async def list_functions(self, request: web.Request) -> web.Response:
         validation.function_version(request.query)
@@ -370,8 +374,7 @@ class Handlers:
             config = self.store.provisioned_config(name, qualifier)
         except ProvisionedConcurrencyConfigNotFoundException:
             return
-        record, _ = self.store.resolve(name, qualifier)
-        self.provisioner.apply(name, qualifier, record, config.requested)
+        self.provisioner.apply(name, qualifier, config.requested)
 
     def _pc_body(self, config: ProvisionedConfig, with_arn: bool = False) -> dict[str, object]:
         st = self.provisioner.status(config.function_name, config.qualifier, config.requested)
@@ -381,12 +384,12 @@ class Handlers:
         )
 
     async def put_provisioned_concurrency(self, request: web.Request) -> web.Response:
-        name, qualifier, record = self._pc_target(request)
+        name, qualifier, _ = self._pc_target(request)
         value = validation.provisioned_concurrency(validation.json_body(await request.read()))
         self.limits.check_provisioned(name, f"{name}:{qualifier}", value)
         config = ProvisionedConfig(name, qualifier, value, aws_timestamp(time.time()))
         self.store.put_provisioned_config(config)
-        self.provisioner.apply(name, qualifier, record, value)
+        self.provisioner.apply(name, qualifier, value)
         return render.json_response(self._pc_body(config), 202)
 
     async def get_provisioned_concurrency(self, request: web.Request) -> web.Response:

@@ -33,11 +33,25 @@ def code_sha256_hex(record: FunctionRecord) -> str:
     return base64.b64decode(record.code_sha256).hex()
 
 
-def function_configuration(record: FunctionRecord, scope: Scope) -> dict[str, Any]:
-    """FunctionConfiguration, as CreateFunction, GetFunctionConfiguration and updates answer."""
+def function_arn(record: FunctionRecord, alias: str | None = None) -> str:
+    """The FunctionArn AWS shows: qualified by the alias the caller named, else by the
+    version (published versions only)."""
+    if alias is not None:
+        return f"{record.arn}:{alias}"
+    return record.arn if record.version == "$LATEST" else record.qualified_arn
+
+
+def function_configuration(
+    record: FunctionRecord, scope: Scope, alias: str | None = None
+) -> dict[str, Any]:
+    """FunctionConfiguration, as CreateFunction, GetFunctionConfiguration and updates answer.
+
+    ``alias``: the alias the caller named (GetFunction/GetFunctionConfiguration by alias);
+    ``FunctionArn`` is then the alias ARN while ``Version`` is the version it points to.
+    """
     out: dict[str, Any] = {
         "FunctionName": record.name,
-        "FunctionArn": record.arn if record.version == "$LATEST" else record.qualified_arn,
+        "FunctionArn": function_arn(record, alias),
         "Runtime": record.runtime,
         "Role": record.role,
         "Handler": record.handler,
@@ -85,10 +99,14 @@ def _logging(record: FunctionRecord) -> dict[str, str]:
 
 
 def get_function(
-    record: FunctionRecord, scope: Scope, code_location: str, reserved: int | None = None
+    record: FunctionRecord,
+    scope: Scope,
+    code_location: str,
+    reserved: int | None = None,
+    alias: str | None = None,
 ) -> dict[str, Any]:
     out: dict[str, Any] = {
-        "Configuration": function_configuration(record, scope),
+        "Configuration": function_configuration(record, scope, alias),
         "Code": {"RepositoryType": "S3", "Location": code_location},
     }
     if record.tags:

@@ -5,39 +5,22 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import botocore.session
 import pytest
 
 from lambdalet.api import shapes
 from lambdalet.api.arns import Scope
 from lambdalet.model import FunctionRecord, LayerRef
-from lambdalet.store.records import CodeBlob, LayerVersionRecord, Page
+from lambdalet.store.records import (
+    AliasRecord,
+    CodeBlob,
+    EventInvokeConfig,
+    LayerVersionRecord,
+    Page,
+    ProvisionedConfig,
+)
+from tests.unit.api.model_check import conforms, out_shape
 
 SCOPE = Scope("us-east-1", "123456789012")
-MODEL = botocore.session.get_session().get_service_model("lambda")
-
-
-def conforms(value: Any, shape: Any, path: str = "") -> None:
-    """Every member we send exists in the model with the right JSON type."""
-    if shape.type_name == "structure":
-        assert isinstance(value, dict), path
-        for k, x in value.items():
-            assert k in shape.members, f"{path}.{k} is not in {shape.name}"
-            conforms(x, shape.members[k], f"{path}.{k}")
-    elif shape.type_name == "list":
-        assert isinstance(value, list), path
-        for i, x in enumerate(value):
-            conforms(x, shape.member, f"{path}[{i}]")
-    elif shape.type_name == "map":
-        assert isinstance(value, dict) and all(isinstance(x, str) for x in value.values()), path
-    elif shape.type_name in ("integer", "long"):
-        assert isinstance(value, int) and not isinstance(value, bool), path
-    elif shape.type_name == "string":
-        assert isinstance(value, str), path
-        if shape.enum:
-            assert value in shape.enum, f"{path}={value!r} not in enum"
-    elif shape.type_name == "boolean":
-        assert isinstance(value, bool), path
 
 
 def record(**kw: Any) -> FunctionRecord:
@@ -61,10 +44,6 @@ def record(**kw: Any) -> FunctionRecord:
     )
     base.update(kw)
     return FunctionRecord(**base)
-
-
-def out_shape(op: str) -> Any:
-    return MODEL.operation_model(op).output_shape
 
 
 def test_pending_function_configuration() -> None:
@@ -166,3 +145,52 @@ def test_layer_shapes(layer: LayerVersionRecord) -> None:
     layers = shapes.list_layers(Page((layer,), "l"))
     conforms(layers, out_shape("ListLayers"))
     assert layers["Layers"][0]["LatestMatchingVersion"]["Version"] == 2
+
+
+def test_the_model_check_refuses_what_botocore_does_not_know() -> None:
+    cfg = shapes.function_configuration(record(), SCOPE)
+    with pytest.raises(AssertionError, match="Bogus is not in"):
+        conforms({**cfg, "Bogus": 1}, out_shape("GetFunctionConfiguration"))
+    with pytest.raises(AssertionError, match="not in enum"):
+        conforms({**cfg, "State": "Sleeping"}, out_shape("GetFunctionConfiguration"))
+    with pytest.raises(AssertionError):
+        conforms({**cfg, "Timeout": "3"}, out_shape("GetFunctionConfiguration"))
+
+
+def test_alias_qualified_function_arn() -> None:
+    rec = record(version="2")
+    cfg = shapes.function_configuration(rec, SCOPE, alias="live")
+    assert cfg["FunctionArn"] == f"{rec.arn}:live" and cfg["Version"] == "2"
+    got = shapes.get_function(rec, SCOPE, "http://h/x.zip", None, "live")
+    assert got["Configuration"]["FunctionArn"] == f"{rec.arn}:live"
+    assert shapes.function_configuration(rec, SCOPE)["FunctionArn"] == f"{rec.arn}:2"
+    assert shapes.function_configuration(record(), SCOPE)["FunctionArn"] == rec.arn
+
+
+def test_issue_4_shapes() -> None:
+    alias = AliasRecord("fn", "live", "arn:a:live", "1", "d", {"2": 0.5}, "rev")
+    conforms(shapes.alias_configuration(alias), out_shape("GetAlias"))
+    listing = shapes.list_aliases(Page((alias,), "live"))
+    conforms(listing, out_shape("ListAliases"))
+    assert listing["NextMarker"]
+    conforms(
+        shapes.list_versions(Page((record(),), None), SCOPE), out_shape("ListVersionsByFunction")
+    )
+    eic = EventInvokeConfig("fn", "1", 0, 60, "arn:ok", None, 1_700_000_000.5)
+    body = shapes.event_invoke_config(eic, "arn:fn")
+    conforms(body, out_shape("PutFunctionEventInvokeConfig"))
+    assert body["LastModified"] == 1_700_000_000.5  # a number, not a string
+    assert body["DestinationConfig"] == {"OnSuccess": {"Destination": "arn:ok"}, "OnFailure": {}}
+    conforms(
+        shapes.list_event_invoke_configs(Page((eic,), "1"), "arn:fn"),
+        out_shape("ListFunctionEventInvokeConfigs"),
+    )
+    pc = ProvisionedConfig("fn", "live", 3, "2024-01-01T00:00:00.000+0000")
+    failed = shapes.provisioned_config(pc, 3, 1, "FAILED", "why", "arn:fn")
+    conforms(
+        {"ProvisionedConcurrencyConfigs": [failed]}, out_shape("ListProvisionedConcurrencyConfigs")
+    )
+    ready = shapes.provisioned_config(pc, 3, 3, "READY", None)
+    conforms(ready, out_shape("PutProvisionedConcurrencyConfig"))
+    assert "StatusReason" not in ready and "FunctionArn" not in ready
+    conforms(shapes.account_settings(1000, 900, 10, 2), out_shape("GetAccountSettings"))
