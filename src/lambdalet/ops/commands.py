@@ -85,7 +85,7 @@ def _print_result(result: DeployResult, as_json: bool) -> None:
 
 def deploy_command(args: argparse.Namespace) -> int:
     from lambdalet.ops.loader import load
-    from lambdalet.ops.watch import watch
+    from lambdalet.ops.watch import snapshot, watch
 
     path = Path(args.path)
     say = progress
@@ -93,6 +93,7 @@ def deploy_command(args: argparse.Namespace) -> int:
         params = _parameters(args.parameter or [])
         source, template = load(path, params)
         lam = lambda_client(args.endpoint)
+        initial = snapshot(_watched(source, template)) if args.watch else None
         result = deploy(lam, template, source.name, say)
     except (PlanError, DeployError) as e:
         return _fail(str(e))
@@ -124,7 +125,7 @@ def deploy_command(args: argparse.Namespace) -> int:
 
     say(f"watching {len(paths())} paths for changes (Ctrl-C to stop)")
     with contextlib.suppress(KeyboardInterrupt):
-        watch(paths, redeploy, interval=args.interval)
+        watch(paths, redeploy, interval=args.interval, initial=initial)
     return 0
 
 

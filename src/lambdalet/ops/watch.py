@@ -53,14 +53,16 @@ def watch(
     interval: float = 0.3,
     settle: float = 0.2,
     stop: Callable[[], bool] = lambda: False,
+    initial: Snapshot | None = None,
 ) -> None:
     """Call ``redeploy(changed_files)`` after each change under ``paths()``, until ``stop()``.
 
     ``paths`` is called again after each redeploy (the template may name new folders).
     A change is acted on once the files have stayed unchanged for ``settle`` seconds, so an
-    editor's save-in-several-writes is one redeploy.
+    editor's save-in-several-writes is one redeploy.  ``initial``, a snapshot taken before the
+    first deploy, makes changes made during that deploy count.
     """
-    before = snapshot(paths())
+    before = snapshot(paths()) if initial is None else initial
     while not stop():
         time.sleep(interval)
         now = snapshot(paths())

@@ -1,0 +1,325 @@
+"""``lambdalet deploy / invoke / ps`` end to end: the real CLI against the real server.
+
+A SAM template with a layer and two functions is deployed with the CLI, the functions are
+invoked with the CLI, ``ps --json`` lists their environments, and ``deploy --watch`` picks
+up a code change and a layer change so the next invoke runs them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.integration.harness import HOST_PY, ROOT, Server, unique
+
+pytestmark = pytest.mark.integration
+
+TEMPLATE = """
+AWSTemplateFormatVersion: '2010-09-09'
+Transform: AWS::Serverless-2016-10-31
+Parameters:
+  Greeting:
+    Type: String
+    Default: hello
+Globals:
+  Function:
+    Runtime: {runtime}
+    Timeout: 10
+    MemorySize: 256
+    Environment:
+      Variables:
+        STAGE: test
+    Layers:
+      - !Ref CommonLayer
+Resources:
+  CommonLayer:
+    Type: AWS::Serverless::LayerVersion
+    Properties:
+      LayerName: !Sub '{prefix}-common'
+      ContentUri: layers/common
+      CompatibleRuntimes: [{runtime}]
+  HelloFunction:
+    Type: AWS::Serverless::Function
+    Properties:
+      FunctionName: !Sub '{prefix}-hello'
+      CodeUri: hello/
+      Handler: app.handler
+      Environment:
+        Variables:
+          GREETING: !Ref Greeting
+          PEER: !Ref WorkerFunction
+          PEER_ARN: !GetAtt WorkerFunction.Arn
+  WorkerFunction:
+    Type: AWS::Serverless::Function
+    Properties:
+      FunctionName: !Sub '{prefix}-worker'
+      CodeUri: worker/
+      Handler: work.main
+      MemorySize: 512
+      ReservedConcurrentExecutions: 3
+      AutoPublishAlias: live
+      ProvisionedConcurrencyConfig:
+        ProvisionedConcurrentExecutions: 1
+"""
+
+HELLO = """
+import os
+from shared import decorate
+
+def handler(event, context):
+    print("hello from the handler")
+    return {{
+        "msg": decorate(os.environ["GREETING"]),
+        "stage": os.environ["STAGE"],
+        "peer": os.environ["PEER"],
+        "peerArn": os.environ["PEER_ARN"],
+        "codeVersion": {version},
+    }}
+"""
+
+WORKER = """
+from shared import decorate
+
+def main(event, context):
+    return {"work": decorate(event.get("job", "none")), "memory": context.memory_limit_in_mb}
+"""
+
+SHARED = """
+def decorate(text):
+    return "<" + text + ">"
+"""
+
+
+def _project(tmp: Path, prefix: str) -> Path:
+    proj = tmp / "proj"
+    (proj / "hello").mkdir(parents=True)
+    (proj / "worker").mkdir()
+    (proj / "layers" / "common" / "python").mkdir(parents=True)
+    (proj / "template.yaml").write_text(TEMPLATE.format(runtime=HOST_PY, prefix=prefix))
+    (proj / "hello" / "app.py").write_text(HELLO.format(version=1))
+    (proj / "worker" / "work.py").write_text(WORKER)
+    (proj / "layers" / "common" / "python" / "shared.py").write_text(SHARED)
+    return proj
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.pop("AWS_PROFILE", None)
+    env.update(
+        AWS_ACCESS_KEY_ID="test",
+        AWS_SECRET_ACCESS_KEY="test",
+        AWS_DEFAULT_REGION="us-east-1",
+        AWS_EC2_METADATA_DISABLED="true",
+        PYTHONPATH=str(ROOT / "src"),
+        NO_COLOR="1",
+    )
+    return env
+
+
+def cli(server: Server, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(
+        [sys.executable, "-m", "lambdalet.cli", *args, "--endpoint", server.url],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=180,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"lambdalet {' '.join(args)} exited {proc.returncode}\n"
+            f"stdout: {proc.stdout}\nstderr: {proc.stderr}\nserver: {server.log_tail()}"
+        )
+    return proc
+
+
+def invoke_json(server: Server, name: str, payload: Any = None, *extra: str) -> dict[str, Any]:
+    args = ["invoke", name, "--json", *extra]
+    if payload is not None:
+        args += ["--payload", json.dumps(payload)]
+    out: dict[str, Any] = json.loads(cli(server, *args).stdout)
+    return out
+
+
+@pytest.fixture(scope="module")
+def deployed(server: Server, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    prefix = unique("ops")
+    proj = _project(tmp_path_factory.mktemp("ops"), prefix)
+    result = cli(server, "deploy", str(proj), "--json")
+    summary = json.loads(result.stdout)
+    assert [layer["action"] for layer in summary["layers"]] == ["published"]
+    assert {f["name"]: f["action"] for f in summary["functions"]} == {
+        f"{prefix}-hello": "created",
+        f"{prefix}-worker": "created",
+    }
+    assert "creating function" in result.stderr  # progress lines
+    return proj, prefix
+
+
+def test_deployed_functions_run_with_layer_globals_and_intrinsics(
+    server: Server, deployed: tuple[Path, str], lam: Any
+) -> None:
+    _, prefix = deployed
+    out = invoke_json(server, f"{prefix}-hello", {}, "--tail")
+    assert out["StatusCode"] == 200 and out["FunctionError"] is None
+    assert out["Payload"] == {
+        "msg": "<hello>",
+        "stage": "test",
+        "peer": f"{prefix}-worker",
+        "peerArn": f"arn:aws:lambda:us-east-1:123456789012:function:{prefix}-worker",
+        "codeVersion": 1,
+    }
+    assert "hello from the handler" in out["Log"]
+    assert "REPORT RequestId" in out["Log"]
+
+    worker = invoke_json(server, f"{prefix}-worker", {"job": "j1"}, "--qualifier", "live")
+    assert worker["Payload"] == {"work": "<j1>", "memory": "512"}
+    assert worker["ExecutedVersion"] == "1"
+
+    cfg = lam.get_function(FunctionName=f"{prefix}-worker")
+    assert cfg["Concurrency"]["ReservedConcurrentExecutions"] == 3
+    assert cfg["Configuration"]["MemorySize"] == 512
+    pc = lam.get_provisioned_concurrency_config(FunctionName=f"{prefix}-worker", Qualifier="live")
+    assert pc["Status"] == "READY"
+
+
+def test_invoke_plain_output_and_errors(server: Server, deployed: tuple[Path, str]) -> None:
+    _, prefix = deployed
+    plain = cli(server, "invoke", f"{prefix}-worker", "--payload", '{"job": "x"}', "--tail")
+    assert json.loads(plain.stdout) == {"work": "<x>", "memory": "512"}
+    assert "REPORT RequestId" in plain.stderr
+    missing = cli(server, "invoke", f"{prefix}-nope", check=False)
+    assert missing.returncode == 1
+    assert "ResourceNotFoundException" in missing.stderr
+    bad = cli(server, "invoke", f"{prefix}-worker", "--payload", "{nope", check=False)
+    assert bad.returncode == 1 and "not JSON" in bad.stderr
+
+
+def test_redeploy_without_changes_changes_nothing(
+    server: Server, deployed: tuple[Path, str]
+) -> None:
+    proj, _ = deployed
+    summary = json.loads(cli(server, "deploy", str(proj), "--json").stdout)
+    assert [layer["action"] for layer in summary["layers"]] == ["unchanged"]
+    assert [f["action"] for f in summary["functions"]] == ["unchanged", "unchanged"]
+    table = cli(server, "deploy", str(proj)).stdout
+    assert table.splitlines()[0].split() == ["KIND", "NAME", "ACTION", "ARN"]
+    assert "\x1b[" not in table
+
+
+def test_ps_lists_every_environment(server: Server, deployed: tuple[Path, str]) -> None:
+    _, prefix = deployed
+    invoke_json(server, f"{prefix}-hello")
+    envs = json.loads(cli(server, "ps", "--json").stdout)["Environments"]
+    mine = {(e["function"], e["version"]): e for e in envs if e["function"].startswith(prefix)}
+    assert (f"{prefix}-hello", "$LATEST") in mine
+    assert (f"{prefix}-worker", "1") in mine  # the provisioned environment of alias live
+    hello = mine[(f"{prefix}-hello", "$LATEST")]
+    assert hello["memoryMB"] == 256 and hello["invocations"] >= 1
+    for e in mine.values():
+        assert {"state", "frozen", "ageSeconds", "id"} <= set(e)
+    text = cli(server, "ps", f"{prefix}-hello").stdout.splitlines()
+    assert text[0].split() == ["FUNCTION", "VERSION", "STATE", "MEMORY", "AGE", "INVOKES", "ID"]
+    assert all(line.startswith(f"{prefix}-hello") for line in text[1:]) and len(text) >= 2
+
+
+def test_errors_name_the_resource_and_field(server: Server, tmp_path: Path) -> None:
+    (tmp_path / "template.yaml").write_text(
+        "Resources:\n  Broken:\n    Type: AWS::Serverless::Function\n    Properties:\n"
+        "      CodeUri: .\n      Handler: a.b\n      Runtime: python3.11\n      MemorySize: 12\n"
+    )
+    out = cli(server, "deploy", str(tmp_path), check=False)
+    assert out.returncode == 1
+    assert "Broken.MemorySize" in out.stderr
+
+
+def test_watch_redeploys_code_and_layer_changes(server: Server, deployed: tuple[Path, str]) -> None:
+    proj, prefix = deployed
+    assert invoke_json(server, f"{prefix}-hello")["Payload"]["codeVersion"] == 1
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "lambdalet.cli",
+            "deploy",
+            str(proj),
+            "--watch",
+            "--json",
+            "--interval",
+            "0.1",
+            "--endpoint",
+            server.url,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(),
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    errors: list[str] = []
+
+    def pump() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.put(line)
+
+    def pump_err() -> None:
+        assert proc.stderr is not None
+        errors.extend(proc.stderr)
+
+    pumps = [threading.Thread(target=f, daemon=True) for f in (pump, pump_err)]
+    for t in pumps:
+        t.start()
+
+    def next_deploy() -> dict[str, Any]:
+        try:
+            out: dict[str, Any] = json.loads(lines.get(timeout=90))
+        except queue.Empty:
+            raise AssertionError(f"no redeploy; stderr: {''.join(errors)}") from None
+        return out
+
+    try:
+        first = next_deploy()  # the initial deploy: nothing changed since the fixture's
+        assert [f["action"] for f in first["functions"]] == ["unchanged", "unchanged"]
+        deadline = time.monotonic() + 30
+        while not any("watching" in line for line in errors) and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+        (proj / "hello" / "app.py").write_text(HELLO.format(version=2))
+        second = next_deploy()
+        actions = {f["name"]: f["action"] for f in second["functions"]}
+        assert actions == {f"{prefix}-hello": "updated", f"{prefix}-worker": "unchanged"}
+        assert invoke_json(server, f"{prefix}-hello")["Payload"]["codeVersion"] == 2
+
+        (proj / "layers" / "common" / "python" / "shared.py").write_text(
+            SHARED.replace('"<"', '"["').replace('">"', '"]"')
+        )
+        third = next_deploy()
+        assert [layer["action"] for layer in third["layers"]] == ["published"]
+        assert invoke_json(server, f"{prefix}-hello")["Payload"]["msg"] == "[hello]"
+        worker = invoke_json(server, f"{prefix}-worker", {"job": "j"}, "--qualifier", "live")
+        assert worker["Payload"]["work"] == "[j]"
+        assert worker["ExecutedVersion"] == "2"  # AutoPublishAlias moved to the new version
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            for t in pumps:
+                t.join(10)
+            assert proc.stdout is not None and proc.stderr is not None
+            proc.stdout.close()
+            proc.stderr.close()
+    assert proc.returncode == 0, "".join(errors)
