@@ -87,6 +87,29 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+_DEPLOY_EPILOG = """\
+lambdalet.toml (only name, runtime and handler are required):
+
+  name = "thumbs"
+  runtime = "python3.11"
+  handler = "app.handler"
+  code = "."                      # folder zipped as the function's code
+  memory = 512                    # MB (default 128)
+  timeout = 30                    # seconds (default 3)
+  layers = ["../layers/common"]   # folders published as layers, or layer version ARNs
+  reserved_concurrency = 10
+  alias = "live"                  # publish a version and point this alias at it
+  provisioned_concurrency = 1     # on the alias
+  [environment]
+  BUCKET = "pictures"
+
+Templates: AWS::Serverless::Function, AWS::Lambda::Function, AWS::Serverless::LayerVersion,
+AWS::Lambda::LayerVersion, Globals.Function, Parameters (defaults or --parameter), and
+!Ref / !Sub / !GetAtt / !Join / !Select between them.  Functions without FunctionName are
+named after their logical ID.
+"""
+
+
 def _ops_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from lambdalet.ops.client import DEFAULT_ENDPOINT
 
@@ -103,6 +126,8 @@ def _ops_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         help="create or update functions and layers from a folder or a SAM template",
         description="PATH is a function folder with lambdalet.toml (or lambdalet.json), a "
         "SAM / CloudFormation template (YAML or JSON), or a folder holding template.yaml.",
+        epilog=_DEPLOY_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     dp.add_argument("path", nargs="?", default=".", help="folder or file (default .)")
     endpoint(dp)

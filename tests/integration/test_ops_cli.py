@@ -240,6 +240,32 @@ def test_errors_name_the_resource_and_field(server: Server, tmp_path: Path) -> N
     out = cli(server, "deploy", str(tmp_path), check=False)
     assert out.returncode == 1
     assert "Broken.MemorySize" in out.stderr
+    as_json = cli(server, "deploy", str(tmp_path), "--json", check=False)
+    assert json.loads(as_json.stdout)["resource"] == "Broken"
+    assert json.loads(as_json.stdout)["field"] == "MemorySize"
+
+
+def test_deploy_a_function_folder_with_lambdalet_toml(server: Server, tmp_path: Path) -> None:
+    name = unique("folder")
+    fn = tmp_path / "fn"
+    (fn / "vendor" / "python").mkdir(parents=True)
+    (fn / "vendor" / "python" / "helper.py").write_text("def value():\n    return 41\n")
+    (fn / "main.py").write_text(
+        "import os\nfrom helper import value\n\n"
+        "def go(event, context):\n"
+        "    return {'v': value() + event['n'], 'mode': os.environ['MODE'],\n"
+        "            'files': sorted(os.listdir(os.environ['LAMBDA_TASK_ROOT']))}\n"
+    )
+    (fn / "lambdalet.toml").write_text(
+        f'name = "{name}"\nruntime = "{HOST_PY}"\nhandler = "main.go"\nmemory = 192\n'
+        'layers = ["vendor"]\n\n[environment]\nMODE = "folder"\n'
+    )
+    summary = json.loads(cli(server, "deploy", str(fn), "--json").stdout)
+    assert summary["source"] == "lambdalet.toml"
+    assert [f["action"] for f in summary["functions"]] == ["created"]
+    out = invoke_json(server, name, {"n": 1})
+    # the layer folder is not zipped into the function's code
+    assert out["Payload"] == {"v": 42, "mode": "folder", "files": ["lambdalet.toml", "main.py"]}
 
 
 def test_watch_redeploys_code_and_layer_changes(server: Server, deployed: tuple[Path, str]) -> None:

@@ -23,9 +23,17 @@ from lambdalet.ops.deploy import DeployError, DeployResult, deploy
 from lambdalet.ops.template import PlanError, Template
 
 
-def _fail(message: str) -> int:
+def _fail(message: str, as_json: bool = False, error: Exception | None = None) -> int:
+    """Print an error on stderr; with ``--json`` also an error object on stdout."""
     style = Style(sys.stderr)
     print(f"{style.red('error:')} {message}", file=sys.stderr)
+    if as_json:
+        out: dict[str, Any] = {"error": message}
+        if isinstance(error, PlanError):
+            out.update(resource=error.resource, field=error.field)
+        elif isinstance(error, DeployError):
+            out.update(resource=error.resource, step=error.step)
+        print(json.dumps(out), flush=True)
     return 1
 
 
@@ -96,10 +104,10 @@ def deploy_command(args: argparse.Namespace) -> int:
         initial = snapshot(_watched(source, template)) if args.watch else None
         result = deploy(lam, template, source.name, say)
     except (PlanError, DeployError) as e:
-        return _fail(str(e))
+        return _fail(str(e), args.json, e)
     except Exception as e:
         if _connection_error(e):
-            return _fail(f"cannot reach the lambdalet server at {args.endpoint}: {e}")
+            return _fail(f"cannot reach the lambdalet server at {args.endpoint}: {e}", args.json)
         raise
     _print_result(result, args.json)
     if not args.watch:
@@ -117,11 +125,11 @@ def deploy_command(args: argparse.Namespace) -> int:
             _, state["template"] = load(path, params)
             _print_result(deploy(lam, state["template"], source.name, say), args.json)
         except (PlanError, DeployError) as e:
-            _fail(str(e))
+            _fail(str(e), args.json, e)
         except Exception as e:
             if not _connection_error(e):
                 raise
-            _fail(f"cannot reach the lambdalet server at {args.endpoint}: {e}")
+            _fail(f"cannot reach the lambdalet server at {args.endpoint}: {e}", args.json)
 
     say(f"watching {len(paths())} paths for changes (Ctrl-C to stop)")
     with contextlib.suppress(KeyboardInterrupt):
