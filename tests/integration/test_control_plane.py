@@ -281,6 +281,51 @@ def test_function_name_forms(lam: Any) -> None:
     )
 
 
+def test_reads_by_alias_show_the_alias_arn(lam: Any, server: ApiServer) -> None:
+    name = create(lam)["FunctionName"]
+    lam.publish_version(FunctionName=name)
+    lam.create_alias(FunctionName=name, Name="live", FunctionVersion="1")
+    alias_arn = f"{ARN}:function:{name}:live"
+    for got in (
+        lam.get_function(FunctionName=name, Qualifier="live")["Configuration"],
+        lam.get_function(FunctionName=alias_arn)["Configuration"],
+        lam.get_function_configuration(FunctionName=name, Qualifier="live"),
+        lam.get_function_configuration(FunctionName=f"{name}:live"),
+    ):
+        assert (got["FunctionArn"], got["Version"]) == (alias_arn, "1")
+    got = lam.get_function_configuration(FunctionName=name, Qualifier="1")
+    assert got["FunctionArn"] == f"{ARN}:function:{name}:1"
+
+
+def test_provisioned_concurrency_on_a_weighted_alias_is_split(lam: Any, server: ApiServer) -> None:
+    name = create(lam)["FunctionName"]
+    lam.publish_version(FunctionName=name)
+    lam.update_function_configuration(FunctionName=name, Timeout=5)
+    lam.get_waiter("function_updated_v2").wait(
+        FunctionName=name, WaiterConfig={"Delay": 0.05, "MaxAttempts": 100}
+    )
+    lam.publish_version(FunctionName=name)
+    lam.create_alias(
+        FunctionName=name,
+        Name="live",
+        FunctionVersion="1",
+        RoutingConfig={"AdditionalVersionWeights": {"2": 0.4}},
+    )
+    lam.put_provisioned_concurrency_config(
+        FunctionName=name, Qualifier="live", ProvisionedConcurrentExecutions=5
+    )
+    wait_for(
+        lambda: (
+            lam.get_provisioned_concurrency_config(FunctionName=name, Qualifier="live")["Status"]
+            == "READY"
+        )
+    )
+    mine = {k: v for k, v in server.invoker.provisioned.items() if k.startswith(f"{name}:")}
+    assert mine == {f"{name}:live@1": 3, f"{name}:live@2": 2}
+    lam.delete_alias(FunctionName=name, Name="live")
+    assert not any(k.startswith(f"{name}:") for k in server.invoker.provisioned)
+
+
 def test_duplicate_name_conflicts(lam: Any) -> None:
     name = create(lam)["FunctionName"]
     assert error_of(lambda: create(lam, name)) == (
