@@ -7,7 +7,7 @@ import os
 import sys
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
 DEFAULT_ENDPOINT = os.environ.get("LAMBDALET_ENDPOINT", "http://127.0.0.1:9000")
@@ -79,17 +79,41 @@ class Style:
         return self._c("36", text)
 
 
-def table(headers: Sequence[str], rows: Sequence[Sequence[str]], style: Style) -> str:
-    """Left-aligned columns, widths from the plain text; the header in bold."""
+def table(
+    headers: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    style: Style,
+    colour: Callable[[int, str, str], str] | None = None,
+) -> str:
+    """Left-aligned columns, widths from the plain text; the header in bold.
+
+    ``colour(column, cell, padded)`` may wrap a padded cell in colour codes.
+    """
     widths = [len(h) for h in headers]
     for row in rows:
         for i, cell in enumerate(row):
             widths[i] = max(widths[i], len(cell))
     head = "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()
     lines = [style.bold(head)]
+    last = len(headers) - 1
     for row in rows:
-        lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+        cells = []
+        for i, (cell, w) in enumerate(zip(row, widths, strict=True)):
+            padded = cell if i == last else cell.ljust(w)
+            cells.append(colour(i, cell, padded) if colour and style.on else padded)
+        lines.append("  ".join(cells).rstrip())
     return "\n".join(lines)
+
+
+def state_colour(style: Style, state: str) -> Callable[[str], str]:
+    """The colour of an environment state in ``ps``."""
+    if state.startswith("Idle"):
+        return style.green
+    if state.startswith(("Invoking", "Responded", "Initializing", "Created")):
+        return style.yellow
+    if state.startswith(("Resetting", "NeedsInit", "ShuttingDown", "Dead")):
+        return style.red
+    return str
 
 
 def human_age(seconds: float) -> str:

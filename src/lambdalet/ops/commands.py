@@ -17,6 +17,7 @@ from lambdalet.ops.client import (
     human_age,
     lambda_client,
     progress,
+    state_colour,
     table,
 )
 from lambdalet.ops.deploy import DeployError, DeployResult, deploy
@@ -232,5 +233,12 @@ def ps_command(args: argparse.Namespace) -> int:
                 str(env.get("id", "")),
             ]
         )
-    print(table(["FUNCTION", "VERSION", "STATE", "MEMORY", "AGE", "INVOKES", "ID"], rows, style))
+    headers = ["FUNCTION", "VERSION", "STATE", "MEMORY", "AGE", "INVOKES", "ID"]
+
+    def colour(column: int, cell: str, padded: str) -> str:
+        if column == 2:
+            return state_colour(style, cell)(padded)
+        return style.dim(padded) if column == 6 else padded
+
+    print(table(headers, rows, style, colour))
     return 0
