@@ -85,7 +85,12 @@ def _walk(root: Path, exclude: Iterable[Path]) -> list[Path]:
 
 
 def zip_dir(root: Path, exclude: Iterable[Path] = ()) -> bytes:
-    """The folder as a zip: sorted, fixed timestamps (same tree, same bytes), modes kept."""
+    """The folder as a zip: sorted, fixed timestamps (same tree, same bytes), modes kept.
+
+    A ``.zip`` file (e.g. a build's output) is used as it is.
+    """
+    if root.is_file() and root.suffix == ".zip":
+        return root.read_bytes()
     if not root.is_dir():
         raise FileNotFoundError(f"{root} is not a folder")
     buf = io.BytesIO()
