@@ -335,6 +335,17 @@ def test_watch_redeploys_code_and_layer_changes(server: Server, deployed: tuple[
         worker = invoke_json(server, f"{prefix}-worker", {"job": "j"}, "--qualifier", "live")
         assert worker["Payload"]["work"] == "[j]"
         assert worker["ExecutedVersion"] == "2"  # AutoPublishAlias moved to the new version
+
+        # a broken template is reported and watching goes on
+        template = (proj / "template.yaml").read_text()
+        (proj / "template.yaml").write_text(template.replace("MemorySize: 512", "MemorySize: 1"))
+        broken = next_deploy()
+        assert (broken["resource"], broken["field"]) == ("WorkerFunction", "MemorySize")
+        assert proc.poll() is None
+        (proj / "template.yaml").write_text(template.replace("STAGE: test", "STAGE: fixed"))
+        fixed = next_deploy()
+        assert {f["action"] for f in fixed["functions"]} == {"updated"}
+        assert invoke_json(server, f"{prefix}-hello")["Payload"]["stage"] == "fixed"
     finally:
         proc.send_signal(signal.SIGINT)
         try:
