@@ -219,10 +219,11 @@ class AsyncQueue:
         except asyncio.CancelledError:
             raise
         except Exception:
-            # the event stays queued; try again after a back-off
+            # a platform error, not an attempt of the function: the event stays queued and
+            # backs off exponentially like a throttled one (no retry loop every second)
             log.exception("async event %s: unexpected failure", event.request_id)
             due = self._clock.wall() + self.policy.after_throttle(event.throttles)
-            self._store.reschedule_event(event.seq, due, throttled=False)
+            self._store.reschedule_event(event.seq, due, throttled=True)
 
     def _config(self, event: QueuedEvent) -> EventInvokeConfig:
         qualifier = event.qualifier or LATEST

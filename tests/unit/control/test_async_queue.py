@@ -326,6 +326,12 @@ async def test_an_unexpected_failure_keeps_the_event_queued(rig: Rig) -> None:
 
     queue = AsyncQueue(rig.store, Broken(), rig.limits, rig.clock)
     submit(rig)
-    await queue.run_due()
-    event = rig.only_event()
-    assert event.function_name == "fn" and event.due_at == rig.clock.now + 1
+    delays = []
+    for _ in range(4):
+        assert await queue.run_due() == 1
+        event = rig.only_event()
+        delays.append(event.due_at - rig.clock.now)
+        rig.clock.now = event.due_at
+    # backs off like a throttle, and is not counted as an attempt of the function
+    assert delays == [1, 2, 4, 8]
+    assert (event.function_name, event.attempts, event.throttles) == ("fn", 0, 4)
