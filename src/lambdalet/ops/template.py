@@ -391,7 +391,7 @@ class _Resolver:
             return self.t.function_name(name)
         if res["Type"] in LAYER_TYPES:
             if name not in self.layer_arns:
-                raise PlanError(lid, key, f"!Ref {name}: a layer cannot refer to a layer")
+                raise PlanError(lid, key, f"!Ref {name}: a layer version ARN is not known here")
             return self.layer_arns[name]
         raise PlanError(lid, key, f"!Ref {name}: resources of type {res['Type']} are not deployed")
 
