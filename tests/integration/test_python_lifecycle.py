@@ -319,3 +319,22 @@ def test_missing_python_version_runs_on_host_python_and_says_so(lam: Any) -> Non
     else:
         assert r.json() == list(sys.version_info[:2]), r.payload
         assert "python3.8 is not installed on this host" in r.log, r.log
+
+
+def test_back_to_back_invokes_reuse_one_environment(lam: Any, server: Server) -> None:
+    """A caller that invokes again the moment it has its answer still finds the warm env."""
+    import http.client
+    import urllib.request
+
+    name = create(lam, {"app.py": COUNTER})
+    conn = http.client.HTTPConnection("127.0.0.1", server.port)
+    counts = []
+    for _ in range(50):
+        conn.request("POST", f"/2015-03-31/functions/{name}/invocations", body=b"{}")
+        resp = conn.getresponse()
+        counts.append(json.loads(resp.read())["count"])
+    conn.close()
+    assert counts == list(range(1, 51)), counts
+    with urllib.request.urlopen(f"{server.url}/lambdalet/admin/environments") as r:
+        envs = [e for e in json.loads(r.read())["Environments"] if e["function"] == name]
+    assert len(envs) == 1, envs

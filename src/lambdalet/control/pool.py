@@ -43,6 +43,9 @@ class PoolSettings:
     env: EnvSettings = field(default_factory=EnvSettings)
 
 
+#: how long an invoke waits for an environment that answered and is about to be free
+FINISHING_WAIT_S = 0.05
+
 _Key = tuple[str, str, str]  # function name, version, revision id
 
 #: Init limit of provisioned environments: max(130 s, function timeout) (contract §4.1).
@@ -83,6 +86,8 @@ class Pool:
         self._logs_dir = logs_dir
         self._settings = settings
         self._idle: dict[_Key, list[Environment]] = defaultdict(list)
+        #: acquirers waiting for an environment of this key that has answered to settle
+        self._settle_waiters: dict[_Key, asyncio.Event] = {}
         self._all: dict[str, Environment] = {}
         self._busy = 0
         self._logs: dict[str, FunctionLog] = {}
@@ -121,6 +126,7 @@ class Pool:
         """
         if self._closing:
             raise ServiceException("The server is shutting down.")
+        await self._await_finishing(fn)
         for group in self._provisioned.values():
             if _key(group.function) == _key(fn):
                 while group.idle:
@@ -176,8 +182,49 @@ class Pool:
             raise
         return env
 
+    def _has_idle(self, key: _Key) -> bool:
+        if self._idle.get(key):
+            return True
+        return any(g.idle and _key(g.function) == key for g in self._provisioned.values())
+
+    async def _await_finishing(self, fn: FunctionRecord) -> None:
+        """With no idle environment, wait briefly for one that has already answered.
+
+        An environment stays busy from its runtime's answer until the runtime's
+        next ``next``, usually well under a millisecond later: a caller that sends
+        its next invoke at once would otherwise pay a cold start for that gap.
+        Environments whose extensions are still working after the answer are not
+        waited for.
+        """
+        key = _key(fn)
+        if self._has_idle(key):
+            return
+        finishing = any(
+            e.state is EnvState.RESPONDED
+            and _key(e.function) == key
+            and not e.extensions.registered()
+            for e in self._all.values()
+        )
+        if not finishing:
+            return
+        event = self._settle_waiters.setdefault(key, asyncio.Event())
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(FINISHING_WAIT_S):
+                await event.wait()
+
+    def _wake(self, key: _Key) -> None:
+        event = self._settle_waiters.pop(key, None)
+        if event is not None:
+            event.set()
+
     def _settled(self, env: Environment) -> None:
         """Called by an environment when its invoke phase is over."""
+        try:
+            self._settle(env)
+        finally:
+            self._wake(_key(env.function))
+
+    def _settle(self, env: Environment) -> None:
         self._busy -= 1
         if env.env_id in self._on_demand:
             self._on_demand.discard(env.env_id)
