@@ -663,3 +663,89 @@ def test_last_batch_reaches_a_subscriber_at_shutdown(
         "runtimeOverhead",
     ]
     assert all(s["durationMs"] >= 0 and s["start"].endswith("Z") for s in done["spans"])
+
+
+EXIT_ERROR = r"""#!/usr/bin/env python3
+import os, sys, time
+sys.path.insert(0, "/opt/lib")
+from extlib import *
+st, ext_id, _ = register(["INVOKE", "SHUTDOWN"])
+while True:
+    ev, _ = next_event(ext_id)
+    if ev["eventType"] == "SHUTDOWN":
+        report_to_host(ev)
+        sys.exit(0)
+    for _ in range(40):
+        if os.path.exists("/tmp/give-up"):
+            os.unlink("/tmp/give-up")
+            call("POST", "/2020-01-01/extension/exit/error", b'{"errorMessage":"lost my socket"}',
+                 {"Lambda-Extension-Identifier": ext_id,
+                  "Lambda-Extension-Function-Error-Type": "Extension.SocketGone"})
+            sys.exit(3)
+        time.sleep(0.025)
+"""
+
+TCP_LISTENER = r"""#!/usr/bin/env python3
+import json, socket, sys, threading
+sys.path.insert(0, "/opt/lib")
+from extlib import *
+
+srv = socket.socket()
+srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind(("sandbox.localdomain", 4244))
+srv.listen(4)
+
+
+def serve():
+    while True:
+        conn, _ = srv.accept()
+        f = conn.makefile("rb")
+        for line in f:
+            with open("/tmp/telemetry.jsonl", "a") as out:
+                out.write(json.dumps([json.loads(line)]) + "\n")
+
+
+threading.Thread(target=serve, daemon=True).start()
+st, ext_id, _ = register(["INVOKE"])
+sub = {"schemaVersion": "2025-01-29", "types": ["platform"],
+       "buffering": {"timeoutMs": 25},
+       "destination": {"protocol": "TCP", "port": 4244}}
+st, _, body = call("PUT", "/2022-07-01/telemetry", json.dumps(sub).encode(),
+                   {"Lambda-Extension-Identifier": ext_id, "Content-Type": "application/json"})
+print(f"tcp listener subscribed: {st}", flush=True)
+while True:
+    next_event(ext_id)
+"""
+
+
+def test_exit_error_resets_with_failure(spin_server: Server, recorder: Recorder) -> None:
+    lam = spin_server.client()
+    arn = ext_layer(lam, "quitter", EXIT_ERROR)
+    env = {"Variables": {"HOST_REPORT_PORT": str(recorder.port)}}
+    code = HANDLER.replace(
+        '    if event.get("crash"):',
+        "    if event.get(\"give_up\"):\n        open('/tmp/give-up', 'w').close()\n"
+        '        time.sleep(2)\n    if event.get("crash"):',
+    )
+    name = create(lam, {"app.py": code}, Layers=[arn], Environment=env, Timeout=10)
+    assert invoke(lam, name).function_error is None
+    r = invoke(lam, name, {"give_up": True})
+    assert r.function_error == "Unhandled", r.payload
+    body = r.json()
+    assert body["errorType"] == "Extension.ExitError", body
+    assert "Error Type: Extension.ExitError" in r.log, r.log
+
+
+def test_telemetry_over_tcp(lam: Any) -> None:
+    arn = ext_layer(lam, "tcp-listener", TCP_LISTENER)
+    name = create(lam, {"app.py": HANDLER}, Layers=[arn])
+    first = invoke(lam, name)
+    assert first.function_error is None, first.payload
+    out = invoke(lam, name, {"sleep": 0.3}).json()
+    events = [e for batch in out["telemetry.jsonl"] for e in batch]
+    types = [e["type"] for e in events]
+    assert "platform.initStart" in types and "platform.telemetrySubscription" in types
+    assert any(
+        e["type"] == "platform.report" and e["record"]["requestId"] == first.request_id
+        for e in events
+    ), types
