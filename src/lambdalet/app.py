@@ -21,6 +21,7 @@ from lambdalet.config import ServerConfig
 from lambdalet.control.admin import build_admin_app
 from lambdalet.control.invoker import PoolInvoker
 from lambdalet.control.launcher import RuntimeLauncher
+from lambdalet.control.metrics import Metrics, metrics_handler
 from lambdalet.control.pool import Pool, PoolSettings
 from lambdalet.env.environment import EnvSettings
 from lambdalet.sandbox.base import SandboxBackend
@@ -72,8 +73,11 @@ async def build_platform(config: ServerConfig) -> Platform:
             env=EnvSettings(init_timeout_s=config.init_timeout_s, bill_init=config.bill_init),
         ),
     )
-    api = build_api_app(config, store, PoolInvoker(pool), limits=pool.limits, clock=clock)
+    metrics = Metrics(pool.environments)
+    pool.observer = metrics
+    api = build_api_app(config, store, PoolInvoker(pool, metrics), limits=pool.limits, clock=clock)
     api.add_subapp("/lambdalet/admin", build_admin_app(pool, backend))
+    api.router.add_get("/metrics", metrics_handler(metrics))
     return Platform(config, store, backend, pool, api)
 
 

@@ -264,3 +264,40 @@ def test_process_backend_runs_functions_and_says_it_is_weaker(tmp_path: Path) ->
         assert "NO ISOLATION" in srv.log_tail()
     finally:
         srv.stop()
+
+
+def test_prometheus_metrics(own_server: Server) -> None:
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    lam = own_server.client()
+    name = create(lam, {"app.py": HELLO})
+    invoke(lam, name)
+    invoke(lam, name)
+    boom = create(lam, {"app.py": "import os\ndef handler(e, c):\n    os._exit(2)\n"})
+    invoke(lam, boom)
+    with urllib.request.urlopen(f"{own_server.url}/metrics", timeout=5) as r:
+        assert r.headers["Content-Type"].startswith("text/plain")
+        text = r.read().decode()
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for fam in text_string_to_metric_families(text)
+        for s in fam.samples
+    }
+
+    def value(metric: str, **labels: str) -> float:
+        return samples.get((metric, tuple(sorted(labels.items()))), 0.0)
+
+    assert value("lambdalet_invocations_total", function=name, outcome="success") == 2
+    assert value("lambdalet_cold_starts_total", function=name) == 1
+    assert value("lambdalet_invocation_duration_seconds_count", function=name) == 2
+    assert value("lambdalet_invocations_total", function=boom, outcome="error") == 1
+    assert value("lambdalet_errors_total", function=boom, error_type="Runtime.ExitError") == 1
+    assert (
+        value(
+            "lambdalet_init_duration_seconds_count", function=name, phase="init", status="success"
+        )
+        == 1
+    )
+    assert value("lambdalet_environments", function=name, state="Idle") == 1

@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+from lambdalet.control.metrics import Metrics
 from lambdalet.control.pool import Pool
+from lambdalet.errors import TooManyRequestsException
 from lambdalet.model import FunctionRecord, InvokeInput, InvokeOutput, ProvisionResult
 
 
 class PoolInvoker:
     """Implements ``model.Invoker`` on top of the environment pool."""
 
-    def __init__(self, pool: Pool) -> None:
+    def __init__(self, pool: Pool, metrics: Metrics | None = None) -> None:
         self._pool = pool
+        self._metrics = metrics
 
     async def invoke(self, request: InvokeInput) -> InvokeOutput:
-        env = await self._pool.acquire(request.function)
+        try:
+            env = await self._pool.acquire(request.function)
+        except TooManyRequestsException as e:
+            if self._metrics is not None:
+                self._metrics.throttled(request.function.name, str(e.extra.get("Reason", "")))
+            raise
         return await env.invoke(request)
 
     async def retire(self, function_name: str, version: str | None = None) -> None:

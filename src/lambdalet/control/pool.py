@@ -29,6 +29,7 @@ from lambdalet.env.environment import Environment, EnvSettings, env_id_for
 from lambdalet.env.launch import Launcher
 from lambdalet.env.lifecycle import EnvState
 from lambdalet.env.log_sink import FunctionLog, function_log_path
+from lambdalet.env.observer import EnvObserver
 from lambdalet.errors import ServiceException
 from lambdalet.model import FunctionRecord, ProvisionResult
 from lambdalet.sandbox.base import SandboxBackend, SandboxError
@@ -86,6 +87,8 @@ class Pool:
         self._logs_dir = logs_dir
         self._settings = settings
         self._idle: dict[_Key, list[Environment]] = defaultdict(list)
+        #: told about every Init and REPORT (metrics); set by the composition root
+        self.observer: EnvObserver | None = None
         #: acquirers waiting for an environment of this key that has answered to settle
         self._settle_waiters: dict[_Key, asyncio.Event] = {}
         self._all: dict[str, Environment] = {}
@@ -168,6 +171,7 @@ class Pool:
             clock=self._clock,
             settings=settings,
             on_settled=self._settled,
+            observer=self.observer,
         )
         self._all[env.env_id] = env
         try:

@@ -39,6 +39,7 @@ from lambdalet.env.lifecycle import (
 )
 from lambdalet.env.log_sink import FunctionLog, LogStream
 from lambdalet.env.mailbox import Mailbox
+from lambdalet.env.observer import EnvObserver, InitReport, InvokeReport
 from lambdalet.env.rapi_protocol import RapiRefused
 from lambdalet.env.runtime_api import InSandboxServer, build_app
 from lambdalet.env.telemetry import TelemetryHub
@@ -121,6 +122,7 @@ class Environment:
         clock: Clock,
         settings: EnvSettings,
         on_settled: Callable[[Environment], None] | None = None,
+        observer: EnvObserver | None = None,
     ) -> None:
         self.env_id = env_id
         self.function = function
@@ -129,6 +131,7 @@ class Environment:
         self._clock = clock
         self._settings = settings
         self._on_settled = on_settled
+        self._observer = observer
         self.machine = env_machine()
         self.runtime = runtime_machine()
         self.extensions = Extensions()
@@ -319,6 +322,7 @@ class Environment:
         if failure is None and not timed_out:
             self.machine.fire(EnvEvent.INIT_DONE)
             self._init_done(phase, duration_ms)
+            self._observe_init(phase, duration_ms, "success")
             return _InitResult(True, duration_ms)
 
         if timed_out:
@@ -330,6 +334,7 @@ class Environment:
             error_type, body = self._init_failure_details(failure, request_id)
             self.machine.fire(EnvEvent.INIT_FAILED)
         self.stream.line(log_lines.init_report(duration_ms, phase, status, error_type))
+        self._observe_init(phase, duration_ms, status)
         record: dict[str, object] = {
             "initializationType": init_type,
             "phase": phase,
@@ -340,6 +345,15 @@ class Environment:
         self._emit("platform.initReport", {**record, "metrics": {"durationMs": duration_ms}})
         await self._reset("timeout" if timed_out else "failure")
         return _InitResult(False, duration_ms, status, error_type, body)
+
+    def _observe_init(self, phase: str, duration_ms: float, status: str) -> None:
+        if self._observer is not None:
+            fn = self.function
+            self._observer.init_reported(
+                InitReport(
+                    fn.name, fn.version, phase, self._settings.init_type, duration_ms, status
+                )
+            )
 
     async def _launch_extensions(self, request_id: str) -> _Answer | None:
         """Start every file in /opt/extensions, all at once, each in its own process group."""
@@ -712,6 +726,10 @@ class Environment:
                 }
             ]
         self._emit("platform.report", report)
+        if self._observer is not None:
+            self._observer.invoke_reported(
+                InvokeReport(fn.name, fn.version, duration_ms, init_ms, status, error_type, used_mb)
+            )
         if caller.done():
             return
         tail = self.stream.stop_capture() if request.log_tail else None

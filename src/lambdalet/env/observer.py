@@ -1,0 +1,35 @@
+"""What an environment tells whoever watches it (metrics), without knowing who that is."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class InvokeReport:
+    """The figures of one REPORT line."""
+
+    function: str
+    version: str
+    duration_ms: float
+    init_ms: float | None  # set on a cold start
+    status: str | None  # None on success, "timeout" or "error"
+    error_type: str | None
+    max_memory_used_mb: int
+
+
+@dataclass(frozen=True)
+class InitReport:
+    function: str
+    version: str
+    phase: str  # "init" | "invoke"
+    init_type: str
+    duration_ms: float
+    status: str  # "success" | "error" | "timeout"
+
+
+class EnvObserver(Protocol):
+    def invoke_reported(self, report: InvokeReport) -> None: ...
+
+    def init_reported(self, report: InitReport) -> None: ...
