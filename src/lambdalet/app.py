@@ -18,12 +18,13 @@ from lambdalet.api.app import build_api_app
 from lambdalet.api.auth import is_loopback
 from lambdalet.clock import SystemClock
 from lambdalet.config import ServerConfig
-from lambdalet.control.admin import build_admin_app
+from lambdalet.control.admin import RecentInvocations, build_admin_app
 from lambdalet.control.invoker import PoolInvoker
 from lambdalet.control.launcher import RuntimeLauncher
 from lambdalet.control.metrics import Metrics, metrics_handler
 from lambdalet.control.pool import Pool, PoolSettings
 from lambdalet.env.environment import EnvSettings
+from lambdalet.env.observer import FanOut
 from lambdalet.sandbox.base import SandboxBackend
 from lambdalet.sandbox.detect import choose_backend
 from lambdalet.store.sqlite import Store
@@ -74,9 +75,10 @@ async def build_platform(config: ServerConfig) -> Platform:
         ),
     )
     metrics = Metrics(pool.environments)
-    pool.observer = metrics
+    recent = RecentInvocations()
+    pool.observer = FanOut(metrics, recent)
     api = build_api_app(config, store, PoolInvoker(pool, metrics), limits=pool.limits, clock=clock)
-    api.add_subapp("/lambdalet/admin", build_admin_app(pool, backend))
+    api.add_subapp("/lambdalet/admin", build_admin_app(pool, backend, recent))
     api.router.add_get("/metrics", metrics_handler(metrics))
     return Platform(config, store, backend, pool, api)
 

@@ -301,3 +301,28 @@ def test_prometheus_metrics(own_server: Server) -> None:
         == 1
     )
     assert value("lambdalet_environments", function=name, state="Idle") == 1
+
+
+def test_admin_timeline_and_recent_invocations(own_server: Server) -> None:
+    import urllib.request
+
+    lam = own_server.client()
+    code = "import time\ndef handler(e, c):\n    time.sleep(e.get('sleep', 0))\n    return 1\n"
+    name = create(lam, {"app.py": code}, Timeout=1)
+    cold = invoke(lam, name)
+    warm = invoke(lam, name)
+    slow = invoke(lam, name, {"sleep": 3})
+    with urllib.request.urlopen(f"{own_server.url}/lambdalet/admin/invocations") as r:
+        items = [i for i in json.loads(r.read())["Invocations"] if i["function"] == name]
+    assert [i["requestId"] for i in items] == [slow.request_id, warm.request_id, cold.request_id]
+    assert [i["cold"] for i in items] == [False, False, True]
+    assert items[0]["status"] == "timeout" and items[0]["errorType"] == "Sandbox.Timedout"
+    assert items[2]["initDurationMs"] > 0 and items[1]["initDurationMs"] is None
+    assert all(i["billedDurationMs"] >= i["durationMs"] for i in items)
+    env = next(e for e in _environments(own_server) if e["function"] == name)
+    events = [t["event"] for t in env["timeline"]]
+    assert events[:3] == ["init_start", "init_done", "frozen"], events
+    assert events.count("invoke_start") == 3 and "reset" in events
+    assert events[-1] == "frozen" or events[-1] == "invoke_end", events
+    times = [t["t"] for t in env["timeline"]]
+    assert times == sorted(times)

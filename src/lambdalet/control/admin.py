@@ -6,16 +6,56 @@ Served under ``/lambdalet/`` next to the Lambda API (loopback by default).
 from __future__ import annotations
 
 import time
+from collections import deque
 from typing import Any
 
 from aiohttp import web
 
 from lambdalet.control.pool import Pool
 from lambdalet.env.environment import Environment
+from lambdalet.env.observer import InitReport, InvokeReport
 from lambdalet.sandbox.base import SandboxBackend
+
+#: how many recent invocations the admin API (and the dashboard) can show
+RECENT_INVOCATIONS = 200
+
+
+class RecentInvocations:
+    """The last REPORTs of every function, newest first (an ``EnvObserver``)."""
+
+    def __init__(self, size: int = RECENT_INVOCATIONS) -> None:
+        self._items: deque[dict[str, Any]] = deque(maxlen=size)
+
+    def invoke_reported(self, report: InvokeReport) -> None:
+        self._items.appendleft(
+            {
+                "time": report.time,
+                "requestId": report.request_id,
+                "function": report.function,
+                "version": report.version,
+                "envId": report.env_id,
+                "durationMs": round(report.duration_ms, 3),
+                "billedDurationMs": report.billed_ms,
+                "maxMemoryUsedMB": report.max_memory_used_mb,
+                "initDurationMs": (
+                    round(report.init_ms, 3) if report.init_ms is not None else None
+                ),
+                "cold": report.init_ms is not None,
+                "status": report.status,
+                "errorType": report.error_type,
+            }
+        )
+
+    def init_reported(self, report: InitReport) -> None:
+        pass
+
+    def items(self) -> list[dict[str, Any]]:
+        return list(self._items)
+
 
 POOL_KEY = web.AppKey("pool", Pool)
 BACKEND_KEY = web.AppKey("backend", SandboxBackend)
+RECENT_KEY = web.AppKey("recent", RecentInvocations)
 
 
 def describe_environment(env: Environment, now: float) -> dict[str, Any]:
@@ -30,6 +70,7 @@ def describe_environment(env: Environment, now: float) -> dict[str, Any]:
         "ageSeconds": round(now - env.created_at, 3),
         "invocations": env.invocations,
         "logStream": env.log_stream_name,
+        "timeline": [{"t": t, "event": ev, "detail": d} for t, ev, d in env.timeline],
     }
 
 
@@ -53,10 +94,18 @@ async def backend_info(request: web.Request) -> web.Response:
     )
 
 
-def build_admin_app(pool: Pool, backend: SandboxBackend) -> web.Application:
+async def list_invocations(request: web.Request) -> web.Response:
+    return web.json_response({"Invocations": request.app[RECENT_KEY].items()})
+
+
+def build_admin_app(
+    pool: Pool, backend: SandboxBackend, recent: RecentInvocations
+) -> web.Application:
     app = web.Application()
     app[POOL_KEY] = pool
     app[BACKEND_KEY] = backend
+    app[RECENT_KEY] = recent
     app.router.add_get("/environments", list_environments)
+    app.router.add_get("/invocations", list_invocations)
     app.router.add_get("/backend", backend_info)
     return app

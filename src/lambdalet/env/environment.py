@@ -15,6 +15,7 @@ import os
 import secrets
 import signal
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal
@@ -57,6 +58,8 @@ from lambdalet.sandbox.base import (
 log = logging.getLogger(__name__)
 
 MIB = 1024 * 1024
+#: how many lifecycle events an environment remembers for the dashboard
+TIMELINE_LENGTH = 200
 #: the longest one teardown step (server close, sandbox destroy) may take
 RELEASE_STEP_TIMEOUT_S = 20.0
 
@@ -168,6 +171,8 @@ class Environment:
         self._unreported_init_ms: float | None = None
         self._task: asyncio.Task[None] | None = None
         self.frozen = False
+        #: what happened to this environment, for the dashboard: (epoch s, event, detail)
+        self.timeline: deque[tuple[float, str, str]] = deque(maxlen=TIMELINE_LENGTH)
 
     def __repr__(self) -> str:
         fn = self.function
@@ -234,6 +239,7 @@ class Environment:
         if self.state in (EnvState.DEAD, EnvState.SHUTTING_DOWN):
             return
         self.machine.fire(EnvEvent.SHUTDOWN)
+        self._mark("shutdown_start", f"reason={reason}")
         log.debug("%r shutting down (%s)", self, reason)
         if self._task is not None and not self._task.done():
             self._task.cancel()
@@ -265,8 +271,12 @@ class Environment:
             self._sandbox = None
         if self.state is EnvState.SHUTTING_DOWN:
             self.machine.fire(EnvEvent.SHUTDOWN_DONE)
+            self._mark("shutdown_done")
 
     # ------------------------------------------------------------------ init
+
+    def _mark(self, event: str, detail: str = "") -> None:
+        self.timeline.append((self._clock.wall(), event, detail))
 
     def _emit(self, type_: str, record: Mapping[str, object]) -> None:
         if self.telemetry is not None:
@@ -276,6 +286,7 @@ class Environment:
         assert self._sandbox is not None and self._plan is not None and self._mounts is not None
         fn = self.function
         self.machine.fire(EnvEvent.INIT)
+        self._mark("init_start", f"phase={phase}")
         started = self._clock.monotonic()
         self.stream.line(
             log_lines.init_start(self._mounts.runtime_version, self._mounts.runtime_version_arn)
@@ -323,6 +334,7 @@ class Environment:
             self.machine.fire(EnvEvent.INIT_DONE)
             self._init_done(phase, duration_ms)
             self._observe_init(phase, duration_ms, "success")
+            self._mark("init_done", f"phase={phase}")
             return _InitResult(True, duration_ms)
 
         if timed_out:
@@ -335,6 +347,7 @@ class Environment:
             self.machine.fire(EnvEvent.INIT_FAILED)
         self.stream.line(log_lines.init_report(duration_ms, phase, status, error_type))
         self._observe_init(phase, duration_ms, status)
+        self._mark("init_failed", f"status={status}")
         record: dict[str, object] = {
             "initializationType": init_type,
             "phase": phase,
@@ -508,6 +521,7 @@ class Environment:
 
         self.machine.fire(EnvEvent.INVOKE)
         self._thaw()
+        self._mark("invoke_start", rid)
         self.stream.line(log_lines.start(rid, fn.version))
         tracing = {"type": "X-Amzn-Trace-Id", "value": trace_id}
         self._emit("platform.start", {"requestId": rid, "version": fn.version, "tracing": tracing})
@@ -687,6 +701,7 @@ class Environment:
         assert self._sandbox is not None
         used_mb = min(math.ceil(self._sandbox.memory_peak_bytes() / MIB), fn.memory_mb)
         billed = log_lines.billed_ms(duration_ms, init_ms, self._settings.bill_init)
+        self._mark("invoke_end", f"status={status or 'success'}")
         self.stream.line(log_lines.end(request.request_id))
         self._emit("platform.end", {"requestId": request.request_id})
         self.stream.line(
@@ -728,7 +743,19 @@ class Environment:
         self._emit("platform.report", report)
         if self._observer is not None:
             self._observer.invoke_reported(
-                InvokeReport(fn.name, fn.version, duration_ms, init_ms, status, error_type, used_mb)
+                InvokeReport(
+                    fn.name,
+                    fn.version,
+                    duration_ms,
+                    init_ms,
+                    status,
+                    error_type,
+                    used_mb,
+                    request_id=request.request_id,
+                    env_id=self.env_id,
+                    billed_ms=billed,
+                    time=self._clock.wall(),
+                )
             )
         if caller.done():
             return
@@ -746,6 +773,7 @@ class Environment:
 
     async def _reset(self, reason: str) -> None:
         """Shutdown sequence for a reset: every process goes; the sandbox and /tmp stay."""
+        self._mark("reset", f"reason={reason}")
         await self._stop_processes(reason)
         self.machine.fire(EnvEvent.RESET_DONE)
 
@@ -814,11 +842,13 @@ class Environment:
                 self.telemetry.pause()
             self._sandbox.freeze()
             self.frozen = True
+            self._mark("frozen")
 
     def _thaw(self) -> None:
         if self._sandbox is not None and self.frozen:
             self._sandbox.thaw()
             self.frozen = False
+            self._mark("thawed")
             if self.telemetry is not None:
                 self.telemetry.resume()
 

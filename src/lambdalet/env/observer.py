@@ -17,6 +17,10 @@ class InvokeReport:
     status: str | None  # None on success, "timeout" or "error"
     error_type: str | None
     max_memory_used_mb: int
+    request_id: str = ""
+    env_id: str = ""
+    billed_ms: int = 0
+    time: float = 0.0  # epoch seconds of the REPORT
 
 
 @dataclass(frozen=True)
@@ -33,3 +37,18 @@ class EnvObserver(Protocol):
     def invoke_reported(self, report: InvokeReport) -> None: ...
 
     def init_reported(self, report: InitReport) -> None: ...
+
+
+class FanOut:
+    """Several observers behind one."""
+
+    def __init__(self, *observers: EnvObserver) -> None:
+        self._observers = observers
+
+    def invoke_reported(self, report: InvokeReport) -> None:
+        for o in self._observers:
+            o.invoke_reported(report)
+
+    def init_reported(self, report: InitReport) -> None:
+        for o in self._observers:
+            o.init_reported(report)
