@@ -1,0 +1,245 @@
+"""The dashboard in a real headless browser (Debian's chromium and chromium-driver).
+
+The page is loaded once, functions are created and invoked with boto3, and the
+test then reads the live page (the DOM, not the JSON) until it shows what
+happened: environments with their states, invocations with request ids, cold
+flags and the timeout, and the lifecycle timeline's segments.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.integration.harness import Server, create, invoke
+
+pytestmark = pytest.mark.integration
+
+DASHBOARD_PATH = "/lambdalet/dashboard/"
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+)
+
+FAST = """
+def handler(event, context):
+    return {"ok": True}
+"""
+
+SLOW = """
+import time
+
+def handler(event, context):
+    time.sleep(30)
+    return {"late": True}
+"""
+
+# Everything the test reads from the page, in one round trip (no stale elements).
+READ_PAGE = """
+const rows = (id) => Array.from(document.querySelectorAll('[data-testid="' + id + '"]'));
+return {
+  polls: Number(document.body.getAttribute('data-polls') || 0),
+  status: document.getElementById('status').textContent,
+  functions: rows('function-row').map(r => r.dataset.functionName),
+  envs: rows('env-row').map(r => ({
+    id: r.dataset.envId, fn: r.dataset.function, state: r.dataset.state,
+    frozen: r.dataset.frozen === 'true'})),
+  invocations: rows('invocation-row').map(r => ({
+    requestId: r.dataset.requestId, fn: r.dataset.function, cold: r.dataset.cold === 'true',
+    status: r.dataset.status, envId: r.dataset.envId})),
+  lanes: rows('timeline-lane').map(l => ({
+    envId: l.dataset.envId,
+    segments: Array.from(l.querySelectorAll('[data-testid="timeline-segment"]')).map(s => ({
+      kind: s.dataset.kind, status: s.dataset.status || '', open: s.dataset.open === 'true'}))})),
+};
+"""
+
+
+def browser_missing() -> str | None:
+    """Why the headless browser test cannot run here, or None."""
+    try:
+        import selenium  # noqa: F401
+    except ImportError:
+        return "selenium is not installed (pip install -e '.[dev]')"
+    if chromium_binary() is None:
+        return "chromium is not installed (apt-get install chromium)"
+    if shutil.which("chromedriver") is None:
+        return "chromedriver is not installed (apt-get install chromium-driver)"
+    return None
+
+
+def chromium_binary() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def require_browser() -> None:
+    why = browser_missing()
+    if why is None:
+        return
+    if os.environ.get("CI"):
+        pytest.fail(f"the headless browser is required in CI but cannot run: {why}")
+    pytest.skip(f"headless browser unavailable: {why}")
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[Any]:
+    require_browser()
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    binary = chromium_binary()
+    assert binary is not None
+    options.binary_location = binary
+    for flag in CHROMIUM_FLAGS:
+        options.add_argument(flag)
+    options.add_argument(f"--user-data-dir={tmp_path / 'chromium-profile'}")
+    options.add_argument("--window-size=1400,1000")
+    service = Service(
+        executable_path=shutil.which("chromedriver"),
+        log_output=str(tmp_path / "chromedriver.log"),
+    )
+    driver = webdriver.Chrome(options=options, service=service)
+    driver.set_page_load_timeout(30)
+    driver.set_script_timeout(10)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def read_page(driver: Any) -> dict[str, Any]:
+    page: dict[str, Any] = driver.execute_script(READ_PAGE)
+    return page
+
+
+def api_environments(server: Server) -> list[dict[str, Any]]:
+    with urllib.request.urlopen(f"{server.url}/lambdalet/admin/environments", timeout=5) as r:
+        envs: list[dict[str, Any]] = json.load(r)["Environments"]
+    return envs
+
+
+def wait_for_page(
+    driver: Any,
+    server: Server,
+    what: str,
+    check: Callable[[dict[str, Any]], bool],
+    timeout: float = 30,
+) -> dict[str, Any]:
+    """Poll the DOM until ``check`` holds; fail with what the page showed instead."""
+    deadline = time.monotonic() + timeout
+    page = read_page(driver)
+    while time.monotonic() < deadline:
+        page = read_page(driver)
+        if check(page):
+            return page
+        time.sleep(0.2)
+    pytest.fail(
+        f"the dashboard never showed {what} within {timeout:.0f} s; it showed:\n"
+        f"{json.dumps(page, indent=1)[-6000:]}\nserver log:\n{server.log_tail()}"
+    )
+
+
+def test_dashboard_shows_the_lifecycle_live(server: Server, lam: Any, browser: Any) -> None:
+    browser.get(server.url + DASHBOARD_PATH)
+    assert browser.title == "lambdalet dashboard"
+    # the page polls on its own: it has rendered at least once before anything exists
+    wait_for_page(browser, server, "a first poll", lambda p: p["polls"] >= 1, timeout=15)
+
+    fast = create(lam, {"app.py": FAST}, MemorySize=128)
+    slow = create(lam, {"app.py": SLOW}, Timeout=1)
+
+    cold = invoke(lam, fast)
+    warm = invoke(lam, fast)
+    assert cold.status == 200 and warm.status == 200, (cold, warm)
+    late = invoke(lam, slow)
+    assert late.function_error is not None, late
+    assert "timed out" in late.payload.decode(), late.payload
+
+    # functions table: both functions, pushed by polling (no reload)
+    wait_for_page(
+        browser,
+        server,
+        "both functions",
+        lambda p: {fast, slow} <= set(p["functions"]),
+    )
+
+    # recent invocations: the request ids, cold then warm, and the timeout
+    def invocations_shown(p: dict[str, Any]) -> bool:
+        by_id = {r["requestId"]: r for r in p["invocations"]}
+        return (
+            cold.request_id in by_id
+            and warm.request_id in by_id
+            and late.request_id in by_id
+            and by_id[cold.request_id]["cold"] is True
+            and by_id[warm.request_id]["cold"] is False
+            and by_id[cold.request_id]["status"] == "ok"
+            and by_id[warm.request_id]["status"] == "ok"
+            and by_id[late.request_id]["status"] == "timeout"
+            and by_id[late.request_id]["fn"] == slow
+        )
+
+    page = wait_for_page(browser, server, "the three invocations", invocations_shown)
+    by_id = {r["requestId"]: r for r in page["invocations"]}
+    # cold and warm ran in the same environment
+    assert by_id[cold.request_id]["envId"] == by_id[warm.request_id]["envId"]
+    fast_env = by_id[cold.request_id]["envId"]
+    slow_env = by_id[late.request_id]["envId"]
+
+    # environments: the warm one idles frozen; every row matches the server's own state
+    def envs_shown(p: dict[str, Any]) -> bool:
+        rows = {r["id"]: r for r in p["envs"]}
+        if fast_env not in rows or slow_env not in rows:
+            return False
+        if rows[fast_env]["state"] != "Idle" or not rows[fast_env]["frozen"]:
+            return False
+        truth = {e["id"]: e["state"] for e in api_environments(server)}
+        return all(truth.get(env_id) == row["state"] for env_id, row in rows.items())
+
+    page = wait_for_page(browser, server, "the environments in their states", envs_shown)
+    rows = {r["id"]: r for r in page["envs"]}
+    assert rows[fast_env]["fn"] == fast
+    assert rows[slow_env]["fn"] == slow
+    assert rows[slow_env]["state"] not in ("Invoking", "Responded")
+
+    # timeline: the warm environment's lane has Init, Invoke and a frozen gap;
+    # the slow one's lane shows the invoke that timed out
+    def lanes_shown(p: dict[str, Any]) -> bool:
+        lanes = {lane["envId"]: lane["segments"] for lane in p["lanes"]}
+        if fast_env not in lanes or slow_env not in lanes:
+            return False
+        fast_segs = lanes[fast_env]
+        kinds = {s["kind"] for s in fast_segs}
+        closed_invokes = [s for s in fast_segs if s["kind"] == "invoke" and not s["open"]]
+        closed_frozen = [s for s in fast_segs if s["kind"] == "frozen" and not s["open"]]
+        slow_timeouts = [
+            s for s in lanes[slow_env] if s["kind"] == "invoke" and s["status"] == "timeout"
+        ]
+        return (
+            {"init", "invoke", "frozen"} <= kinds
+            and len(closed_invokes) >= 2
+            and len(closed_frozen) >= 1
+            and any(s["kind"] == "init" and s["status"] == "ok" for s in fast_segs)
+            and len(slow_timeouts) == 1
+        )
+
+    wait_for_page(browser, server, "the lifecycle timeline", lanes_shown)
+
+    # every endpoint answered: no error in the status line
+    wait_for_page(
+        browser, server, "a clean status line", lambda p: p["status"].startswith("updated")
+    )
