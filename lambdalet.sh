@@ -7,7 +7,8 @@
 #                                    pytest tests/unit, pytest tests/integration
 #
 # "Set up" is idempotent and quick when nothing changed:
-#   1. OS packages (runc iproute2 e2fsprogs util-linux slirp4netns passt curl): installed
+#   1. OS packages (runc iproute2 e2fsprogs util-linux slirp4netns passt curl; chromium and
+#      chromium-driver for the dashboard's browser test): installed
 #      with apt-get when root; otherwise the missing ones are listed and the weaker
 #      'process' backend runs instead.
 #   2. .venv from a Python >= 3.11 (the real binary behind `python3`, not a pyenv shim);
@@ -21,7 +22,7 @@ ROOT=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
 ORIG_PWD=$PWD
 VENV="$ROOT/.venv"
 PY_STAMP="$VENV/.lambdalet-pyproject.sha256"
-APT_PACKAGES=(runc iproute2 e2fsprogs util-linux slirp4netns passt curl)
+APT_PACKAGES=(runc iproute2 e2fsprogs util-linux slirp4netns passt curl chromium chromium-driver)
 APT_UPDATED=0
 
 say() { printf 'lambdalet.sh: %s\n' "$*" >&2; }

@@ -23,6 +23,7 @@ from lambdalet.control.invoker import PoolInvoker
 from lambdalet.control.launcher import RuntimeLauncher
 from lambdalet.control.metrics import Metrics, metrics_handler
 from lambdalet.control.pool import Pool, PoolSettings
+from lambdalet.dashboard import build_dashboard_app
 from lambdalet.env.environment import EnvSettings
 from lambdalet.env.observer import FanOut
 from lambdalet.sandbox.base import SandboxBackend
@@ -79,6 +80,7 @@ async def build_platform(config: ServerConfig) -> Platform:
     pool.observer = FanOut(metrics, recent)
     api = build_api_app(config, store, PoolInvoker(pool, metrics), limits=pool.limits, clock=clock)
     api.add_subapp("/lambdalet/admin", build_admin_app(pool, backend, recent))
+    api.add_subapp("/lambdalet/dashboard/", build_dashboard_app())
     api.router.add_get("/metrics", metrics_handler(metrics))
     return Platform(config, store, backend, pool, api)
 

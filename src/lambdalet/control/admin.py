@@ -43,6 +43,7 @@ class RecentInvocations:
                 "cold": report.init_ms is not None,
                 "status": report.status,
                 "errorType": report.error_type,
+                "functionError": report.function_error,
             }
         )
 

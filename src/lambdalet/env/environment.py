@@ -755,6 +755,7 @@ class Environment:
                     env_id=self.env_id,
                     billed_ms=billed,
                     time=self._clock.wall(),
+                    function_error=function_error,
                 )
             )
         if caller.done():

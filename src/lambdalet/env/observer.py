@@ -21,6 +21,8 @@ class InvokeReport:
     env_id: str = ""
     billed_ms: int = 0
     time: float = 0.0  # epoch seconds of the REPORT
+    #: "Unhandled" when the caller got a function error (also for errors the runtime reported)
+    function_error: str | None = None
 
 
 @dataclass(frozen=True)
