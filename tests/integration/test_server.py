@@ -321,8 +321,35 @@ def test_admin_timeline_and_recent_invocations(own_server: Server) -> None:
     assert all(i["billedDurationMs"] >= i["durationMs"] for i in items)
     env = next(e for e in _environments(own_server) if e["function"] == name)
     events = [t["event"] for t in env["timeline"]]
-    assert events[:3] == ["init_start", "init_done", "frozen"], events
+    assert events[:4] == ["init_start", "runtime_start", "init_done", "frozen"], events
     assert events.count("invoke_start") == 3 and "reset" in events
     assert events[-1] == "frozen" or events[-1] == "invoke_end", events
     times = [t["t"] for t in env["timeline"]]
     assert times == sorted(times)
+
+
+def test_admin_keeps_ended_environments(tmp_path: Path) -> None:
+    require_sandbox()
+    srv = Server(tmp_path / "data", free_port(), extra_args=("--idle-timeout", "0.5"))
+    srv.start()
+    try:
+        lam = srv.client()
+        name = create(lam, {"app.py": HELLO})
+        invoke(lam, name)
+        import urllib.request
+
+        deadline = time.monotonic() + 10
+        while True:
+            with urllib.request.urlopen(f"{srv.url}/lambdalet/admin/environments") as r:
+                doc = json.loads(r.read())
+            if doc["Ended"]:
+                break
+            assert time.monotonic() < deadline, doc
+            time.sleep(0.1)
+        ended = doc["Ended"][0]
+        assert ended["function"] == name and ended["state"] == "Dead"
+        events = [(t["event"], t["detail"]) for t in ended["timeline"]]
+        assert ("shutdown_start", "reason=spindown") in events
+        assert events[-1] == ("shutdown_done", "")
+    finally:
+        srv.stop()

@@ -77,8 +77,10 @@ def describe_environment(env: Environment, now: float) -> dict[str, Any]:
 
 async def list_environments(request: web.Request) -> web.Response:
     now = time.time()
-    envs = [describe_environment(e, now) for e in request.app[POOL_KEY].environments()]
-    return web.json_response({"Environments": envs})
+    pool = request.app[POOL_KEY]
+    envs = [describe_environment(e, now) for e in pool.environments()]
+    ended = [describe_environment(e, now) for e in pool.ended]
+    return web.json_response({"Environments": envs, "Ended": ended})
 
 
 async def backend_info(request: web.Request) -> web.Response:

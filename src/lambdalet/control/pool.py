@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Coroutine, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -44,6 +44,8 @@ class PoolSettings:
     env: EnvSettings = field(default_factory=EnvSettings)
 
 
+#: how many shut-down environments the admin API still shows
+ENDED_KEPT = 20
 #: how long an invoke waits for an environment that answered and is about to be free
 FINISHING_WAIT_S = 0.05
 
@@ -89,6 +91,8 @@ class Pool:
         self._idle: dict[_Key, list[Environment]] = defaultdict(list)
         #: told about every Init and REPORT (metrics); set by the composition root
         self.observer: EnvObserver | None = None
+        #: the last environments that were shut down, newest first (for the dashboard)
+        self.ended: deque[Environment] = deque(maxlen=ENDED_KEPT)
         #: acquirers waiting for an environment of this key that has answered to settle
         self._settle_waiters: dict[_Key, asyncio.Event] = {}
         self._all: dict[str, Environment] = {}
@@ -277,6 +281,7 @@ class Pool:
             await env.shutdown(reason)
         finally:
             self._all.pop(env.env_id, None)
+            self.ended.appendleft(env)
 
     def _spawn(self, coro: Coroutine[object, object, None]) -> asyncio.Future[None]:
         task = asyncio.ensure_future(coro)

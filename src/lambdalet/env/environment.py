@@ -322,6 +322,8 @@ class Environment:
                     # extension init: the runtime starts only once every extension registered
                     failure = await self._registered_gate
                 if failure is None:
+                    # the end of Extension init; Runtime and Function init follow
+                    self._mark("runtime_start")
                     failure = await self._start_runtime(request_id)
                 if failure is None:
                     self._check_gates()
