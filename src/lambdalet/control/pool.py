@@ -254,10 +254,6 @@ class Pool:
             self._settings.idle_timeout_s, self._idle_expired, env
         )
 
-    def release_unused(self, env: Environment) -> None:
-        """Give back an environment that was acquired but not invoked."""
-        self._settled(env)
-
     # ------------------------------------------------------------------ spin-down
 
     def _idle_expired(self, env: Environment) -> None:

@@ -14,10 +14,10 @@ import math
 import os
 import secrets
 import signal
-import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Literal
 
 from lambdalet.clock import Clock
@@ -46,6 +46,7 @@ from lambdalet.env.runtime_api import InSandboxServer, build_app
 from lambdalet.env.telemetry import TelemetryHub
 from lambdalet.env.telemetry_protocol import iso_time
 from lambdalet.model import FunctionRecord, InvokeInput, InvokeOutput
+from lambdalet.runtimes.envvars import log_stream_name
 from lambdalet.sandbox.base import (
     ProcessExit,
     ProcessRole,
@@ -106,11 +107,6 @@ def new_trace_id(now: float) -> str:
     return f"Root=1-{int(now):08x}-{secrets.token_hex(12)};Parent={secrets.token_hex(8)};Sampled=0"
 
 
-def new_log_stream(version: str, now: float) -> str:
-    day = time.strftime("%Y/%m/%d", time.gmtime(now))
-    return f"{day}/[{version}]{secrets.token_hex(16)}"
-
-
 class Environment:
     """Owns one sandbox for its whole life.  One invoke at a time."""
 
@@ -138,11 +134,12 @@ class Environment:
         self.machine = env_machine()
         self.runtime = runtime_machine()
         self.extensions = Extensions()
-        self.log_stream_name = new_log_stream(function.version, clock.wall())
+        self.log_stream_name = log_stream_name(
+            function.version, now=datetime.fromtimestamp(clock.wall(), UTC)
+        )
         self.stream = LogStream(function_log, self.log_stream_name)
         self.created_at = clock.wall()
         self.invocations = 0
-        self.last_used = clock.monotonic()
 
         self._sandbox: Sandbox | None = None
         self._server: InSandboxServer | None = None
@@ -472,7 +469,6 @@ class Environment:
                 await self.shutdown("failure")
         finally:
             self.invocations += 1
-            self.last_used = self._clock.monotonic()
             if self._on_settled is not None:
                 self._on_settled(self)
 
