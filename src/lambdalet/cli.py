@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import json
 import logging
@@ -44,6 +43,13 @@ def _parser() -> argparse.ArgumentParser:
         type=float,
         default=300.0,
         help="seconds an idle environment is kept before shutdown (default 300)",
+    )
+    s.add_argument(
+        "--freeze-delay-ms",
+        type=float,
+        default=10.0,
+        help="milliseconds an environment stays thawed after an invoke before it is frozen; "
+        "back-to-back invokes skip the freeze and thaw (default 10; 0 freezes at once)",
     )
     s.add_argument(
         "--account-concurrency",
@@ -198,7 +204,7 @@ def _credentials(args: argparse.Namespace) -> tuple[tuple[str, str], ...]:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from lambdalet.app import ConfigError, serve
+    from lambdalet.app import ConfigError, run_server
 
     logging.basicConfig(
         level=args.log_level.upper(),
@@ -214,6 +220,7 @@ def _serve(args: argparse.Namespace) -> int:
         backend=args.backend,
         idle_timeout_s=args.idle_timeout,
         spare_sandboxes=args.spare_sandboxes,
+        freeze_delay_s=max(0.0, args.freeze_delay_ms) / 1000.0,
         account_concurrency=args.account_concurrency,
         async_delay_scale=args.async_delay_scale,
         async_workers=args.async_workers,
@@ -221,7 +228,7 @@ def _serve(args: argparse.Namespace) -> int:
     )
     try:
         with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(serve(config))
+            run_server(config)
     except ConfigError as e:
         print(f"lambdalet: {e}", file=sys.stderr)
         return 2

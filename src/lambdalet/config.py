@@ -25,6 +25,8 @@ class ServerConfig:
     idle_timeout_s: float = 300.0
     #: on-demand Init limit (seconds)
     init_timeout_s: float = 10.0
+    #: how long an environment stays thawed after an invoke before it is frozen (0: at once)
+    freeze_delay_s: float = 0.01
     #: add Init Duration to Billed Duration on cold starts (Lambda's rule since 2025-08-01)
     bill_init: bool = True
     #: account-level concurrency limit

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -218,6 +219,57 @@ def _environments(srv: Server) -> list[dict[str, Any]]:
         return list(json.loads(r.read())["Environments"])
 
 
+def _wait_for(cond: Callable[[], bool], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.02)
+
+
+def test_freeze_waits_for_the_freeze_delay(tmp_path: Path) -> None:
+    """Frozen only after --freeze-delay-ms; an invoke within it needs no thaw."""
+    require_sandbox()
+    srv = Server(tmp_path / "data", free_port(), extra_args=("--freeze-delay-ms", "1500"))
+    srv.start()
+    try:
+        lam = srv.client()
+        name = create(lam, {"app.py": HELLO})
+        assert invoke(lam, name).function_error is None
+        assert [e["frozen"] for e in _environments(srv)] == [False]
+        assert invoke(lam, name).function_error is None
+        _wait_for(lambda: _environments(srv)[0]["frozen"] is True, 5.0)
+        timeline = _environments(srv)[0]["timeline"]
+        events = [t["event"] for t in timeline]
+        assert events.count("invoke_end") == 2 and "thawed" not in events, events
+        assert events[-1] == "frozen", events
+        frozen_at = timeline[-1]["t"]
+        ended_at = [t["t"] for t in timeline if t["event"] == "invoke_end"][-1]
+        assert frozen_at - ended_at >= 1.4, timeline
+        # a frozen environment is thawed for the next invoke
+        assert invoke(lam, name).function_error is None
+        events = [t["event"] for t in _environments(srv)[0]["timeline"]]
+        assert events[-4:] == ["frozen", "thawed", "invoke_start", "invoke_end"], events
+    finally:
+        srv.stop()
+
+
+def test_freeze_delay_zero_freezes_at_once(tmp_path: Path) -> None:
+    require_sandbox()
+    srv = Server(tmp_path / "data", free_port(), extra_args=("--freeze-delay-ms", "0"))
+    srv.start()
+    try:
+        lam = srv.client()
+        name = create(lam, {"app.py": HELLO})
+        for _ in range(2):
+            assert invoke(lam, name).function_error is None
+            assert [e["frozen"] for e in _environments(srv)] == [True]
+        events = [t["event"] for t in _environments(srv)[0]["timeline"]]
+        # Init, then each invoke: frozen at once every time, thawed for each invoke
+        assert events.count("frozen") == 3 and events.count("thawed") == 2, events
+    finally:
+        srv.stop()
+
+
 def test_idle_environments_spin_down(tmp_path: Path) -> None:
     require_sandbox()
     srv = Server(tmp_path / "data", free_port(), extra_args=("--idle-timeout", "1"))
@@ -227,7 +279,9 @@ def test_idle_environments_spin_down(tmp_path: Path) -> None:
         name = create(lam, {"app.py": HELLO})
         assert invoke(lam, name).function_error is None
         envs = _environments(srv)
-        assert [(e["function"], e["state"], e["frozen"]) for e in envs] == [(name, "Idle", True)]
+        assert [(e["function"], e["state"]) for e in envs] == [(name, "Idle")]
+        # frozen once the freeze delay (10 ms by default) has passed
+        _wait_for(lambda: _environments(srv)[0]["frozen"] is True, 2.0)
         deadline = time.monotonic() + 10
         while _environments(srv):
             assert time.monotonic() < deadline, _environments(srv)
@@ -321,7 +375,13 @@ def test_admin_timeline_and_recent_invocations(own_server: Server) -> None:
     assert all(i["billedDurationMs"] >= i["durationMs"] for i in items)
     env = next(e for e in _environments(own_server) if e["function"] == name)
     events = [t["event"] for t in env["timeline"]]
-    assert events[:4] == ["init_start", "runtime_start", "init_done", "frozen"], events
+    # the first invoke follows its Init at once: the environment is not frozen between them
+    assert [e for e in events if e != "function_init_start"][:4] == [
+        "init_start",
+        "runtime_start",
+        "init_done",
+        "invoke_start",
+    ], events
     assert events.count("invoke_start") == 3 and "reset" in events
     assert events[-1] == "frozen" or events[-1] == "invoke_end", events
     times = [t["t"] for t in env["timeline"]]

@@ -72,6 +72,8 @@ class Store(VersionsMixin, AsyncEventsMixin):
         config.blobs_dir.mkdir(parents=True, exist_ok=True)
         config.code_dir.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(config.db_path, isolation_level=None)
+        #: (name, version) -> record, emptied by every write transaction (see get_function)
+        self._records: dict[tuple[str, str], FunctionRecord] = {}
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA journal_mode = WAL")
         # FULL: a committed async event (answered 202) survives power loss, not only a crash
@@ -184,7 +186,16 @@ class Store(VersionsMixin, AsyncEventsMixin):
         return self.get_function(spec.name)
 
     def get_function(self, name: str, qualifier: str | None = None) -> FunctionRecord:
-        """One version (``$LATEST`` unless ``qualifier``); ResourceNotFoundException if absent."""
+        """One version (``$LATEST`` unless ``qualifier``); ResourceNotFoundException if absent.
+
+        Records are cached until the next write transaction (this process is the only
+        writer of its database): every invoke reads its function, so this keeps SQLite
+        off the warm path.
+        """
+        key = (name, qualifier or LATEST)
+        cached = self._records.get(key)
+        if cached is not None:
+            return cached
         row = self._db.execute(
             "SELECT * FROM functions WHERE name = ? AND version = ?", (name, qualifier or LATEST)
         ).fetchone()
@@ -195,7 +206,8 @@ class Store(VersionsMixin, AsyncEventsMixin):
                 if qualifier
                 else f"Function not found: {arn}"
             )
-        return self._record(row)
+        record = self._records[key] = self._record(row)
+        return record
 
     def list_functions(self, after: str | None, limit: int) -> Page[FunctionRecord]:
         """``$LATEST`` of every function ordered by name, starting after the name ``after``."""
@@ -371,12 +383,15 @@ class Store(VersionsMixin, AsyncEventsMixin):
 
     @contextmanager
     def _tx(self) -> Iterator[None]:
+        self._records.clear()
         self._db.execute("BEGIN IMMEDIATE")
         try:
             yield
         except BaseException:
             self._db.execute("ROLLBACK")
             raise
+        finally:
+            self._records.clear()
         self._db.execute("COMMIT")
 
     def _updatable(self, name: str, revision_id: str | None) -> _Current:

@@ -233,3 +233,23 @@ def test_schema_is_versioned(config: ServerConfig) -> None:
 def test_aws_timestamp() -> None:
     assert aws_timestamp(0) == "1970-01-01T00:00:00.000+0000"
     assert aws_timestamp(1574364732.5) == "2019-11-21T19:32:12.500+0000"
+
+
+async def test_function_records_are_cached_until_a_write(store: Store) -> None:
+    code = await store.put_code(CODE)
+    store.create_function(spec(), code)
+    store.settle("fn")
+    first = store.get_function("fn")
+    assert store.get_function("fn") is first  # served from the cache
+    upd = store.update_function_configuration("fn", FunctionPatch(timeout_s=7))
+    assert store.get_function("fn") is not first
+    assert store.get_function("fn").timeout_s == 7 == upd.timeout_s
+    store.settle("fn")
+    # a failed write (rolled back) leaves nothing stale behind either
+    cached = store.get_function("fn")
+    with pytest.raises(PreconditionFailedException):
+        store.update_function_configuration("fn", FunctionPatch(timeout_s=9), revision_id="x")
+    assert store.get_function("fn") == cached and store.get_function("fn").timeout_s == 7
+    store.delete_function("fn")
+    with pytest.raises(ResourceNotFoundException):
+        store.get_function("fn")
