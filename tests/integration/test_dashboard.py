@@ -64,7 +64,8 @@ return {
   lanes: rows('timeline-lane').map(l => ({
     envId: l.dataset.envId,
     segments: Array.from(l.querySelectorAll('[data-testid="timeline-segment"]')).map(s => ({
-      kind: s.dataset.kind, status: s.dataset.status || '', open: s.dataset.open === 'true'}))})),
+      kind: s.dataset.kind, status: s.dataset.status || '', open: s.dataset.open === 'true',
+      label: s.textContent}))})),
 };
 """
 
@@ -238,6 +239,23 @@ def test_dashboard_shows_the_lifecycle_live(server: Server, lam: Any, browser: A
         )
 
     wait_for_page(browser, server, "the lifecycle timeline", lanes_shown)
+
+    # Init is drawn in sub-phases: three bars when the runtime reported the start of the
+    # function's init (function_init_start), else two.  Which one depends on the server's
+    # timeline of this environment, so ask the admin API rather than assume.
+    (fast_truth,) = [e for e in api_environments(server) if e["id"] == fast_env]
+    events = [ev["event"] for ev in fast_truth["timeline"]]
+    assert "init_done" in events, events
+    if "function_init_start" in events:
+        expected = ["Extension init", "Runtime init", "Function init"]
+    else:
+        expected = ["Extension init", "Runtime + function init"]
+
+    def init_bars(p: dict[str, Any]) -> list[str]:
+        lanes = {lane["envId"]: lane["segments"] for lane in p["lanes"]}
+        return [s["label"] for s in lanes.get(fast_env, []) if s["kind"] == "init"]
+
+    wait_for_page(browser, server, f"Init as {expected}", lambda p: init_bars(p) == expected)
 
     # every endpoint answered: no error in the status line
     wait_for_page(
