@@ -18,8 +18,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import signal
 import socket
+import subprocess
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -27,6 +27,7 @@ from typing import TypeVar
 
 from pyroute2 import IPRoute, netns
 
+from . import spawn
 from .rootfs import RUNTIME_API_PORT, SANDBOX_ADDR
 
 NETNS_DIR = Path("/run/netns")
@@ -83,7 +84,7 @@ class NetNamespace:
         self.name = PREFIX + env_id
         self.path = NETNS_DIR / self.name
         self.runtime_api_socket: socket.socket | None = None
-        self._slirp: asyncio.subprocess.Process | None = None
+        self._slirp: subprocess.Popen[bytes] | None = None
 
     def __repr__(self) -> str:
         return f"NetNamespace({self.name!r})"
@@ -116,17 +117,19 @@ class NetNamespace:
             os.close(ready_w)
             raise
         try:
-            proc = await asyncio.create_subprocess_exec(
-                "slirp4netns",
-                "--configure",
-                "--mtu=65520",
-                f"--cidr={SLIRP_CIDR}",
-                "--netns-type=path",
-                f"--ready-fd={ready_w}",
-                str(self.path),
-                "tap0",
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.DEVNULL,
+            proc = await spawn.start(
+                [
+                    "slirp4netns",
+                    "--configure",
+                    "--mtu=65520",
+                    f"--cidr={SLIRP_CIDR}",
+                    "--netns-type=path",
+                    f"--ready-fd={ready_w}",
+                    str(self.path),
+                    "tap0",
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
                 stderr=log,
                 pass_fds=(ready_w,),
                 start_new_session=True,
@@ -139,11 +142,8 @@ class NetNamespace:
             os.close(log)
         self._slirp = proc
         (run_dir / "slirp4netns.pid").write_text(str(proc.pid))
-        loop = asyncio.get_running_loop()
         try:
-            ok = await asyncio.wait_for(loop.run_in_executor(None, os.read, ready_r, 1), 5.0)
-        except TimeoutError:
-            ok = b""
+            ok = await _read_ready(ready_r, 5.0)
         finally:
             os.close(ready_r)
         if ok != b"1":
@@ -153,16 +153,8 @@ class NetNamespace:
 
     async def stop_host_access(self) -> None:
         proc, self._slirp = self._slirp, None
-        if proc is None or proc.returncode is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            proc.send_signal(signal.SIGTERM)
-        try:
-            await asyncio.wait_for(proc.wait(), 1.0)
-        except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-            await proc.wait()
+        if proc is not None:
+            await spawn.stop(proc, 1.0)
 
     def remove_sync(self) -> None:
         if self.runtime_api_socket is not None:
@@ -173,6 +165,30 @@ class NetNamespace:
     async def remove(self) -> None:
         await self.stop_host_access()
         self.remove_sync()
+
+
+async def _read_ready(fd: int, limit_s: float) -> bytes:
+    """The first byte written to the pipe ``fd`` (b"" at EOF or after ``limit_s``)."""
+    loop = asyncio.get_running_loop()
+    got: asyncio.Future[bytes] = loop.create_future()
+
+    def readable() -> None:
+        if not got.done():
+            try:
+                got.set_result(os.read(fd, 1))
+            except BlockingIOError:
+                return
+            except OSError:
+                got.set_result(b"")
+
+    os.set_blocking(fd, False)
+    loop.add_reader(fd, readable)
+    try:
+        return await asyncio.wait_for(got, limit_s)
+    except TimeoutError:
+        return b""
+    finally:
+        loop.remove_reader(fd)
 
 
 def remove_netns(name: str) -> None:

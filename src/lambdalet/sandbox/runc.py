@@ -42,7 +42,7 @@ from typing import Any
 
 from lambdalet.config import ServerConfig
 
-from . import cgroups, netns, rootfs
+from . import cgroups, netns, rootfs, spawn
 from .base import (
     PRESTART_ENV_KEYS,
     PRESTART_FILE,
@@ -82,6 +82,10 @@ ATTACH_OPTIONS = ("rbind", "ro", "nosuid", "nodev", "rslave")
 #: the memory limit of a spare until create() gives it the function's (Lambda's maximum)
 SPARE_MEMORY_MB = 10240
 SPARE_EPHEMERAL_MB = 512
+#: seconds between taking a spare and starting to build its replacement
+REFILL_DELAY_S = 0.1
+#: cpu.shares of a spare until it is attached (the kernel's minimum)
+SPARE_CPU_SHARES = 2
 
 
 def cpu_shares(memory_mb: int) -> int:
@@ -246,8 +250,14 @@ def oci_config(plan: BundlePlan) -> dict[str, Any]:
                 "devices": [{"allow": False, "access": "rwm"}],
                 "memory": memory,
                 "pids": {"limit": spec.pids_limit},
-                # CPU weight proportional to memory, as Lambda (1769 MB = 1 vCPU)
-                "cpu": {"shares": cpu_shares(spec.memory_mb)},
+                # CPU weight proportional to memory, as Lambda (1769 MB = 1 vCPU); a
+                # spare is built at the lowest weight so that it does not compete with the
+                # cold starts and invokes in progress (attach sets the function's weight)
+                "cpu": {
+                    "shares": SPARE_CPU_SHARES
+                    if plan.attach_dir is not None
+                    else cpu_shares(spec.memory_mb)
+                },
             },
             "maskedPaths": [
                 "/proc/acpi",
@@ -288,22 +298,13 @@ def agent_interpreter() -> tuple[Path, str]:
 
 
 async def _run(*argv: str, limit_s: float = 30.0) -> str:
-    proc = await asyncio.create_subprocess_exec(
-        *argv,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
     try:
-        out, _ = await asyncio.wait_for(proc.communicate(), limit_s)
-    except TimeoutError:
-        with contextlib.suppress(ProcessLookupError):
-            proc.kill()
-        await proc.wait()
-        raise SandboxError(f"{argv[0]} timed out after {limit_s}s") from None
+        rc, out = await spawn.run(argv, limit_s)
+    except spawn.ToolTimeout as e:
+        raise SandboxError(str(e)) from None
     text = out.decode(errors="replace").strip()
-    if proc.returncode != 0:
-        raise SandboxError(f"{' '.join(argv[:3])}… failed ({proc.returncode}): {text}")
+    if rc != 0:
+        raise SandboxError(f"{' '.join(argv[:3])}… failed ({rc}): {text}")
     return text
 
 
@@ -526,16 +527,18 @@ class RuncSandbox:
         log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
         try:
             try:
-                proc = await asyncio.create_subprocess_exec(
-                    *b.runc_cmd("run", "--detach", "--pid-file", str(pid_file)),
-                    "--bundle",
-                    str(bundle),
-                    self.cid,
+                rc, _ = await spawn.run(
+                    [
+                        *b.runc_cmd("run", "--detach", "--pid-file", str(pid_file)),
+                        *("--bundle", str(bundle), self.cid),
+                    ],
+                    AGENT_READY_TIMEOUT_S,
                     stdin=agent.fileno(),
                     stdout=log,
                     stderr=log,
                 )
-                rc = await asyncio.wait_for(proc.wait(), AGENT_READY_TIMEOUT_S)
+            except spawn.ToolTimeout as e:
+                raise SandboxError(str(e)) from None
             finally:
                 agent.close()
         finally:
@@ -1084,7 +1087,10 @@ class RuncBackend:
                     raise
                 # a spare that cannot attach is not the function's fault: build one afresh
             else:
-                self._refill()
+                # refilled once this cold start is done: building a spare (runc, the
+                # agent's and the runtime's interpreters) would take CPU from its Init
+                # and first invoke on a small machine
+                self._refill(REFILL_DELAY_S)
                 return spare
         sb = RuncSandbox(self, spec, self.envs_dir / spec.env_id, on_log, on_exit)
         self._sandboxes[spec.env_id] = sb
@@ -1166,13 +1172,15 @@ class RuncBackend:
                 return sb
         return None
 
-    def _refill(self) -> None:
+    def _refill(self, delay_s: float = 0.0) -> None:
         if self._closing or self.spares_wanted <= 0:
             return
         if self._refill_task is None or self._refill_task.done():
-            self._refill_task = asyncio.get_running_loop().create_task(self._refill_loop())
+            self._refill_task = asyncio.get_running_loop().create_task(self._refill_loop(delay_s))
 
-    async def _refill_loop(self) -> None:
+    async def _refill_loop(self, delay_s: float = 0.0) -> None:
+        if delay_s > 0:
+            await asyncio.sleep(delay_s)
         failures = 0
         while not self._closing and len(self._spares) < self.spares_wanted and failures < 3:
             sid = f"spare-{os.urandom(5).hex()}"
@@ -1266,15 +1274,13 @@ class RuncBackend:
             self._spares.remove(sb)
 
     async def delete_container(self, container_id: str) -> None:
-        proc = await asyncio.create_subprocess_exec(
-            *self.runc_cmd("delete", "--force", container_id),
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE,
+        rc, err = await spawn.run(
+            self.runc_cmd("delete", "--force", container_id),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
         )
-        _, err = await proc.communicate()
         text = err.decode(errors="replace")
-        if proc.returncode != 0 and "does not exist" not in text:
+        if rc != 0 and "does not exist" not in text:
             raise SandboxError(f"runc delete {container_id}: {text.strip()}")
 
     async def close(self) -> None:

@@ -116,3 +116,12 @@ def test_merge_layers(tmp_path: Path) -> None:
     merge_layers([a, b], dest)
     assert (dest / "sub/x").read_text() == "b"
     assert (dest / "only").read_text() == "a"
+
+
+def test_cpu_weight_follows_memory_and_spares_build_at_the_lowest() -> None:
+    from dataclasses import replace
+
+    plan = _plan(_spec(memory_mb=1769))
+    assert oci_config(plan)["linux"]["resources"]["cpu"] == {"shares": 1024}
+    spare = replace(plan, attach_dir=Path("/e/attach"))
+    assert oci_config(spare)["linux"]["resources"]["cpu"] == {"shares": 2}
