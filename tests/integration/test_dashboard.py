@@ -165,6 +165,9 @@ def test_dashboard_shows_the_lifecycle_live(server: Server, lam: Any, browser: A
     slow = create(lam, {"app.py": SLOW}, Timeout=1)
 
     cold = invoke(lam, fast)
+    # the server freezes an idle environment only after a short delay (back-to-back invokes
+    # skip the freeze): wait past it so the timeline has a frozen gap between the invokes
+    time.sleep(0.5)
     warm = invoke(lam, fast)
     assert cold.status == 200 and warm.status == 200, (cold, warm)
     late = invoke(lam, slow)
