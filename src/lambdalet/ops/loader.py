@@ -41,22 +41,36 @@ def parse_template_text(text: str, source: str) -> Any:
         raise PlanError(source, "", f"cannot be parsed: {e}") from None
 
 
-def load(path: Path, parameters: dict[str, str] | None = None) -> tuple[Path, Template]:
-    """Load the deployment at PATH: returns the file read and its template."""
+def load(
+    path: Path, parameters: dict[str, str] | None = None, stack_name: str | None = None
+) -> tuple[Path, Template]:
+    """Load the deployment at PATH: returns the file read and its template.
+
+    The stack is ``stack_name``, or else named after the folder holding the file.
+    """
     source = find_source(path.resolve())
     text = source.read_text()
+    stack = stack_name if stack_name is not None else default_stack_name(source)
     if source.name in CONFIG_FILES:
         try:
             doc = tomllib.loads(text) if source.suffix == ".toml" else json.loads(text)
         except (tomllib.TOMLDecodeError, json.JSONDecodeError) as e:
             raise PlanError(source.name, "", f"cannot be parsed: {e}") from None
-        return source, load_config(doc, source.parent, source.name)
+        if parameters:
+            raise PlanError("--parameter-overrides", "", f"{source.name} has no parameters")
+        return source, load_config(doc, source.parent, source.name, stack_name=stack)
     doc = parse_template_text(text, source.name)
-    return source, load_template(
-        doc, source.parent, stack_name=_stack_name(source), parameters=parameters
+    return source, load_template(doc, source.parent, stack_name=stack, parameters=parameters)
+
+
+def default_stack_name(source: Path) -> str:
+    """The folder holding the template, made a valid stack name: ``my_app`` -> ``my-app``."""
+    name = "".join(
+        c if c.isascii() and (c.isalnum() or c == "-") else "-" for c in source.parent.name
     )
-
-
-def _stack_name(source: Path) -> str:
-    name = source.parent.name or "lambdalet"
-    return "".join(c if c.isalnum() or c == "-" else "-" for c in name)
+    name = name.strip("-")
+    if not name:
+        return "lambdalet"
+    if not name[0].isalpha():
+        name = "stack-" + name
+    return name[:128]

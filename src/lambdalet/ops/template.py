@@ -6,6 +6,11 @@ A template is read by :mod:`lambdalet.ops.loader` into plain dicts (intrinsic ta
 version ARN is only known once it is published, so functions are planned with the ARNs of the
 published layers (``Template.functions(layer_arns)``).
 
+``Parameters`` (defaults, overrides), ``Conditions`` (``Fn::Equals``, ``Fn::Not``, ``Fn::And``,
+``Fn::Or``, ``Condition``) and ``Fn::If`` / ``AWS::NoValue`` are evaluated here too; a resource
+whose ``Condition`` is false is left out, and resources of types lambdalet does not deploy are
+listed by :meth:`Template.skipped`.
+
 Every error is a :class:`PlanError` naming the resource and the field.
 """
 
@@ -13,7 +18,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import PurePath
 from typing import Any
 
@@ -29,6 +34,18 @@ FUNCTION_TYPES = (SERVERLESS_FUNCTION, LAMBDA_FUNCTION)
 LAYER_TYPES = (SERVERLESS_LAYER, LAMBDA_LAYER)
 
 _NAME_RE = re.compile(r"[a-zA-Z0-9_-]{1,64}")
+_STACK_RE = re.compile(r"[a-zA-Z][-a-zA-Z0-9]{0,127}")
+_CONDITION_FNS = ("Fn::Equals", "Fn::Not", "Fn::And", "Fn::Or", "Condition")
+
+
+class _NoValue:
+    """What ``!Ref AWS::NoValue`` resolves to: the property (or list item) is left out."""
+
+    def __repr__(self) -> str:
+        return "AWS::NoValue"
+
+
+NO_VALUE: Any = _NoValue()
 _SUB_RE = re.compile(r"\$\{([^}!][^}]*)\}")
 
 
@@ -97,12 +114,31 @@ class Template:
     stack_name: str
     region: str = DEFAULT_REGION
     account_id: str = DEFAULT_ACCOUNT
+    conditions: Mapping[str, bool] = field(default_factory=dict)
+
+    def created(self, lid: str) -> bool:
+        """Whether the resource is created: it has no Condition, or its Condition is true."""
+        cond = self.resources[lid].get("Condition")
+        return cond is None or self.conditions[cond]
+
+    def _ids(self, types: tuple[str, ...]) -> list[str]:
+        return [
+            lid for lid, r in self.resources.items() if r["Type"] in types and self.created(lid)
+        ]
 
     def layer_ids(self) -> list[str]:
-        return [lid for lid, r in self.resources.items() if r.get("Type") in LAYER_TYPES]
+        return self._ids(LAYER_TYPES)
 
     def function_ids(self) -> list[str]:
-        return [lid for lid, r in self.resources.items() if r.get("Type") in FUNCTION_TYPES]
+        return self._ids(FUNCTION_TYPES)
+
+    def skipped(self) -> list[tuple[str, str]]:
+        """(logical ID, Type) of the created resources whose types lambdalet does not deploy."""
+        return [
+            (lid, r["Type"])
+            for lid, r in self.resources.items()
+            if r["Type"] not in (*FUNCTION_TYPES, *LAYER_TYPES) and self.created(lid)
+        ]
 
     def layers(self) -> list[LayerPlan]:
         return [self._layer(lid) for lid in self.layer_ids()]
@@ -126,8 +162,7 @@ class Template:
 
     def layer_name(self, lid: str) -> str:
         props = _props(lid, self.resources[lid])
-        raw = props.get("LayerName", lid)
-        name = _Resolver(self, {}).resolve(raw, lid, "LayerName")
+        name = _Resolver(self, {}).prop(props, "LayerName", lid, default=lid)
         return _check_name(lid, "LayerName", name)
 
     def _layer(self, lid: str) -> LayerPlan:
@@ -135,22 +170,20 @@ class Template:
         props = _props(lid, res)
         r = _Resolver(self, {})
         key = "ContentUri" if res["Type"] == SERVERLESS_LAYER else "Content"
-        content = r.resolve(props.get(key), lid, key)
-        runtimes = r.resolve(props.get("CompatibleRuntimes", []), lid, "CompatibleRuntimes")
+        runtimes = r.prop(props, "CompatibleRuntimes", lid, default=[])
         return LayerPlan(
             logical_id=lid,
             name=self.layer_name(lid),
-            content_dir=self._local_dir(lid, key, content),
+            content_dir=self._local_dir(lid, key, r.prop(props, key, lid)),
             compatible_runtimes=tuple(_str_list(lid, "CompatibleRuntimes", runtimes)),
-            description=_str(lid, "Description", r.resolve(props.get("Description", ""), lid)),
+            description=_str(lid, "Description", r.prop(props, "Description", lid, default="")),
         )
 
     # ------------------------------------------------------------------ functions
 
     def function_name(self, lid: str) -> str:
         props = _props(lid, self.resources[lid])
-        raw = props.get("FunctionName", lid)
-        name = _Resolver(self, {}).resolve(raw, lid, "FunctionName")
+        name = _Resolver(self, {}).prop(props, "FunctionName", lid, default=lid)
         return _check_name(lid, "FunctionName", name)
 
     def _function(self, lid: str, r: _Resolver) -> FunctionPlan:
@@ -158,7 +191,7 @@ class Template:
         props = _props(lid, res)
 
         def get(key: str, default: Any = None) -> Any:
-            return r.resolve(props.get(key, default), lid, key)
+            return r.prop(props, key, lid, default=default)
 
         inline: str | None = None
         code_dir: PurePath | None = None
@@ -269,28 +302,142 @@ def load_template(
             merged[str(lid)] = {**res, "Properties": merge_globals(fn_globals, props)}
         else:
             merged[str(lid)] = res
-    params: dict[str, Any] = {}
-    declared = doc.get("Parameters") or {}
-    if not isinstance(declared, Mapping):
-        raise PlanError("Parameters", "", "must be a mapping")
-    given = dict(parameters or {})
-    for pname, pdef in declared.items():
-        if pname in given:
-            params[str(pname)] = given.pop(pname)
-        elif isinstance(pdef, Mapping) and "Default" in pdef:
-            params[str(pname)] = pdef["Default"]
-        else:
-            raise PlanError(str(pname), "Default", "parameter has no Default and no value given")
-    if given:
-        raise PlanError("Parameters", next(iter(given)), "is not declared in the template")
-    return Template(
+    if not _STACK_RE.fullmatch(stack_name):
+        raise PlanError(
+            "--stack-name",
+            "",
+            f"{stack_name!r} is not a valid stack name (a letter, then letters, digits and -)",
+        )
+    template = Template(
         base_dir=base_dir,
         resources=merged,
-        parameters=params,
+        parameters=_parameters(doc.get("Parameters"), parameters or {}),
         stack_name=stack_name,
         region=region,
         account_id=account_id,
     )
+    conditions = _Conditions(template, doc.get("Conditions")).evaluate_all()
+    for lid, res in merged.items():
+        cond = res.get("Condition")
+        if cond is not None and (not isinstance(cond, str) or cond not in conditions):
+            raise PlanError(lid, "Condition", f"{cond!r} is not declared in Conditions")
+    return replace(template, conditions=conditions)
+
+
+def _parameters(declared: Any, given: Mapping[str, str]) -> dict[str, Any]:
+    """Parameter values: the given ones, else the Default; checked against Type and AllowedValues.
+
+    ``CommaDelimitedList`` and ``List<...>`` parameters are lists of strings.
+    """
+    if declared is None:
+        declared = {}
+    if not isinstance(declared, Mapping):
+        raise PlanError("Parameters", "", "must be a mapping")
+    unknown = [k for k in given if k not in declared]
+    if unknown:
+        raise PlanError("Parameters", unknown[0], "is not declared in the template")
+    out: dict[str, Any] = {}
+    for pname, pdef in declared.items():
+        pname = str(pname)
+        if not isinstance(pdef, Mapping):
+            raise PlanError(pname, "", "a parameter must be a mapping with a Type")
+        if pname in given:
+            raw: Any = given[pname]
+        elif "Default" in pdef:
+            raw = pdef["Default"]
+        else:
+            raise PlanError(pname, "Default", "parameter has no Default and no value given")
+        ptype = str(pdef.get("Type", "String"))
+        if isinstance(raw, list):
+            raw = ",".join(_scalar_str(pname, "Default", v) for v in raw)
+        text = _scalar_str(pname, "Default" if pname not in given else "value", raw)
+        if ptype == "CommaDelimitedList" or ptype.startswith("List<"):
+            value: Any = [v.strip() for v in text.split(",")] if text else []
+            items = value
+        else:
+            value, items = text, [text]
+        if ptype in ("Number", "List<Number>"):
+            for item in items:
+                try:
+                    float(item)
+                except ValueError:
+                    raise PlanError(pname, "Type", f"{item!r} is not a Number") from None
+        allowed = pdef.get("AllowedValues")
+        if isinstance(allowed, list):
+            shown = [_scalar_str(pname, "AllowedValues", a) for a in allowed]
+            for item in items:
+                if item not in shown:
+                    raise PlanError(
+                        pname, "AllowedValues", f"{item!r} is not one of {', '.join(shown)}"
+                    )
+        out[pname] = value
+    return out
+
+
+class _Conditions:
+    """Evaluates the Conditions section (each condition once; cycles are errors)."""
+
+    def __init__(self, template: Template, doc: Any) -> None:
+        if doc is None:
+            doc = {}
+        if not isinstance(doc, Mapping):
+            raise PlanError("Conditions", "", "must be a mapping")
+        self.doc = {str(k): v for k, v in doc.items()}
+        self.resolver = _Resolver(template, {})
+        self.values: dict[str, bool] = {}
+        self.evaluating: list[str] = []
+
+    def evaluate_all(self) -> dict[str, bool]:
+        for name in self.doc:
+            self.condition(name, "Conditions", name)
+        return self.values
+
+    def condition(self, name: str, lid: str, key: str) -> bool:
+        if name in self.values:
+            return self.values[name]
+        if name not in self.doc:
+            raise PlanError(lid, key, f"condition {name!r} is not declared in Conditions")
+        if name in self.evaluating:
+            cycle = " -> ".join([*self.evaluating[self.evaluating.index(name) :], name])
+            raise PlanError("Conditions", name, f"refers to itself ({cycle})")
+        self.evaluating.append(name)
+        value = self.expr(self.doc[name], name)
+        self.evaluating.pop()
+        self.values[name] = value
+        return value
+
+    def expr(self, value: Any, name: str) -> bool:
+        where = "Conditions"
+        if not (isinstance(value, Mapping) and len(value) == 1):
+            raise PlanError(where, name, f"must be one of {', '.join(_CONDITION_FNS)}")
+        ((fn, arg),) = value.items()
+        if fn == "Condition":
+            return self.condition(_str(where, name, arg), where, name)
+        if fn == "Fn::Equals":
+            if not isinstance(arg, list) or len(arg) != 2:
+                raise PlanError(where, name, "!Equals takes [value, value]")
+            a, b = (self.resolver.resolve(v, where, name) for v in arg)
+            return bool(_comparable(a) == _comparable(b))
+        if fn in ("Fn::Not", "Fn::And", "Fn::Or"):
+            short = fn.removeprefix("Fn::")
+            if not isinstance(arg, list) or not arg:
+                raise PlanError(where, name, f"!{short} takes a list of conditions")
+            if fn == "Fn::Not":
+                if len(arg) != 1:
+                    raise PlanError(where, name, "!Not takes [one condition]")
+                return not self.expr(arg[0], name)
+            results = [self.expr(v, name) for v in arg]
+            return all(results) if fn == "Fn::And" else any(results)
+        raise PlanError(where, name, f"{fn} is not a condition function")
+
+
+def _comparable(value: Any) -> Any:
+    """Values as !Equals compares them: scalars as their text (1 equals '1')."""
+    if isinstance(value, list):
+        return [_comparable(v) for v in value]
+    if isinstance(value, bool | int | float | str):
+        return _scalar_str("Conditions", "", value)
+    return value
 
 
 def merge_globals(globals_: Mapping[str, Any], props: Mapping[str, Any]) -> dict[str, Any]:
@@ -320,25 +467,40 @@ def _intrinsic_key(v: Mapping[str, Any]) -> str | None:
 
 
 class _Resolver:
-    """Evaluates Ref, Fn::Sub, Fn::GetAtt, Fn::Join, Fn::Select between template resources."""
+    """Evaluates Ref, Fn::Sub, Fn::GetAtt, Fn::Join, Fn::Select, Fn::If between resources."""
 
     def __init__(self, template: Template, layer_arns: Mapping[str, str]) -> None:
         self.t = template
         self.layer_arns = layer_arns
 
+    def prop(self, props: Mapping[str, Any], key: str, lid: str, default: Any = None) -> Any:
+        """A resource property, resolved; ``default`` when absent or ``AWS::NoValue``."""
+        value = self.resolve(props.get(key, default), lid, key)
+        return default if value is NO_VALUE else value
+
     def resolve(self, value: Any, lid: str, key: str = "") -> Any:
         if isinstance(value, Mapping):
             if len(value) == 1 and _intrinsic_key(value) is not None:
                 return self._intrinsic(value, lid, key)
-            return {
+            out = {
                 k: self.resolve(v, lid, f"{key}.{k}" if key else str(k)) for k, v in value.items()
             }
+            return {k: v for k, v in out.items() if v is not NO_VALUE}
         if isinstance(value, list):
-            return [self.resolve(v, lid, key) for v in value]
+            items = [self.resolve(v, lid, key) for v in value]
+            return [v for v in items if v is not NO_VALUE]
         return value
 
     def _intrinsic(self, value: Mapping[str, Any], lid: str, key: str) -> Any:
         ((fn, arg),) = value.items()
+        if fn == "Fn::If":
+            if not isinstance(arg, list) or len(arg) != 3 or not isinstance(arg[0], str):
+                raise PlanError(lid, key, "!If takes [condition name, value if true, if false]")
+            if arg[0] not in self.t.conditions:
+                raise PlanError(lid, key, f"!If {arg[0]}: no such condition in Conditions")
+            return self.resolve(arg[1] if self.t.conditions[arg[0]] else arg[2], lid, key)
+        if fn in _CONDITION_FNS:
+            raise PlanError(lid, key, f"{fn} is only allowed in Conditions")
         if fn == "Ref":
             return self.ref(_str(lid, key, arg), lid, key)
         if fn == "Fn::GetAtt":
@@ -378,27 +540,38 @@ class _Resolver:
             "AWS::StackName": self.t.stack_name,
             "AWS::Partition": "aws",
             "AWS::URLSuffix": "amazonaws.com",
-            "AWS::NoValue": None,
         }
+        if name == "AWS::NoValue":
+            return NO_VALUE
         if name in pseudo:
             return pseudo[name]
         if name in self.t.parameters:
             return self.t.parameters[name]
-        res = self.t.resources.get(name)
-        if res is None:
-            raise PlanError(lid, key, f"!Ref {name}: no such parameter or resource")
+        res = self._deployed(name, f"!Ref {name}", lid, key)
         if res["Type"] in FUNCTION_TYPES:
             return self.t.function_name(name)
         if res["Type"] in LAYER_TYPES:
             if name not in self.layer_arns:
                 raise PlanError(lid, key, f"!Ref {name}: a layer version ARN is not known here")
             return self.layer_arns[name]
-        raise PlanError(lid, key, f"!Ref {name}: resources of type {res['Type']} are not deployed")
+        raise AssertionError(res["Type"])  # _deployed lets only functions and layers through
 
-    def get_att(self, name: str, attr: str, lid: str, key: str) -> Any:
+    def _deployed(self, name: str, what: str, lid: str, key: str) -> Mapping[str, Any]:
+        """The resource a Ref / GetAtt names, if lambdalet deploys it; else an error."""
         res = self.t.resources.get(name)
         if res is None:
-            raise PlanError(lid, key, f"!GetAtt {name}.{attr}: no such resource")
+            raise PlanError(lid, key, f"{what}: no such parameter or resource")
+        if res["Type"] not in (*FUNCTION_TYPES, *LAYER_TYPES):
+            raise PlanError(
+                lid, key, f"{what}: {name} ({res['Type']}) is not deployed by lambdalet"
+            )
+        if not self.t.created(name):
+            cond = res["Condition"]
+            raise PlanError(lid, key, f"{what}: {name} is not created (Condition {cond} is false)")
+        return res
+
+    def get_att(self, name: str, attr: str, lid: str, key: str) -> Any:
+        res = self._deployed(name, f"!GetAtt {name}.{attr}", lid, key)
         if res["Type"] in FUNCTION_TYPES and attr == "Arn":
             return self.function_arn(self.t.function_name(name))
         if res["Type"] in LAYER_TYPES and attr in ("Arn", "LayerVersionArn"):
@@ -416,7 +589,10 @@ class _Resolver:
             if "." in ref and not ref.startswith("AWS::"):
                 res, attr = ref.split(".", 1)
                 return _scalar_str(lid, key, self.get_att(res, attr, lid, key))
-            return _scalar_str(lid, key, self.ref(ref, lid, key))
+            value = self.ref(ref, lid, key)
+            if value is NO_VALUE:
+                raise PlanError(lid, key, "!Sub cannot use AWS::NoValue")
+            return _scalar_str(lid, key, value)
 
         return _SUB_RE.sub(one, text).replace("${!", "${")
 
@@ -440,7 +616,9 @@ _CONFIG_KEYS = {
 }
 
 
-def load_config(doc: Any, base_dir: PurePath, source: str = "lambdalet.toml") -> Template:
+def load_config(
+    doc: Any, base_dir: PurePath, source: str = "lambdalet.toml", stack_name: str = "lambdalet"
+) -> Template:
     """A function folder's config as a one-function template.
 
     ``layers`` holds folders (relative to the function folder) published as layers named after
@@ -497,7 +675,7 @@ def load_config(doc: Any, base_dir: PurePath, source: str = "lambdalet.toml") ->
         "Properties": props,
     }
     try:
-        return load_template({"Resources": resources}, base_dir, stack_name=name)
+        return load_template({"Resources": resources}, base_dir, stack_name=stack_name)
     except PlanError as e:
         raise PlanError(source, e.field, e.message) from None
 
