@@ -110,9 +110,18 @@ lambdalet.toml (only name, runtime and handler are required):
   BUCKET = "pictures"
 
 Templates: AWS::Serverless::Function, AWS::Lambda::Function, AWS::Serverless::LayerVersion,
-AWS::Lambda::LayerVersion, Globals.Function, Parameters (defaults or --parameter), and
-!Ref / !Sub / !GetAtt / !Join / !Select between them.  Functions without FunctionName are
-named after their logical ID.
+AWS::Lambda::LayerVersion, Globals.Function, Parameters (Default, --parameter-overrides),
+Conditions (!Equals, !Not, !And, !Or, !Condition; a resource's Condition; !If with
+AWS::NoValue), !Ref / !Sub / !GetAtt / !Join / !Select, and the pseudo parameters
+AWS::Region, AWS::AccountId, AWS::Partition, AWS::StackName.  Functions without FunctionName
+are named after their logical ID.  Other resource types (AWS::S3::Bucket, ...) are skipped
+with a note; a !Ref or !GetAtt to one is an error.
+
+Stacks: a deploy belongs to a stack, --stack-name, by default the name of the folder holding
+the template (or lambdalet.toml).  Functions are tagged lambdalet:stack, lambdalet:logical-id
+and lambdalet:source; at the end of a deploy, the stack's functions the template no longer
+declares are deleted (--no-prune keeps them).  Functions not tagged with the stack are never
+deleted.  Layer versions are immutable and are never deleted.
 """
 
 
@@ -142,10 +151,30 @@ def _ops_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     )
     dp.add_argument("--interval", type=float, default=0.3, help="--watch polling interval, seconds")
     dp.add_argument(
+        "--parameter-overrides",
+        dest="parameter",
+        action="extend",
+        nargs="+",
+        metavar="NAME=VALUE",
+        help="template parameter values, as SAM's: Key=Value ... or "
+        "ParameterKey=Key,ParameterValue=Value ... (put PATH before this option)",
+    )
+    dp.add_argument(
         "--parameter",
+        dest="parameter",
         action="append",
         metavar="NAME=VALUE",
-        help="template parameter value (repeatable)",
+        help="one template parameter value (repeatable)",
+    )
+    dp.add_argument(
+        "--stack-name",
+        help="the stack this deploy belongs to (default: the template's folder name)",
+    )
+    dp.add_argument(
+        "--no-prune",
+        dest="prune",
+        action="store_false",
+        help="keep the stack's functions that the template no longer declares",
     )
 
     ip = sub.add_parser("invoke", help="invoke a function and print its response")

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.harness import HOST_PY, ROOT, Server, unique
+from tests.integration.harness import HOST_PY, ROOT, Server, create, unique
 
 pytestmark = pytest.mark.integration
 
@@ -268,57 +268,91 @@ def test_deploy_a_function_folder_with_lambdalet_toml(server: Server, tmp_path: 
     assert out["Payload"] == {"v": 42, "mode": "folder", "files": ["lambdalet.toml", "main.py"]}
 
 
+def interrupt(proc: subprocess.Popen[str], timeout: float = 30) -> None:
+    """Ctrl-C, as a user would; killed if it has not exited after ``timeout`` seconds."""
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+class Watcher:
+    """A running ``lambdalet deploy --watch --json``: one JSON line per deploy on stdout."""
+
+    def __init__(self, server: Server, path: Path, *extra: str) -> None:
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "lambdalet.cli",
+                "deploy",
+                str(path),
+                "--watch",
+                "--json",
+                "--interval",
+                "0.1",
+                "--endpoint",
+                server.url,
+                *extra,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=_env(),
+        )
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.errors: list[str] = []
+        self.pumps = [threading.Thread(target=f, daemon=True) for f in (self._out, self._err)]
+        for t in self.pumps:
+            t.start()
+
+    def _out(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.put(line)
+
+    def _err(self) -> None:
+        assert self.proc.stderr is not None
+        self.errors.extend(self.proc.stderr)
+
+    def next_deploy(self) -> dict[str, Any]:
+        try:
+            out: dict[str, Any] = json.loads(self.lines.get(timeout=90))
+        except queue.Empty:
+            raise AssertionError(f"no redeploy; stderr: {''.join(self.errors)}") from None
+        return out
+
+    def wait_watching(self) -> None:
+        deadline = time.monotonic() + 30
+        while not any("watching" in line for line in self.errors) and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    def stop(self) -> int:
+        """Ctrl-C, as a user would; returns the exit status."""
+        proc = self.proc
+        try:
+            interrupt(proc)
+        finally:
+            for t in self.pumps:
+                t.join(10)
+            assert proc.stdout is not None and proc.stderr is not None
+            proc.stdout.close()
+            proc.stderr.close()
+        return proc.returncode
+
+
 def test_watch_redeploys_code_and_layer_changes(server: Server, deployed: tuple[Path, str]) -> None:
     proj, prefix = deployed
     assert invoke_json(server, f"{prefix}-hello")["Payload"]["codeVersion"] == 1
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "lambdalet.cli",
-            "deploy",
-            str(proj),
-            "--watch",
-            "--json",
-            "--interval",
-            "0.1",
-            "--endpoint",
-            server.url,
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=_env(),
-    )
-    lines: queue.Queue[str] = queue.Queue()
-    errors: list[str] = []
-
-    def pump() -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            lines.put(line)
-
-    def pump_err() -> None:
-        assert proc.stderr is not None
-        errors.extend(proc.stderr)
-
-    pumps = [threading.Thread(target=f, daemon=True) for f in (pump, pump_err)]
-    for t in pumps:
-        t.start()
-
-    def next_deploy() -> dict[str, Any]:
-        try:
-            out: dict[str, Any] = json.loads(lines.get(timeout=90))
-        except queue.Empty:
-            raise AssertionError(f"no redeploy; stderr: {''.join(errors)}") from None
-        return out
-
+    watcher = Watcher(server, proj)
+    next_deploy = watcher.next_deploy
     try:
         first = next_deploy()  # the initial deploy: nothing changed since the fixture's
         assert [f["action"] for f in first["functions"]] == ["unchanged", "unchanged"]
-        deadline = time.monotonic() + 30
-        while not any("watching" in line for line in errors) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        watcher.wait_watching()
 
         (proj / "hello" / "app.py").write_text(HELLO.format(version=2))
         second = next_deploy()
@@ -341,22 +375,190 @@ def test_watch_redeploys_code_and_layer_changes(server: Server, deployed: tuple[
         (proj / "template.yaml").write_text(template.replace("MemorySize: 512", "MemorySize: 1"))
         broken = next_deploy()
         assert (broken["resource"], broken["field"]) == ("WorkerFunction", "MemorySize")
-        assert proc.poll() is None
+        assert watcher.proc.poll() is None
         (proj / "template.yaml").write_text(template.replace("STAGE: test", "STAGE: fixed"))
         fixed = next_deploy()
         assert {f["action"] for f in fixed["functions"]} == {"updated"}
         assert invoke_json(server, f"{prefix}-hello")["Payload"]["stage"] == "fixed"
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(30)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-            for t in pumps:
-                t.join(10)
-            assert proc.stdout is not None and proc.stderr is not None
-            proc.stdout.close()
-            proc.stderr.close()
-    assert proc.returncode == 0, "".join(errors)
+        status = watcher.stop()
+    assert status == 0, "".join(watcher.errors)
+
+
+# --------------------------------------------------------------------------- stacks
+
+STACK_TEMPLATE = """
+Parameters:
+  Stage:
+    Type: String
+    Default: dev
+    AllowedValues: [dev, prod]
+Conditions:
+  IsProd: !Equals [!Ref Stage, prod]
+Globals:
+  Function:
+    Runtime: {runtime}
+    CodeUri: src
+    Handler: app.handler
+Resources:
+  Bucket:
+    Type: AWS::S3::Bucket
+  Api:
+    Type: AWS::Serverless::Api
+    Properties:
+      StageName: !Ref Stage
+  Keep:
+    Type: AWS::Serverless::Function
+    Properties:
+      FunctionName: !Sub '${{AWS::StackName}}-keep'
+      Environment:
+        Variables:
+          STAGE: !Ref Stage
+          WHERE: !Sub '${{AWS::Region}}:${{AWS::AccountId}}:${{AWS::Partition}}'
+          ONLY_PROD: !If [IsProd, 'yes', !Ref AWS::NoValue]
+  Drop:
+    Type: AWS::Serverless::Function
+    Properties:
+      FunctionName: !Sub '${{AWS::StackName}}-drop'
+  ProdOnly:
+    Type: AWS::Serverless::Function
+    Condition: IsProd
+    Properties:
+      FunctionName: !Sub '${{AWS::StackName}}-prodonly'
+"""
+
+ENV_APP = """
+import os
+
+def handler(event, context):
+    return {k: v for k, v in os.environ.items() if k in ("STAGE", "WHERE", "ONLY_PROD")}
+"""
+
+
+def _stack_project(root: Path) -> Path:
+    (root / "src").mkdir(parents=True)
+    (root / "src" / "app.py").write_text(ENV_APP)
+    (root / "template.yaml").write_text(STACK_TEMPLATE.format(runtime=HOST_PY))
+    return root
+
+
+def _exists(lam: Any, name: str) -> bool:
+    try:
+        lam.get_function(FunctionName=name)
+    except lam.exceptions.ResourceNotFoundException:
+        return False
+    return True
+
+
+def test_stack_conditions_parameters_and_pruning(server: Server, lam: Any, tmp_path: Path) -> None:
+    stack = unique("stk")
+    proj = _stack_project(tmp_path / "proj")
+    # bystanders: not created by this stack, so never deleted by it
+    manual = create(lam, {"app.py": ENV_APP}, name=f"{stack}-manual")
+    other = create(
+        lam, {"app.py": ENV_APP}, name=f"{stack}-other", Tags={"lambdalet:stack": "someone-else"}
+    )
+
+    prod = cli(
+        server, "deploy", str(proj), "--stack-name", stack, "--json",
+        "--parameter-overrides", "Stage=prod",
+    )  # fmt: skip
+    summary = json.loads(prod.stdout)
+    assert summary["stack"] == stack
+    assert {f["name"]: f["action"] for f in summary["functions"]} == {
+        f"{stack}-keep": "created",
+        f"{stack}-drop": "created",
+        f"{stack}-prodonly": "created",
+    }
+    assert summary["skipped"] == [
+        {"logicalId": "Bucket", "type": "AWS::S3::Bucket"},
+        {"logicalId": "Api", "type": "AWS::Serverless::Api"},
+    ]
+    assert prod.stderr.count("skipped: Bucket (AWS::S3::Bucket) is not deployed by lambdalet") == 1
+    assert prod.stderr.count("skipped: Api (AWS::Serverless::Api) is not deployed") == 1
+    keep_arn = lam.get_function(FunctionName=f"{stack}-keep")["Configuration"]["FunctionArn"]
+    assert lam.list_tags(Resource=keep_arn)["Tags"] == {
+        "lambdalet:stack": stack,
+        "lambdalet:logical-id": "Keep",
+        "lambdalet:source": str(proj / "template.yaml"),
+    }
+    assert invoke_json(server, f"{stack}-keep")["Payload"] == {
+        "STAGE": "prod",
+        "WHERE": "us-east-1:123456789012:aws",
+        "ONLY_PROD": "yes",
+    }
+
+    # back to the default Stage: ProdOnly's Condition is false, so it goes
+    dev = cli(server, "deploy", str(proj), "--stack-name", stack, "--json")
+    summary = json.loads(dev.stdout)
+    assert summary["deleted"] == [f"{stack}-prodonly"]
+    assert f"deleting function {stack}-prodonly" in dev.stderr
+    assert not _exists(lam, f"{stack}-prodonly")
+    assert invoke_json(server, f"{stack}-keep")["Payload"] == {
+        "STAGE": "dev",
+        "WHERE": "us-east-1:123456789012:aws",
+    }
+
+    # Drop leaves the template: kept with --no-prune, deleted by the next plain deploy
+    template = (proj / "template.yaml").read_text()
+    drop = template[template.index("  Drop:") : template.index("  ProdOnly:")]
+    (proj / "template.yaml").write_text(template.replace(drop, ""))
+    kept = cli(server, "deploy", str(proj), "--stack-name", stack, "--no-prune", "--json")
+    assert json.loads(kept.stdout)["deleted"] == [] and _exists(lam, f"{stack}-drop")
+    pruned = cli(server, "deploy", str(proj), "--stack-name", stack)
+    assert f"deleting function {stack}-drop" in pruned.stderr
+    assert any(
+        line.split()[:3] == ["function", f"{stack}-drop", "deleted"]
+        for line in pruned.stdout.splitlines()
+    ), pruned.stdout
+    assert not _exists(lam, f"{stack}-drop")
+
+    # what this stack did not create is still there; and it cannot take over another's
+    assert _exists(lam, manual) and _exists(lam, other) and _exists(lam, f"{stack}-keep")
+    (proj / "template.yaml").write_text(
+        template.replace(drop, drop.replace("${AWS::StackName}-drop", other))
+    )
+    taken = cli(server, "deploy", str(proj), "--stack-name", stack, "--json", check=False)
+    assert taken.returncode == 1
+    error = json.loads(taken.stdout)
+    assert (error["resource"], error["step"]) == ("Drop", "stack")
+    assert "belongs to stack 'someone-else'" in error["error"]
+
+
+def test_a_reference_to_a_skipped_resource_names_resource_and_field(
+    server: Server, tmp_path: Path
+) -> None:
+    proj = _stack_project(tmp_path / "refs")
+    text = (proj / "template.yaml").read_text()
+    (proj / "template.yaml").write_text(
+        text.replace("STAGE: !Ref Stage", "STAGE: !Ref Stage\n          BUCKET: !Ref Bucket")
+    )
+    out = cli(server, "deploy", str(proj), "--json", check=False)
+    assert out.returncode == 1
+    error = json.loads(out.stdout)
+    assert (error["resource"], error["field"]) == ("Keep", "Environment.Variables.BUCKET")
+    assert "Bucket (AWS::S3::Bucket) is not deployed by lambdalet" in error["error"]
+
+
+def test_watch_deletes_a_function_removed_from_the_template(
+    server: Server, lam: Any, tmp_path: Path
+) -> None:
+    stack = unique("watched")  # the folder's name is the stack's
+    proj = _stack_project(tmp_path / stack)
+    watcher = Watcher(server, proj)
+    try:
+        first = watcher.next_deploy()
+        assert first["stack"] == stack
+        assert {f["name"] for f in first["functions"]} == {f"{stack}-keep", f"{stack}-drop"}
+        watcher.wait_watching()
+        template = (proj / "template.yaml").read_text()
+        drop = template[template.index("  Drop:") : template.index("  ProdOnly:")]
+        (proj / "template.yaml").write_text(template.replace(drop, ""))
+        second = watcher.next_deploy()
+        assert second["deleted"] == [f"{stack}-drop"]
+        assert not _exists(lam, f"{stack}-drop") and _exists(lam, f"{stack}-keep")
+    finally:
+        status = watcher.stop()
+    assert status == 0, "".join(watcher.errors)
+    # said once for the whole watch, not once per redeploy
+    assert "".join(watcher.errors).count("skipped: Bucket (AWS::S3::Bucket)") == 1

@@ -7,6 +7,7 @@ import base64
 import contextlib
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -47,12 +48,21 @@ def _connection_error(e: Exception) -> bool:
 # --------------------------------------------------------------------------- deploy
 
 
-def _parameters(pairs: list[str]) -> dict[str, str]:
+def parameters(pairs: list[str]) -> dict[str, str]:
+    """Parameter values as SAM takes them: ``Key=Value`` or
+    ``ParameterKey=Key,ParameterValue=Value`` (the value may hold commas and ``=``)."""
     out: dict[str, str] = {}
     for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep:
-            raise PlanError("--parameter", pair, "expected NAME=VALUE")
+        if pair.startswith("ParameterKey="):
+            key, sep, value = pair.removeprefix("ParameterKey=").partition(",ParameterValue=")
+        else:
+            key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise PlanError(
+                "--parameter-overrides",
+                pair,
+                "expected Key=Value or ParameterKey=Key,ParameterValue=Value",
+            )
         out[key] = value
     return out
 
@@ -61,7 +71,7 @@ def _watched(source: Path, template: Template) -> list[Path]:
     paths = [source]
     for plan in template.layers():
         paths.append(Path(plan.content_dir))
-    for lid in template.function_ids():
+    for lid in template.function_ids():  # only those whose Condition holds
         res = template.resources[lid]
         props = res.get("Properties", {}) or {}
         for key in ("CodeUri", "Code"):
@@ -88,8 +98,22 @@ def _print_result(result: DeployResult, as_json: bool) -> None:
         if f.changes:
             action += f" ({', '.join(f.changes)})"
         rows.append(["function", f.name, action, detail])
+    rows.extend(
+        ["function", name, "deleted", "(no longer in the template)"] for name in result.deleted
+    )
     print(table(["KIND", "NAME", "ACTION", "ARN"], rows, style))
-    print(style.green(f"deployed {result.source} in {result.seconds:.1f}s"), flush=True)
+    print(
+        style.green(f"deployed {result.source} (stack {result.stack}) in {result.seconds:.1f}s"),
+        flush=True,
+    )
+
+
+def _say_skipped(template: Template, said: set[str], say: Callable[[str], None]) -> None:
+    """Resource types lambdalet does not deploy, each said once (also across --watch)."""
+    for lid, rtype in template.skipped():
+        if f"{lid} {rtype}" not in said:
+            said.add(f"{lid} {rtype}")
+            say(f"skipped: {lid} ({rtype}) is not deployed by lambdalet")
 
 
 def deploy_command(args: argparse.Namespace) -> int:
@@ -98,12 +122,14 @@ def deploy_command(args: argparse.Namespace) -> int:
 
     path = Path(args.path)
     say = progress
+    said: set[str] = set()
     try:
-        params = _parameters(args.parameter or [])
-        source, template = load(path, params)
+        params = parameters(args.parameter or [])
+        source, template = load(path, params, args.stack_name)
         lam = lambda_client(args.endpoint)
         initial = snapshot(_watched(source, template)) if args.watch else None
-        result = deploy(lam, template, source.name, say)
+        _say_skipped(template, said, say)
+        result = deploy(lam, template, source.name, say, prune_dropped=args.prune)
     except (PlanError, DeployError) as e:
         return _fail(str(e), args.json, e)
     except Exception as e:
@@ -123,8 +149,10 @@ def deploy_command(args: argparse.Namespace) -> int:
         shown = ", ".join(Path(f).name for f in files[:3]) + (" ..." if len(files) > 3 else "")
         say(f"changed: {shown}; redeploying")
         try:
-            _, state["template"] = load(path, params)
-            _print_result(deploy(lam, state["template"], source.name, say), args.json)
+            _, state["template"] = load(path, params, args.stack_name)
+            _say_skipped(state["template"], said, say)
+            result = deploy(lam, state["template"], source.name, say, prune_dropped=args.prune)
+            _print_result(result, args.json)
         except (PlanError, DeployError) as e:
             _fail(str(e), args.json, e)
         except Exception as e:

@@ -2,6 +2,8 @@
 
 Idempotent: a layer is published only when its zip differs from its latest version's, a
 function's configuration and code are updated only when they differ from what the server has.
+Functions are tagged with the deploy's stack; at the end, the stack's functions the template no
+longer declares are deleted (:mod:`lambdalet.ops.stack`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lambdalet.ops.stack import STACK_TAG, owner_conflict, prune, stack_tags, tags_to_set
 from lambdalet.ops.template import FunctionPlan, LayerPlan, PlanError, Template
 
 Say = Callable[[str], None]
@@ -64,6 +67,9 @@ class DeployResult:
     layers: list[LayerResult]
     functions: list[FunctionResult]
     seconds: float = 0.0
+    stack: str = ""
+    deleted: list[str] = field(default_factory=list)  # functions the template dropped
+    skipped: list[dict[str, str]] = field(default_factory=list)  # {logicalId, type}
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -145,16 +151,40 @@ def _error(resource: str, step: str, e: Exception) -> DeployError:
     return DeployError(resource, step, str(e))
 
 
-def deploy(lam: Any, template: Template, source: str, say: Say) -> DeployResult:
-    """Publish changed layers, then create or update every function."""
+def deploy(
+    lam: Any, template: Template, source: str, say: Say, *, prune_dropped: bool = True
+) -> DeployResult:
+    """Publish changed layers, create or update every function, then delete dropped ones.
+
+    ``source`` is the template's file name, next to ``template.base_dir``.
+    """
     started = time.monotonic()
     layer_plans = template.layers()
     layer_results = [deploy_layer(lam, p, say) for p in layer_plans]
     arns = {r.logicalId: r.arn for r in layer_results}
     fn_plans = template.functions(arns)
     layer_dirs = [Path(p.content_dir) for p in layer_plans]
-    fn_results = [deploy_function(lam, p, say, layer_dirs) for p in fn_plans]
-    return DeployResult(source, layer_results, fn_results, round(time.monotonic() - started, 3))
+    path = str(Path(template.base_dir) / source)
+    stack = template.stack_name
+    fn_results = [
+        deploy_function(lam, p, say, layer_dirs, stack_tags(stack, p.logical_id, path))
+        for p in fn_plans
+    ]
+    deleted: list[str] = []
+    if prune_dropped:
+        try:
+            deleted = prune(lam, stack, path, {p.name for p in fn_plans}, say)
+        except Exception as e:
+            raise _error(stack, "deleting functions the template no longer declares", e) from None
+    return DeployResult(
+        source,
+        layer_results,
+        fn_results,
+        round(time.monotonic() - started, 3),
+        stack=stack,
+        deleted=deleted,
+        skipped=[{"logicalId": lid, "type": t} for lid, t in template.skipped()],
+    )
 
 
 def deploy_layer(lam: Any, plan: LayerPlan, say: Say) -> LayerResult:
@@ -200,8 +230,13 @@ def _config_changes(current: dict[str, Any], plan: FunctionPlan) -> list[str]:
 
 
 def deploy_function(
-    lam: Any, plan: FunctionPlan, say: Say, layer_dirs: Iterable[Path] = ()
+    lam: Any,
+    plan: FunctionPlan,
+    say: Say,
+    layer_dirs: Iterable[Path] = (),
+    tags: dict[str, str] | None = None,
 ) -> FunctionResult:
+    """Create or update the function; ``tags`` (its stack's) are set on it either way."""
     lid, name = plan.logical_id, plan.name
     try:
         data = function_zip(plan, layer_dirs)
@@ -211,15 +246,24 @@ def deploy_function(
     step = "GetFunction"
     try:
         try:
-            current = lam.get_function(FunctionName=name)["Configuration"]
+            got = lam.get_function(FunctionName=name)
+            current, current_tags = got["Configuration"], got.get("Tags", {})
         except lam.exceptions.ResourceNotFoundException:
-            current = None
+            current, current_tags = None, {}
+        conflict = owner_conflict(tags[STACK_TAG], name, current_tags) if tags else None
+        if conflict is not None:
+            raise DeployError(lid, "stack", conflict)
         changes: list[str] = []
         if current is None:
             step = "CreateFunction"
             say(f"creating function {name} ({len(data) / 1024:.1f} KiB)")
+            extra = {"Tags": tags} if tags else {}
             out = lam.create_function(
-                FunctionName=name, Code={"ZipFile": data}, Publish=False, **plan.configuration()
+                FunctionName=name,
+                Code={"ZipFile": data},
+                Publish=False,
+                **plan.configuration(),
+                **extra,
             )
             arn = out["FunctionArn"]
             say(f"waiting for {name} to be Active")
@@ -242,6 +286,13 @@ def deploy_function(
                 lam.update_function_code(FunctionName=name, ZipFile=data)
                 step = "waiting for LastUpdateStatus Successful"
                 lam.get_waiter("function_updated_v2").wait(FunctionName=name, WaiterConfig=WAIT)
+            missing = tags_to_set(current_tags, tags or {})
+            if missing:
+                changes.append("Tags")
+                step = "TagResource"
+                if STACK_TAG in missing:
+                    say(f"adding {name} to stack {missing[STACK_TAG]}")
+                lam.tag_resource(Resource=arn, Tags=missing)
             action = "updated" if changes else "unchanged"
         result = FunctionResult(lid, name, arn, action, sha, changes)
         step = "PutFunctionConcurrency"

@@ -217,3 +217,14 @@ def test_load_takes_the_stack_name_and_overrides(tmp_path: Path) -> None:
     assert (t.stack_name, t.conditions["IsProd"]) == ("other", True)
     assert _functions(t)["Main"].name == "other-main-prod"
 
+
+def test_parameter_overrides_take_both_of_sams_forms() -> None:
+    from lambdalet.ops.commands import parameters
+
+    assert parameters(["Stage=prod", "ParameterKey=List,ParameterValue=a,b=c"]) == {
+        "Stage": "prod",
+        "List": "a,b=c",
+    }
+    with pytest.raises(PlanError) as err:
+        parameters(["Stage"])
+    assert (err.value.resource, err.value.field) == ("--parameter-overrides", "Stage")

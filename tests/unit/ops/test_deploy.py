@@ -11,6 +11,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from lambdalet.ops.deploy import DeployError, deploy_function, deploy_layer, zip_dir
+from lambdalet.ops.stack import stack_tags
 from lambdalet.ops.template import FunctionPlan, LayerPlan, PlanError
 
 
@@ -52,7 +53,13 @@ class FakeLambda:
     def get_function(self, FunctionName: str) -> dict[str, Any]:
         if FunctionName not in self.functions:
             raise _NotFound(FunctionName)
-        return {"Configuration": self.functions[FunctionName]}
+        cfg = self.functions[FunctionName]
+        return {"Configuration": cfg, "Tags": dict(cfg.get("Tags", {}))}
+
+    def tag_resource(self, Resource: str, Tags: dict[str, str]) -> None:
+        self.calls.append("tag")
+        name = Resource.removeprefix("arn:fn:")
+        self.functions[name]["Tags"] = {**self.functions[name].get("Tags", {}), **Tags}
 
     def create_function(self, **kw: Any) -> dict[str, Any]:
         self.calls.append("create")
@@ -155,3 +162,26 @@ def test_a_zip_file_is_used_as_it_is(tmp_path: Path) -> None:
         zf.writestr("a.py", "x = 1")
     (tmp_path / "build.zip").write_bytes(buf.getvalue())
     assert zip_dir(tmp_path / "build.zip") == buf.getvalue()
+
+
+def test_stack_tags_are_set_on_create_and_added_to_untagged_functions(tmp_path: Path) -> None:
+    lam, say = FakeLambda(), (lambda _m: None)
+    tags = stack_tags("shop", "Fn", "/p/template.yaml")
+    deploy_function(lam, _plan(tmp_path), say, tags=tags)
+    assert lam.functions["fn"]["Tags"] == tags and lam.calls == ["create"]
+    assert deploy_function(lam, _plan(tmp_path), say, tags=tags).action == "unchanged"
+
+    del lam.functions["fn"]["Tags"]  # deployed before stacks existed
+    r = deploy_function(lam, _plan(tmp_path), say, tags=tags)
+    assert (r.action, r.changes, lam.calls[-1]) == ("updated", ["Tags"], "tag")
+    assert lam.functions["fn"]["Tags"] == tags
+
+
+def test_a_function_of_another_stack_is_not_taken_over(tmp_path: Path) -> None:
+    lam, say = FakeLambda(), (lambda _m: None)
+    deploy_function(lam, _plan(tmp_path), say, tags=stack_tags("blog", "Fn", "/b/t.yaml"))
+    with pytest.raises(DeployError) as err:
+        deploy_function(lam, _plan(tmp_path, memory_mb=512), say, tags=stack_tags("shop", "F", "x"))
+    assert (err.value.resource, err.value.step) == ("Fn", "stack")
+    assert "belongs to stack 'blog'" in str(err.value)
+    assert lam.calls == ["create"]  # nothing was changed
