@@ -290,19 +290,39 @@ def _logs(args: argparse.Namespace) -> int:
     if not path.exists() and not args.follow:
         print(f"no logs for function {args.function!r} in {path.parent}", file=sys.stderr)
         return 1
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C ends --follow
+        _print_log(path, args.follow)
+    return 0
+
+
+def _print_log(path: Path, follow: bool, poll_s: float = 0.2) -> None:
+    """Print the log; with ``follow``, keep printing what is appended, until interrupted.
+
+    A log file replaced or emptied meanwhile (rotated by hand) is read again from its start.
+    """
     out = sys.stdout.buffer
     while not path.exists():
-        time.sleep(0.2)
-    with path.open("rb") as f:
+        time.sleep(poll_s)
+    f = path.open("rb")
+    try:
         while True:
             chunk = f.read(65536)
             if chunk:
                 out.write(chunk)
                 out.flush()
                 continue
-            if not args.follow:
-                return 0
-            time.sleep(0.2)
+            if not follow:
+                return
+            time.sleep(poll_s)
+            try:
+                st = path.stat()
+            except FileNotFoundError:
+                continue
+            if st.st_ino != os.fstat(f.fileno()).st_ino or st.st_size < f.tell():
+                f.close()
+                f = path.open("rb")
+    finally:
+        f.close()
 
 
 if __name__ == "__main__":

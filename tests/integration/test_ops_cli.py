@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from lambdalet.env.log_sink import function_log_path
 from tests.integration.harness import HOST_PY, ROOT, Server, create, unique
 
 pytestmark = pytest.mark.integration
@@ -562,3 +563,62 @@ def test_watch_deletes_a_function_removed_from_the_template(
     assert status == 0, "".join(watcher.errors)
     # said once for the whole watch, not once per redeploy
     assert "".join(watcher.errors).count("skipped: Bucket (AWS::S3::Bucket)") == 1
+
+
+# --------------------------------------------------------------------------- logs
+
+
+def test_logs_follow_prints_new_lines_until_ctrl_c(server: Server, lam: Any) -> None:
+    name = create(lam, {"app.py": "def handler(event, context):\n    print(event['say'])\n"})
+    follow = subprocess.Popen(
+        [
+            sys.executable, "-m", "lambdalet.cli", "logs", name, "--follow",
+            "--data-dir", str(server.data_dir),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(),
+    )  # fmt: skip
+    lines: queue.Queue[str] = queue.Queue()
+
+    def pump() -> None:
+        assert follow.stdout is not None
+        for line in follow.stdout:
+            lines.put(line)
+
+    pumper = threading.Thread(target=pump, daemon=True)
+    pumper.start()
+
+    def wait_for(text: str) -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if text in lines.get(timeout=1):
+                    return
+            except queue.Empty:
+                continue
+        raise AssertionError(f"logs --follow never printed {text!r}")
+
+    try:
+        # started before the function has a log file: it waits for one
+        invoke_json(server, name, {"say": "first-marker"})
+        wait_for("first-marker")
+        invoke_json(server, name, {"say": "second-marker"})
+        wait_for("second-marker")
+        # emptied by hand (log rotation): read again from the start
+        os.truncate(function_log_path(server.data_dir / "logs", name), 0)
+        invoke_json(server, name, {"say": "third-marker"})
+        wait_for("third-marker")
+        assert follow.poll() is None
+    finally:
+        try:
+            interrupt(follow, 15)
+        finally:
+            pumper.join(10)
+            assert follow.stdout is not None and follow.stderr is not None
+            stderr = follow.stderr.read()
+            follow.stdout.close()
+            follow.stderr.close()
+    assert follow.returncode == 0, stderr
+    assert "Traceback" not in stderr
