@@ -383,7 +383,7 @@ class _Conditions:
         if not isinstance(doc, Mapping):
             raise PlanError("Conditions", "", "must be a mapping")
         self.doc = {str(k): v for k, v in doc.items()}
-        self.resolver = _Resolver(template, {})
+        self.resolver = _ParameterResolver(template, {})
         self.values: dict[str, bool] = {}
         self.evaluating: list[str] = []
 
@@ -595,6 +595,13 @@ class _Resolver:
             return _scalar_str(lid, key, value)
 
         return _SUB_RE.sub(one, text).replace("${!", "${")
+
+
+class _ParameterResolver(_Resolver):
+    """Conditions may refer to parameters and pseudo parameters, not to resources."""
+
+    def _deployed(self, name: str, what: str, lid: str, key: str) -> Mapping[str, Any]:
+        raise PlanError(lid, key, f"{what}: Conditions can refer only to parameters")
 
 
 # --------------------------------------------------------------------------- folder config

@@ -168,6 +168,12 @@ def test_errors_name_the_resource_and_field(extra: str, field: str, words: str) 
         (_main_with("", "  Bad: !If [Never, a, b]\n"), "Conditions", "Bad", "not a condition"),
         (_main_with("", "  Bad: !Condition Missing\n"), "Conditions", "Bad", "not declared"),
         (
+            _main_with("", "  Bad: !Equals [!Ref Main, x]\n"),
+            "Conditions",
+            "Bad",
+            "only to parameters",
+        ),
+        (
             _main_with("").replace("Condition: Never", "Condition: Missing"),
             "Gone",
             "Condition",
