@@ -18,12 +18,14 @@ import os
 import shutil
 import signal
 import socket
+import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from lambdalet.config import ServerConfig
 
+from . import spawn
 from .base import (
     BackendInfo,
     ExitSink,
@@ -157,7 +159,7 @@ class _Child:
     pid: int
     role: ProcessRole
     name: str
-    proc: asyncio.subprocess.Process
+    proc: subprocess.Popen[bytes]
     logs: LogPipe
     waiter: asyncio.Task[None] | None = None
 
@@ -227,11 +229,11 @@ class ProcessSandbox:
             raise SpawnError("empty argv")
         r, w = os.pipe2(os.O_CLOEXEC)
         try:
-            proc = await asyncio.create_subprocess_exec(
-                *argv,
+            proc = await spawn.start(
+                list(argv),
                 env=dict(env),
                 cwd=cwd,
-                stdin=asyncio.subprocess.DEVNULL,
+                stdin=subprocess.DEVNULL,
                 stdout=w,
                 stderr=w,
                 process_group=0,
@@ -254,7 +256,7 @@ class ProcessSandbox:
         return proc.pid
 
     async def _wait(self, child: _Child) -> None:
-        rc = await child.proc.wait()
+        rc = await spawn.wait(child.proc)
         self._sample(child.pid)
         child.logs.drain()
         self._children.pop(child.pid, None)
