@@ -173,6 +173,7 @@ class Environment:
         self._task: asyncio.Task[None] | None = None
         self.frozen = False
         self._freeze_timer: asyncio.TimerHandle | None = None
+        self._function_init_marked = False
         #: what happened to this environment, for the dashboard: (epoch s, event, detail)
         self.timeline: deque[tuple[float, str, str]] = deque(maxlen=TIMELINE_LENGTH)
 
@@ -289,6 +290,7 @@ class Environment:
         assert self._sandbox is not None and self._plan is not None and self._mounts is not None
         fn = self.function
         self.machine.fire(EnvEvent.INIT)
+        self._function_init_marked = False
         self._mark("init_start", f"phase={phase}")
         started = self._clock.monotonic()
         self.stream.line(
@@ -1021,6 +1023,12 @@ class Environment:
         gate = self._init_gate
         if gate is not None and not gate.done():
             gate.set_result(posted)
+
+    def runtime_function_init(self) -> None:
+        # once per Init phase, and only while it runs: the timeline's Runtime/Function split
+        if self.state is EnvState.INITIALIZING and not self._function_init_marked:
+            self._function_init_marked = True
+            self._mark("function_init_start")
 
     # ------------------------------------------------------------------ Extensions API target
 

@@ -17,6 +17,9 @@ from aiohttp import web
 from lambdalet.env import rapi_protocol as rp
 from lambdalet.env.rapi_protocol import RapiRefused
 
+#: lambdalet's own addition to the Runtime API (see build_app)
+FUNCTION_INIT_PATH = "/2018-06-01/runtime/lambdalet/function-init"
+
 
 class RuntimeApiTarget(Protocol):
     async def runtime_next(self) -> rp.Event:
@@ -40,6 +43,10 @@ class RuntimeApiTarget(Protocol):
     def runtime_init_error(
         self, body: bytes, content_type: str | None, error_type: str | None
     ) -> None: ...
+
+    def runtime_function_init(self) -> None:
+        """The runtime begins the function's own init (lambdalet's runtime launcher says so)."""
+        ...
 
 
 def _error(err: rp.RapiError) -> web.Response:
@@ -116,6 +123,10 @@ class RuntimeApiHandlers:
             return _error(e.error)
         return _accepted()
 
+    async def function_init(self, request: web.Request) -> web.StreamResponse:
+        self.target.runtime_function_init()
+        return web.Response(status=204)
+
     async def ping(self, request: web.Request) -> web.StreamResponse:
         return web.Response(status=200, text="pong")
 
@@ -130,6 +141,9 @@ def build_app(target: RuntimeApiTarget) -> web.Application:
     app.router.add_post(f"{rt}/invocation/{{request_id}}/error", h.error)
     app.router.add_post(f"{rt}/init/error", h.init_error)
     app.router.add_get("/2018-06-01/ping", h.ping)
+    # not AWS's: lambdalet's Python launcher marks where Runtime init ends and Function
+    # init begins (docs/lifecycle.md); anything else may call it, it only adds that mark
+    app.router.add_post(FUNCTION_INIT_PATH, h.function_init)
     return app
 
 

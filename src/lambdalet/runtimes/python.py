@@ -362,6 +362,8 @@ def _has_text(path: Path, text: str) -> bool:
 #: the pre-started runtime (sandbox.base.PRESTART_FILE) and the module it runs
 PRESTART_NAME = "lambdalet-prestart"
 ZYGOTE_MODULE = "lambdalet_zygote.py"
+#: what ./bootstrap runs: ``python -m awslambdaric`` plus the Function init mark
+LAUNCH_MODULE = "lambdalet_launch.py"
 
 
 def _prestart_files(install: PythonInstall) -> list[tuple[str, str]]:
@@ -370,6 +372,7 @@ def _prestart_files(install: PythonInstall) -> list[tuple[str, str]]:
     return [
         (PRESTART_NAME, launcher.replace("@INTERPRETER@", install.interpreter)),
         (ZYGOTE_MODULE, files.joinpath(ZYGOTE_MODULE).read_text(encoding="utf-8")),
+        (LAUNCH_MODULE, files.joinpath(LAUNCH_MODULE).read_text(encoding="utf-8")),
     ]
 
 

@@ -11,9 +11,13 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
+
+import lambdalet.runtimes
 
 from lambdalet.env import rapi_protocol as rp
 from lambdalet.env.runtime_api import InSandboxServer, RapiRefused, build_app
@@ -55,6 +59,9 @@ class Target:
         self, body: bytes, content_type: str | None, error_type: str | None
     ) -> None:
         self.calls.append(("init_error", (body, error_type)))
+
+    def runtime_function_init(self) -> None:
+        self.calls.append(("function_init", None))
 
 
 @pytest.fixture
@@ -209,3 +216,42 @@ async def test_unknown_path_and_method(server: tuple[Target, int]) -> None:
         await raw(port, b"DELETE /2018-06-01/runtime/invocation/next HTTP/1.1\r\nHost: x\r\n\r\n")
     )[0]
     assert status == 405
+
+
+async def test_function_init_mark_from_the_python_launcher(
+    server: tuple[Target, int], tmp_path: Path
+) -> None:
+    """lambdalet_launch runs a package as ``python -m`` would and marks the handler import."""
+    target, port = server
+    fake = tmp_path / "awslambdaric"
+    fake.mkdir()
+    (fake / "__init__.py").write_text("")
+    (fake / "__main__.py").write_text(
+        "import importlib, json, sys\n"
+        "before = 'socket' in sys.modules\n"
+        "m = importlib.import_module('handler_mod')\n"
+        "importlib.import_module('json')\n"
+        "print(json.dumps({'argv': sys.argv, 'name': __name__, 'value': m.VALUE,\n"
+        "    'socket': before or 'socket' in sys.modules,\n"
+        "    'main': sorted(k for k in vars(sys.modules['__main__']) if not k.startswith('__'))}))\n"
+    )
+    (tmp_path / "handler_mod.py").write_text("VALUE = 7\n")
+    launch = Path(lambdalet.runtimes.__file__).parent / "files" / "lambdalet_launch.py"
+    (tmp_path / "lambdalet_launch.py").write_text(launch.read_text())
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "lambdalet_launch",
+        "app.handler",
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(tmp_path), "AWS_LAMBDA_RUNTIME_API": f"127.0.0.1:{port}"},
+        stdout=asyncio.subprocess.PIPE,
+    )
+    out, _ = await proc.communicate()
+    assert proc.returncode == 0
+    seen = json.loads(out)
+    assert seen["argv"] == [str(fake / "__main__.py"), "app.handler"]
+    assert seen["name"] == "__main__" and seen["value"] == 7
+    assert seen["socket"] is False  # the request's modules are gone again
+    assert seen["main"] == ["before", "importlib", "json", "m", "sys"]
+    assert target.calls.count(("function_init", None)) == 1

@@ -4,7 +4,8 @@ Started like the runtime itself (``python -m`` with cwd = task root and the plat
 default PYTHONPATH), it imports what ``python -m awslambdaric`` imports, forgets the
 ``awslambdaric`` modules themselves (they read the function's environment when
 imported) and waits on fd 3 for ``marshal.dumps((argv, env, cwd))`` of the runtime's
-bootstrap.  Then it becomes ``python -m awslambdaric "$_HANDLER"`` in this process when
+bootstrap.  Then it becomes ``python -m lambdalet_launch "$_HANDLER"`` (which is ``python -m
+awslambdaric`` plus a mark for the timeline) in this process when
 that gives the function exactly what a plain start gives; otherwise (an exec wrapper, a
 variable that changes how the interpreter starts) it execs the bootstrap itself.
 """
@@ -109,6 +110,8 @@ def main() -> None:
     dropped = [k for k in launched if k not in os.environ]
     runtime_dir = os.path.dirname(os.path.abspath(__file__))
     _preimport()
+    launch = __import__("lambdalet_launch")
+    del sys.modules["lambdalet_launch"]  # a plain start runs it as __main__, not by name
 
     import marshal
 
@@ -138,14 +141,8 @@ def main() -> None:
 
     importlib.invalidate_caches()
     sys.argv[:] = ["-m", plain.get("_HANDLER", "")]
-    # a fresh __main__, as the interpreter makes it for -m (runpy runs the module in it)
-    main_module = type(sys)("__main__")
-    main_module.__builtins__ = sys.modules["builtins"]  # type: ignore[attr-defined]
-    main_module.__annotations__ = {}
-    sys.modules["__main__"] = main_module
-    import runpy
-
-    runpy._run_module_as_main("awslambdaric", alter_argv=True)  # type: ignore[attr-defined]
+    # what ./bootstrap's `python -m lambdalet_launch` runs (a fresh __main__, runpy)
+    launch.run_awslambdaric()
 
 
 if __name__ == "__main__":
