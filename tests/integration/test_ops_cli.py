@@ -516,14 +516,16 @@ def test_stack_conditions_parameters_and_pruning(server: Server, lam: Any, tmp_p
 
     # what this stack did not create is still there; and it cannot take over another's
     assert _exists(lam, manual) and _exists(lam, other) and _exists(lam, f"{stack}-keep")
-    (proj / "template.yaml").write_text(
-        template.replace(drop, drop.replace("${AWS::StackName}-drop", other))
-    )
+    # (a new function comes first in the template: the refusal comes before it is created)
+    fresh = drop.replace("Drop:", "Fresh:").replace("-drop", "-fresh")
+    taker = drop.replace("${AWS::StackName}-drop", other)
+    (proj / "template.yaml").write_text(template.replace(drop, fresh + taker))
     taken = cli(server, "deploy", str(proj), "--stack-name", stack, "--json", check=False)
     assert taken.returncode == 1
     error = json.loads(taken.stdout)
     assert (error["resource"], error["step"]) == ("Drop", "stack")
     assert "belongs to stack 'someone-else'" in error["error"]
+    assert not _exists(lam, f"{stack}-fresh")
 
 
 def test_a_reference_to_a_skipped_resource_names_resource_and_field(

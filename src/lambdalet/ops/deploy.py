@@ -159,13 +159,15 @@ def deploy(
     ``source`` is the template's file name, next to ``template.base_dir``.
     """
     started = time.monotonic()
+    stack = template.stack_name
+    for lid in template.function_ids():  # refuse before changing anything
+        _check_owner(lam, stack, lid, template.function_name(lid))
     layer_plans = template.layers()
     layer_results = [deploy_layer(lam, p, say) for p in layer_plans]
     arns = {r.logicalId: r.arn for r in layer_results}
     fn_plans = template.functions(arns)
     layer_dirs = [Path(p.content_dir) for p in layer_plans]
     path = str(Path(template.base_dir) / source)
-    stack = template.stack_name
     fn_results = [
         deploy_function(lam, p, say, layer_dirs, stack_tags(stack, p.logical_id, path))
         for p in fn_plans
@@ -185,6 +187,19 @@ def deploy(
         deleted=deleted,
         skipped=[{"logicalId": lid, "type": t} for lid, t in template.skipped()],
     )
+
+
+def _check_owner(lam: Any, stack: str, lid: str, name: str) -> None:
+    """A DeployError if the function exists and belongs to another stack."""
+    try:
+        tags = lam.get_function(FunctionName=name).get("Tags", {})
+    except lam.exceptions.ResourceNotFoundException:
+        return
+    except Exception as e:
+        raise _error(lid, "GetFunction", e) from None
+    conflict = owner_conflict(stack, name, tags)
+    if conflict is not None:
+        raise DeployError(lid, "stack", conflict)
 
 
 def deploy_layer(lam: Any, plan: LayerPlan, say: Say) -> LayerResult:
