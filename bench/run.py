@@ -11,9 +11,11 @@ through the AWS Lambda API over raw keep-alive HTTP/1.1 connections:
 floors   loopback HTTP round trip to a minimal stdlib server (TCP_NODELAY);
          ``python3 -c pass``; ``python3 -c 'import awslambdaric.bootstrap'`` with the
          installed runtime dir on PYTHONPATH; calling the handler in-process
-warm     sequential no-op invokes of one function over one connection
-cold     CreateFunction + first invoke, a new function each time; first invoke after
-         a reset (the previous invoke crashed the runtime)
+warm     sequential no-op invokes of one function over one connection, back to back;
+         and the same 50 ms apart (each one thaws a frozen environment)
+cold     CreateFunction + first invoke, a new function each time, 0.4 s apart (a spare
+         sandbox is ready) and back to back (spares run out); first invoke after a
+         reset (the previous invoke crashed the runtime)
 tput     no-op invokes/s with 8 concurrent clients (separate processes)
 density  drop in host MemAvailable per frozen environment with N held; warm latency
          while they are held
@@ -325,9 +327,29 @@ def m_warm(srv: Server, name: str, n: int) -> list[float]:
     return timed(lambda: srv.conn.send(raw), n)
 
 
-def m_cold(srv: Server, n: int, tag: str) -> tuple[list[float], list[float]]:
+#: pause before each spaced cold start: the spare taken by the previous one is rebuilt
+#: (refill starts 100 ms after a spare is taken; a build takes ~60-150 ms on 2 cores)
+COLD_GAP_S = 0.4
+#: pause before each spaced warm invoke: longer than the freeze delay (10 ms), so every
+#: one of them thaws a frozen environment
+WARM_GAP_S = 0.05
+
+
+def m_warm_spaced(srv: Server, name: str, n: int) -> list[float]:
+    raw = srv.invoke_raw(name)
+    out = []
+    for _ in range(n):
+        time.sleep(WARM_GAP_S)
+        t = time.perf_counter()
+        srv.conn.send(raw)
+        out.append((time.perf_counter() - t) * 1000)
+    return out
+
+
+def m_cold(srv: Server, n: int, tag: str, gap_s: float) -> tuple[list[float], list[float]]:
     total, first = [], []
     for i in range(n):
+        time.sleep(gap_s)
         name = f"cold-{tag}-{i}"
         t0 = time.perf_counter()
         srv.create(name)
@@ -556,10 +578,15 @@ def main(argv: list[str] | None = None) -> int:
             res["floor_handler_in_process"] = summary(floor_handler(size.floor_n))
         if "warm" not in skip:
             res["warm_invoke"] = summary(m_warm(srv, "warm", size.warm_n))
+            res["warm_invoke_after_freeze"] = summary(
+                m_warm_spaced(srv, "warm", max(3, size.warm_n // 20))
+            )
         if "cold" not in skip:
-            total, first = m_cold(srv, size.cold_n, "a")
+            total, first = m_cold(srv, size.cold_n, "a", COLD_GAP_S)
             res["cold_create_plus_first_invoke"] = summary(total)
             res["cold_first_invoke"] = summary(first)
+            _, first = m_cold(srv, size.cold_n, "b", 0.0)
+            res["cold_first_invoke_back_to_back"] = summary(first)
             res["cold_first_invoke_after_reset"] = summary(m_reset(srv, size.reset_n))
         if "tput" not in skip:
             res["throughput"] = m_throughput(srv, "warm", size.tput_s)

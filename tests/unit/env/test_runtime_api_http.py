@@ -18,7 +18,6 @@ from pathlib import Path
 import pytest
 
 import lambdalet.runtimes
-
 from lambdalet.env import rapi_protocol as rp
 from lambdalet.env.runtime_api import InSandboxServer, RapiRefused, build_app
 
@@ -233,7 +232,8 @@ async def test_function_init_mark_from_the_python_launcher(
         "importlib.import_module('json')\n"
         "print(json.dumps({'argv': sys.argv, 'name': __name__, 'value': m.VALUE,\n"
         "    'socket': before or 'socket' in sys.modules,\n"
-        "    'main': sorted(k for k in vars(sys.modules['__main__']) if not k.startswith('__'))}))\n"
+        "    'main': sorted(k for k in vars(sys.modules['__main__'])\n"
+        "                   if not k.startswith('__'))}))\n"
     )
     (tmp_path / "handler_mod.py").write_text("VALUE = 7\n")
     launch = Path(lambdalet.runtimes.__file__).parent / "files" / "lambdalet_launch.py"
