@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from lambdalet.config import ServerConfig
+from lambdalet.env.runtime_api import FUNCTION_INIT_PATH
 from lambdalet.model import FunctionRecord
 from lambdalet.runtimes.envvars import runtime_environment
 from lambdalet.runtimes.python import (
@@ -228,16 +229,18 @@ def test_bootstrap_runs_a_handler_end_to_end(
     )
     try:
         for _ in range(300):
-            if handler.posted or proc.poll() is not None:
+            if len(handler.posted) >= 2 or proc.poll() is not None:
                 break
             threading.Event().wait(0.05)
-        assert handler.posted, proc.stdout.read() if proc.stdout and proc.poll() else b""
+        assert len(handler.posted) >= 2, proc.stdout.read() if proc.stdout and proc.poll() else b""
     finally:
         proc.kill()
         proc.wait()
         if proc.stdout is not None:
             proc.stdout.close()
-    path, body = handler.posted[0]
+    # lambdalet_launch marks the start of Function init, then the handler's answer
+    assert handler.posted[0] == (FUNCTION_INIT_PATH, b"")
+    path, body = handler.posted[1]
     assert path == "/2018-06-01/runtime/invocation/req-1/response"
     assert json.loads(body) == {
         "event": {"x": 1},
