@@ -35,8 +35,9 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--spare-sandboxes",
         type=int,
-        default=0,
-        help="runc sandboxes kept ready so cold starts only attach the function (default 0)",
+        default=2,
+        help="runc sandboxes kept ready so cold starts only attach the function "
+        "(default 2; 0 = build each sandbox on demand)",
     )
     s.add_argument(
         "--idle-timeout",

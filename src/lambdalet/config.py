@@ -20,7 +20,7 @@ class ServerConfig:
     #: "auto" picks the strongest backend that works here; "runc" or "process" force one.
     backend: str = "auto"
     #: runc sandboxes kept built and running so a cold start only attaches the function
-    spare_sandboxes: int = 0
+    spare_sandboxes: int = 2
     #: seconds an idle (frozen) environment is kept before it is shut down
     idle_timeout_s: float = 300.0
     #: on-demand Init limit (seconds)
