@@ -28,14 +28,27 @@ silently.  EOF on the socket means the host is gone: the agent exits, which
 makes the kernel kill everything else in the pid namespace.
 """
 
+# the C modules, not signal.py and socket.py: those build enums, ~1.1 MB of heap in every
+# sandbox (Private_Dirty of an idle agent 3.9 -> 2.9 MB)
+import _signal as signal  # type: ignore[import-not-found]
+import _socket as socket
 import marshal
 import os
-import signal
-import socket
 import sys
 
 CTL = 0
 MAX_MSG = 1 << 20
+
+
+def recv_fds(sock: socket.socket, size: int, maxfds: int) -> tuple[bytes, list[int]]:
+    """One message and the descriptors attached to it (SCM_RIGHTS)."""
+    data, ancillary, _flags, _addr = sock.recvmsg(size, socket.CMSG_LEN(maxfds * 4))
+    fds: list[int] = []
+    for level, kind, raw in ancillary:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            usable = len(raw) - len(raw) % 4
+            fds += [int.from_bytes(raw[i : i + 4], sys.byteorder) for i in range(0, usable, 4)]
+    return data, fds
 
 
 def main() -> None:
@@ -159,7 +172,7 @@ def main() -> None:
         if ctl.fileno() not in ready:
             continue
         try:
-            data, fds, _flags, _addr = socket.recv_fds(ctl, MAX_MSG, 4)
+            data, fds = recv_fds(ctl, MAX_MSG, 4)
         except InterruptedError:
             continue
         if not data:
