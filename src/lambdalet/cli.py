@@ -112,11 +112,15 @@ lambdalet.toml (only name, runtime and handler are required):
 
 Templates: AWS::Serverless::Function, AWS::Lambda::Function, AWS::Serverless::LayerVersion,
 AWS::Lambda::LayerVersion, Globals.Function, Parameters (Default, --parameter-overrides),
-Conditions (!Equals, !Not, !And, !Or, !Condition; a resource's Condition; !If with
-AWS::NoValue), !Ref / !Sub / !GetAtt / !Join / !Select, and the pseudo parameters
-AWS::Region, AWS::AccountId, AWS::Partition, AWS::StackName.  Functions without FunctionName
-are named after their logical ID.  Other resource types (AWS::S3::Bucket, ...) are skipped
-with a note; a !Ref or !GetAtt to one is an error.
+Mappings (!FindInMap), Conditions (!Equals, !Not, !And, !Or, !Condition; a resource's
+Condition; !If with AWS::NoValue), !Ref / !Sub / !GetAtt / !Join / !Select, and the pseudo
+parameters AWS::Region, AWS::AccountId, AWS::Partition, AWS::StackName.  Functions without
+FunctionName are named after their logical ID.  Other resource types are skipped with a note.
+A !Ref, ${X} or !GetAtt X.Arn to a skipped AWS::S3::Bucket, AWS::DynamoDB::Table,
+AWS::SQS::Queue or AWS::SNS::Topic (!GetAtt X.TopicArn) gets the value CloudFormation would
+give, from the name the template gives (BucketName, TableName, QueueName, TopicName) or else
+<stack>-<LogicalId> (lowercased for buckets), with a warning; !Ref of a queue is its URL and
+of a topic its ARN.  Any other reference to a skipped resource is an error.
 
 Stacks: a deploy belongs to a stack, --stack-name, by default the name of the folder holding
 the template (or lambdalet.toml).  Functions are tagged lambdalet:stack, lambdalet:logical-id

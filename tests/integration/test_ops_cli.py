@@ -528,18 +528,66 @@ def test_stack_conditions_parameters_and_pruning(server: Server, lam: Any, tmp_p
     assert not _exists(lam, f"{stack}-fresh")
 
 
-def test_a_reference_to_a_skipped_resource_names_resource_and_field(
-    server: Server, tmp_path: Path
+def test_references_to_a_skipped_bucket_and_mappings_reach_the_function(
+    server: Server, lam: Any, tmp_path: Path
 ) -> None:
+    stack = unique("refs")
     proj = _stack_project(tmp_path / "refs")
     text = (proj / "template.yaml").read_text()
-    (proj / "template.yaml").write_text(
-        text.replace("STAGE: !Ref Stage", "STAGE: !Ref Stage\n          BUCKET: !Ref Bucket")
+    text = (
+        text.replace(
+            "Conditions:",
+            "Mappings:\n  Sizes:\n    dev: {Memory: 320}\n    prod: {Memory: 640}\n"
+            "  Regions:\n    us-east-1: {Short: use1}\nConditions:",
+        )
+        .replace(
+            "    Handler: app.handler\n",
+            "    Handler: app.handler\n    MemorySize: !FindInMap [Sizes, !Ref Stage, Memory]\n",
+        )
+        .replace(
+            "          STAGE: !Ref Stage\n",
+            "          STAGE: !Ref Stage\n"
+            "          BUCKET: !Ref Bucket\n"
+            "          BUCKET_ARN: !GetAtt Bucket.Arn\n"
+            "          SHORT: !FindInMap [Regions, !Ref AWS::Region, Short]\n",
+        )
     )
-    out = cli(server, "deploy", str(proj), "--json", check=False)
-    assert out.returncode == 1
-    error = json.loads(out.stdout)
-    assert (error["resource"], error["field"]) == ("Keep", "Environment.Variables.BUCKET")
+    (proj / "template.yaml").write_text(text)
+    out = cli(server, "deploy", str(proj), "--stack-name", stack, "--json")
+    warning = (
+        "Keep.Environment.Variables.BUCKET refers to Bucket (AWS::S3::Bucket), which lambdalet "
+        f"does not deploy; using '{stack}-bucket'"
+    )
+    assert out.stderr.count(warning) == 1, out.stderr
+    assert "Keep.Environment.Variables.BUCKET_ARN refers to Bucket" in out.stderr
+    summary = json.loads(out.stdout)
+    assert {(r["logicalId"], r["field"], r["value"]) for r in summary["references"]} == {
+        ("Keep", "Environment.Variables.BUCKET", f"{stack}-bucket"),
+        ("Keep", "Environment.Variables.BUCKET_ARN", f"arn:aws:s3:::{stack}-bucket"),
+    }
+    config = lam.get_function_configuration(FunctionName=f"{stack}-keep")
+    assert config["MemorySize"] == 320
+    assert config["Environment"]["Variables"] == {
+        "STAGE": "dev",
+        "WHERE": "us-east-1:123456789012:aws",
+        "BUCKET": f"{stack}-bucket",
+        "BUCKET_ARN": f"arn:aws:s3:::{stack}-bucket",
+        "SHORT": "use1",
+    }
+    prod = cli(
+        server, "deploy", str(proj), "--stack-name", stack, "--parameter-overrides", "Stage=prod"
+    )
+    assert "warning: Keep.Environment.Variables.BUCKET refers to Bucket" in prod.stderr
+    assert lam.get_function_configuration(FunctionName=f"{stack}-keep")["MemorySize"] == 640
+
+    # any other attribute of a skipped resource is still an error naming resource and field
+    (proj / "template.yaml").write_text(
+        text.replace("!GetAtt Bucket.Arn", "!GetAtt Bucket.DomainName")
+    )
+    bad = cli(server, "deploy", str(proj), "--stack-name", stack, "--json", check=False)
+    assert bad.returncode == 1
+    error = json.loads(bad.stdout)
+    assert (error["resource"], error["field"]) == ("Keep", "Environment.Variables.BUCKET_ARN")
     assert "Bucket (AWS::S3::Bucket) is not deployed by lambdalet" in error["error"]
 
 

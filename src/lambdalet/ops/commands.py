@@ -109,11 +109,16 @@ def _print_result(result: DeployResult, as_json: bool) -> None:
 
 
 def _say_skipped(template: Template, said: set[str], say: Callable[[str], None]) -> None:
-    """Resource types lambdalet does not deploy, each said once (also across --watch)."""
+    """Resource types lambdalet does not deploy, and the values references to them get;
+    each said once (also across --watch)."""
     for lid, rtype in template.skipped():
         if f"{lid} {rtype}" not in said:
             said.add(f"{lid} {rtype}")
             say(f"skipped: {lid} ({rtype}) is not deployed by lambdalet")
+    for ref in template.skipped_references():
+        if ref.warning() not in said:
+            said.add(ref.warning())
+            say(f"warning: {ref.warning()}")
 
 
 def deploy_command(args: argparse.Namespace) -> int:

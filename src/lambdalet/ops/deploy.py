@@ -70,6 +70,8 @@ class DeployResult:
     stack: str = ""
     deleted: list[str] = field(default_factory=list)  # functions the template dropped
     skipped: list[dict[str, str]] = field(default_factory=list)  # {logicalId, type}
+    # uses of skipped resources: {logicalId, field, target, type, value}
+    references: list[dict[str, str]] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -186,6 +188,7 @@ def deploy(
         stack=stack,
         deleted=deleted,
         skipped=[{"logicalId": lid, "type": t} for lid, t in template.skipped()],
+        references=[r.as_json() for r in template.skipped_references()],
     )
 
 

@@ -6,10 +6,13 @@ A template is read by :mod:`lambdalet.ops.loader` into plain dicts (intrinsic ta
 version ARN is only known once it is published, so functions are planned with the ARNs of the
 published layers (``Template.functions(layer_arns)``).
 
-``Parameters`` (defaults, overrides), ``Conditions`` (``Fn::Equals``, ``Fn::Not``, ``Fn::And``,
-``Fn::Or``, ``Condition``) and ``Fn::If`` / ``AWS::NoValue`` are evaluated here too; a resource
-whose ``Condition`` is false is left out, and resources of types lambdalet does not deploy are
-listed by :meth:`Template.skipped`.
+``Parameters`` (defaults, overrides), ``Mappings`` (``Fn::FindInMap``), ``Conditions``
+(``Fn::Equals``, ``Fn::Not``, ``Fn::And``, ``Fn::Or``, ``Condition``) and ``Fn::If`` /
+``AWS::NoValue`` are evaluated here too; a resource whose ``Condition`` is false is left out,
+and resources of types lambdalet does not deploy are listed by :meth:`Template.skipped`.  A
+``Ref`` / ``GetAtt`` / ``${X}`` to a skipped bucket, table, queue or topic gets the value
+CloudFormation would give (see :mod:`lambdalet.ops.standins`), and each such use is listed by
+:meth:`Template.skipped_references`.
 
 Every error is a :class:`PlanError` naming the resource and the field.
 """
@@ -21,6 +24,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import PurePath
 from typing import Any
+
+from lambdalet.ops.standins import STAND_INS, Reference, StandIn, generated_name
 
 DEFAULT_ROLE = "arn:aws:iam::123456789012:role/lambdalet"
 DEFAULT_REGION = "us-east-1"
@@ -115,6 +120,9 @@ class Template:
     region: str = DEFAULT_REGION
     account_id: str = DEFAULT_ACCOUNT
     conditions: Mapping[str, bool] = field(default_factory=dict)
+    mappings: Mapping[str, Mapping[str, Mapping[str, Any]]] = field(default_factory=dict)
+    #: when a list, the resolver appends every use of a skipped resource's stand-in value
+    references: list[Reference] | None = field(default=None, compare=False, repr=False)
 
     def created(self, lid: str) -> bool:
         """Whether the resource is created: it has no Condition, or its Condition is true."""
@@ -142,6 +150,23 @@ class Template:
 
     def layers(self) -> list[LayerPlan]:
         return [self._layer(lid) for lid in self.layer_ids()]
+
+    def skipped_references(self) -> list[Reference]:
+        """Each property of a planned layer or function that refers to a skipped resource,
+        once, with the value it gets (layer ARNs stand in as version 1: not known yet)."""
+        t = replace(self, references=[])
+        t.layers()
+        t.functions(
+            {
+                lid: f"arn:aws:lambda:{self.region}:{self.account_id}:layer:{t.layer_name(lid)}:1"
+                for lid in t.layer_ids()
+            }
+        )
+        assert t.references is not None
+        unique: dict[tuple[str, str, str], Reference] = {}
+        for ref in t.references:
+            unique.setdefault((ref.resource, ref.field, ref.target), ref)
+        return list(unique.values())
 
     def functions(self, layer_arns: Mapping[str, str]) -> list[FunctionPlan]:
         """Plan every function; ``layer_arns`` maps layer logical IDs to published ARNs."""
@@ -315,6 +340,7 @@ def load_template(
         stack_name=stack_name,
         region=region,
         account_id=account_id,
+        mappings=_mappings(doc.get("Mappings")),
     )
     conditions = _Conditions(template, doc.get("Conditions")).evaluate_all()
     for lid, res in merged.items():
@@ -322,6 +348,26 @@ def load_template(
         if cond is not None and (not isinstance(cond, str) or cond not in conditions):
             raise PlanError(lid, "Condition", f"{cond!r} is not declared in Conditions")
     return replace(template, conditions=conditions)
+
+
+def _mappings(doc: Any) -> dict[str, dict[str, dict[str, Any]]]:
+    """The Mappings section: map name -> top-level key -> second-level key -> value."""
+    if doc is None:
+        return {}
+    if not isinstance(doc, Mapping):
+        raise PlanError("Mappings", "", "must be a mapping of maps")
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for name, top in doc.items():
+        if not isinstance(top, Mapping) or not top:
+            raise PlanError("Mappings", str(name), "must map keys to mappings of values")
+        out[str(name)] = {}
+        for key, second in top.items():
+            if not isinstance(second, Mapping) or not second:
+                raise PlanError(
+                    "Mappings", f"{name}.{key}", "must be a mapping of second-level keys to values"
+                )
+            out[str(name)][str(key)] = {str(k): v for k, v in second.items()}
+    return out
 
 
 def _parameters(declared: Any, given: Mapping[str, str]) -> dict[str, Any]:
@@ -472,6 +518,7 @@ class _Resolver:
     def __init__(self, template: Template, layer_arns: Mapping[str, str]) -> None:
         self.t = template
         self.layer_arns = layer_arns
+        self._naming: set[str] = set()  # skipped resources whose names are being resolved
 
     def prop(self, props: Mapping[str, Any], key: str, lid: str, default: Any = None) -> Any:
         """A resource property, resolved; ``default`` when absent or ``AWS::NoValue``."""
@@ -523,6 +570,8 @@ class _Resolver:
             if not isinstance(items, list):
                 raise PlanError(lid, key, "!Join takes a list of values")
             return str(arg[0]).join(_scalar_str(lid, key, v) for v in items)
+        if fn == "Fn::FindInMap":
+            return self.find_in_map(arg, lid, key)
         if fn == "Fn::Select":
             if not isinstance(arg, list) or len(arg) != 2:
                 raise PlanError(lid, key, "!Select takes [index, [values]]")
@@ -547,36 +596,95 @@ class _Resolver:
             return pseudo[name]
         if name in self.t.parameters:
             return self.t.parameters[name]
-        res = self._deployed(name, f"!Ref {name}", lid, key)
+        res = self._target(name, f"!Ref {name}", lid, key)
         if res["Type"] in FUNCTION_TYPES:
             return self.t.function_name(name)
         if res["Type"] in LAYER_TYPES:
             if name not in self.layer_arns:
                 raise PlanError(lid, key, f"!Ref {name}: a layer version ARN is not known here")
             return self.layer_arns[name]
-        raise AssertionError(res["Type"])  # _deployed lets only functions and layers through
+        stand_in = self._stand_in(name, res["Type"], f"!Ref {name}", lid, key)
+        return self._noted(name, stand_in.ref, lid, key)
 
-    def _deployed(self, name: str, what: str, lid: str, key: str) -> Mapping[str, Any]:
-        """The resource a Ref / GetAtt names, if lambdalet deploys it; else an error."""
+    def _target(self, name: str, what: str, lid: str, key: str) -> Mapping[str, Any]:
+        """The resource a Ref / GetAtt names; an error if there is none or it is not created."""
         res = self.t.resources.get(name)
         if res is None:
             raise PlanError(lid, key, f"{what}: no such parameter or resource")
-        if res["Type"] not in (*FUNCTION_TYPES, *LAYER_TYPES):
-            raise PlanError(
-                lid, key, f"{what}: {name} ({res['Type']}) is not deployed by lambdalet"
-            )
         if not self.t.created(name):
             cond = res["Condition"]
             raise PlanError(lid, key, f"{what}: {name} is not created (Condition {cond} is false)")
         return res
 
+    def _stand_in(self, name: str, rtype: str, what: str, lid: str, key: str) -> StandIn:
+        stand_in = STAND_INS.get(rtype)
+        if stand_in is None:
+            raise PlanError(lid, key, f"{what}: {name} ({rtype}) is not deployed by lambdalet")
+        return stand_in
+
+    def _noted(self, name: str, pattern: str, lid: str, key: str) -> str:
+        """A skipped resource's stand-in value (``pattern`` over its name), recorded."""
+        res = self.t.resources[name]
+        stand_in = STAND_INS[res["Type"]]
+        if name in self._naming:
+            raise PlanError(name, stand_in.name_property, "refers to its own resource")
+        props = _props(name, res)
+        self._naming.add(name)
+        try:
+            given = self.prop(props, stand_in.name_property, name)
+            fifo = self.prop(props, stand_in.fifo_property or "", name, default=False)
+        finally:
+            self._naming.discard(name)
+        if given is None:
+            fifo_on = _scalar_str(name, stand_in.fifo_property or "", fifo).lower() == "true"
+            physical = generated_name(stand_in, self.t.stack_name, name, fifo_on)
+        else:
+            physical = _scalar_str(name, stand_in.name_property, given)
+        value = pattern.format(name=physical, region=self.t.region, account=self.t.account_id)
+        if self.t.references is not None:
+            self.t.references.append(Reference(lid, key, name, res["Type"], value))
+        return value
+
     def get_att(self, name: str, attr: str, lid: str, key: str) -> Any:
-        res = self._deployed(name, f"!GetAtt {name}.{attr}", lid, key)
+        what = f"!GetAtt {name}.{attr}"
+        res = self._target(name, what, lid, key)
         if res["Type"] in FUNCTION_TYPES and attr == "Arn":
             return self.function_arn(self.t.function_name(name))
         if res["Type"] in LAYER_TYPES and attr in ("Arn", "LayerVersionArn"):
             return self.ref(name, lid, key)
-        raise PlanError(lid, key, f"!GetAtt {name}.{attr}: attribute not supported")
+        if res["Type"] in (*FUNCTION_TYPES, *LAYER_TYPES):
+            raise PlanError(lid, key, f"{what}: attribute not supported")
+        stand_in = self._stand_in(name, res["Type"], what, lid, key)
+        if attr != stand_in.arn_attribute:
+            raise PlanError(
+                lid,
+                key,
+                f"{what}: {name} ({res['Type']}) is not deployed by lambdalet, "
+                f"which knows only its {stand_in.arn_attribute}",
+            )
+        return self._noted(name, stand_in.arn, lid, key)
+
+    def find_in_map(self, arg: Any, lid: str, key: str) -> Any:
+        if not isinstance(arg, list) or len(arg) != 3:
+            raise PlanError(
+                lid, key, "!FindInMap takes [map name, top-level key, second-level key]"
+            )
+        map_name, top, second = (_scalar_str(lid, key, self.resolve(a, lid, key)) for a in arg)
+        what = f"!FindInMap [{map_name}, {top}, {second}]"
+        if map_name not in self.t.mappings:
+            known = ", ".join(self.t.mappings) or "none"
+            raise PlanError(lid, key, f"{what}: no map {map_name!r} in Mappings (maps: {known})")
+        level = self.t.mappings[map_name]
+        if top not in level:
+            raise PlanError(
+                lid, key, f"{what}: map {map_name} has no key {top!r} (keys: {', '.join(level)})"
+            )
+        if second not in level[top]:
+            keys = ", ".join(level[top])
+            raise PlanError(
+                lid, key, f"{what}: {map_name}.{top} has no key {second!r} (keys: {keys})"
+            )
+        return level[top][second]
 
     def function_arn(self, name: str) -> str:
         return f"arn:aws:lambda:{self.t.region}:{self.t.account_id}:function:{name}"
@@ -600,7 +708,7 @@ class _Resolver:
 class _ParameterResolver(_Resolver):
     """Conditions may refer to parameters and pseudo parameters, not to resources."""
 
-    def _deployed(self, name: str, what: str, lid: str, key: str) -> Mapping[str, Any]:
+    def _target(self, name: str, what: str, lid: str, key: str) -> Mapping[str, Any]:
         raise PlanError(lid, key, f"{what}: Conditions can refer only to parameters")
 
 

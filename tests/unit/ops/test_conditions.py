@@ -116,6 +116,7 @@ def _main_with(extra: str, conditions: str = "") -> str:
     return (
         f"Conditions:\n  Never: !Equals [a, b]\n{conditions}"
         "Resources:\n  Bucket:\n    Type: AWS::S3::Bucket\n"
+        "  Api:\n    Type: AWS::Serverless::Api\n"
         "  Gone:\n    Type: AWS::Serverless::Function\n    Condition: Never\n"
         "    Properties: {CodeUri: s, Handler: a.b, Runtime: python3.11}\n"
         "  Main:\n    Type: AWS::Serverless::Function\n    Properties:\n"
@@ -127,19 +128,20 @@ def _main_with(extra: str, conditions: str = "") -> str:
     ("extra", "field", "words"),
     [
         (
-            "      Environment:\n        Variables:\n          B: !Ref Bucket\n",
-            "Environment.Variables.B",
-            "Bucket (AWS::S3::Bucket) is not deployed by lambdalet",
+            "      Environment:\n        Variables:\n          A: !Ref Api\n",
+            "Environment.Variables.A",
+            "Api (AWS::Serverless::Api) is not deployed by lambdalet",
         ),
         (
-            "      Description: !GetAtt Bucket.Arn\n",
+            "      Description: !GetAtt Bucket.DomainName\n",
             "Description",
-            "Bucket (AWS::S3::Bucket) is not deployed by lambdalet",
+            "!GetAtt Bucket.DomainName: Bucket (AWS::S3::Bucket) is not deployed by lambdalet, "
+            "which knows only its Arn",
         ),
         (
-            "      Description: !Sub 'in ${Bucket}'\n",
+            "      Description: !Sub 'in ${Api}'\n",
             "Description",
-            "Bucket (AWS::S3::Bucket) is not deployed by lambdalet",
+            "Api (AWS::Serverless::Api) is not deployed by lambdalet",
         ),
         ("      Description: !Ref Gone\n", "Description", "Gone is not created (Condition Never"),
         ("      Timeout: !If [Maybe, 1, 2]\n", "Timeout", "no such condition"),
