@@ -89,6 +89,12 @@ def _parser() -> argparse.ArgumentParser:
     lg.add_argument("function", help="function name")
     _data_dir(lg)
     lg.add_argument("--follow", "-f", action="store_true", help="keep printing new lines")
+    lg.add_argument(
+        "--json",
+        action="store_true",
+        help="JSON Lines: one object per line with its message; platform lines (START, END, "
+        "REPORT, INIT_START, ...) also with their type and fields",
+    )
 
     _ops_parsers(sub)
     return p
@@ -293,19 +299,38 @@ def _logs(args: argparse.Namespace) -> int:
 
     path = function_log_path(args.data_dir.resolve() / "logs", args.function)
     if not path.exists() and not args.follow:
-        print(f"no logs for function {args.function!r} in {path.parent}", file=sys.stderr)
+        message = f"no logs for function {args.function!r} in {path.parent}"
+        print(message, file=sys.stderr)
+        if args.json:
+            print(json.dumps({"error": message}), flush=True)
         return 1
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C ends --follow
-        _print_log(path, args.follow)
+        _print_log(path, args.follow, args.json)
     return 0
 
 
-def _print_log(path: Path, follow: bool, poll_s: float = 0.2) -> None:
+def _print_log(path: Path, follow: bool, as_json: bool = False, poll_s: float = 0.2) -> None:
     """Print the log; with ``follow``, keep printing what is appended, until interrupted.
 
     A log file replaced or emptied meanwhile (rotated by hand) is read again from its start.
+    With ``as_json``, each line is printed as a JSON object once it is complete.
     """
+    from lambdalet.ops.logs import JsonLines
+
     out = sys.stdout.buffer
+    lines = JsonLines()
+
+    def write(chunk: bytes) -> None:
+        data = lines.feed(chunk).encode() if as_json else chunk
+        if data:
+            out.write(data)
+            out.flush()
+
+    def flush_partial() -> None:
+        if as_json:
+            out.write(lines.flush().encode())
+            out.flush()
+
     while not path.exists():
         time.sleep(poll_s)
     f = path.open("rb")
@@ -313,10 +338,10 @@ def _print_log(path: Path, follow: bool, poll_s: float = 0.2) -> None:
         while True:
             chunk = f.read(65536)
             if chunk:
-                out.write(chunk)
-                out.flush()
+                write(chunk)
                 continue
             if not follow:
+                flush_partial()
                 return
             time.sleep(poll_s)
             try:
@@ -324,6 +349,7 @@ def _print_log(path: Path, follow: bool, poll_s: float = 0.2) -> None:
             except FileNotFoundError:
                 continue
             if st.st_ino != os.fstat(f.fileno()).st_ino or st.st_size < f.tell():
+                flush_partial()
                 f.close()
                 f = path.open("rb")
     finally:

@@ -127,9 +127,12 @@ def _env() -> dict[str, str]:
     return env
 
 
-def cli(server: Server, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+def cli(
+    server: Server, *args: str, check: bool = True, endpoint: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """``lambdalet ARGS``; with ``--endpoint`` of the server unless ``endpoint`` is false."""
     proc = subprocess.run(
-        [sys.executable, "-m", "lambdalet.cli", *args, "--endpoint", server.url],
+        [sys.executable, "-m", "lambdalet.cli", *args, *(["--endpoint", server.url] * endpoint)],
         capture_output=True,
         text=True,
         env=_env(),
@@ -203,6 +206,9 @@ def test_invoke_plain_output_and_errors(server: Server, deployed: tuple[Path, st
     assert "ResourceNotFoundException" in missing.stderr
     bad = cli(server, "invoke", f"{prefix}-worker", "--payload", "{nope", check=False)
     assert bad.returncode == 1 and "not JSON" in bad.stderr
+    as_json = cli(server, "invoke", f"{prefix}-nope", "--json", check=False)
+    assert as_json.returncode == 1
+    assert "ResourceNotFoundException" in json.loads(as_json.stdout)["error"]
 
 
 def test_redeploy_without_changes_changes_nothing(
@@ -618,57 +624,104 @@ def test_watch_deletes_a_function_removed_from_the_template(
 # --------------------------------------------------------------------------- logs
 
 
-def test_logs_follow_prints_new_lines_until_ctrl_c(server: Server, lam: Any) -> None:
-    name = create(lam, {"app.py": "def handler(event, context):\n    print(event['say'])\n"})
-    follow = subprocess.Popen(
-        [
-            sys.executable, "-m", "lambdalet.cli", "logs", name, "--follow",
-            "--data-dir", str(server.data_dir),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=_env(),
-    )  # fmt: skip
-    lines: queue.Queue[str] = queue.Queue()
+class LogFollower:
+    """A running ``lambdalet logs NAME --follow [...]``, its stdout read line by line."""
 
-    def pump() -> None:
-        assert follow.stdout is not None
-        for line in follow.stdout:
-            lines.put(line)
+    def __init__(self, server: Server, name: str, *extra: str) -> None:
+        self.proc = subprocess.Popen(
+            [
+                sys.executable, "-m", "lambdalet.cli", "logs", name, "--follow",
+                "--data-dir", str(server.data_dir), *extra,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=_env(),
+        )  # fmt: skip
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.pumper = threading.Thread(target=self._pump, daemon=True)
+        self.pumper.start()
 
-    pumper = threading.Thread(target=pump, daemon=True)
-    pumper.start()
+    def _pump(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.put(line)
 
-    def wait_for(text: str) -> None:
-        deadline = time.monotonic() + 30
+    def wait_for(self, text: str, timeout: float = 30) -> list[str]:
+        """The lines printed up to the first holding ``text``."""
+        seen: list[str] = []
+        deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
-                if text in lines.get(timeout=1):
-                    return
+                seen.append(self.lines.get(timeout=1))
             except queue.Empty:
                 continue
-        raise AssertionError(f"logs --follow never printed {text!r}")
+            if text in seen[-1]:
+                return seen
+        raise AssertionError(f"logs --follow never printed {text!r}; printed {seen}")
 
+    def stop(self) -> str:
+        """Ctrl-C; checks it exits 0 without a traceback; returns its stderr."""
+        try:
+            interrupt(self.proc, 15)
+        finally:
+            self.pumper.join(10)
+            assert self.proc.stdout is not None and self.proc.stderr is not None
+            stderr = self.proc.stderr.read()
+            self.proc.stdout.close()
+            self.proc.stderr.close()
+        assert self.proc.returncode == 0, stderr
+        assert "Traceback" not in stderr
+        return stderr
+
+
+def test_logs_follow_prints_new_lines_until_ctrl_c(server: Server, lam: Any) -> None:
+    name = create(lam, {"app.py": "def handler(event, context):\n    print(event['say'])\n"})
+    follow = LogFollower(server, name)
     try:
         # started before the function has a log file: it waits for one
         invoke_json(server, name, {"say": "first-marker"})
-        wait_for("first-marker")
+        follow.wait_for("first-marker")
         invoke_json(server, name, {"say": "second-marker"})
-        wait_for("second-marker")
+        follow.wait_for("second-marker")
         # emptied by hand (log rotation): read again from the start
         os.truncate(function_log_path(server.data_dir / "logs", name), 0)
         invoke_json(server, name, {"say": "third-marker"})
-        wait_for("third-marker")
-        assert follow.poll() is None
+        follow.wait_for("third-marker")
+        assert follow.proc.poll() is None
     finally:
-        try:
-            interrupt(follow, 15)
-        finally:
-            pumper.join(10)
-            assert follow.stdout is not None and follow.stderr is not None
-            stderr = follow.stderr.read()
-            follow.stdout.close()
-            follow.stderr.close()
-    assert follow.returncode == 0, stderr
-    assert "Traceback" not in stderr
+        follow.stop()
+
+
+def test_logs_json_gives_one_object_per_line_with_platform_fields(server: Server, lam: Any) -> None:
+    name = create(lam, {"app.py": "def handler(event, context):\n    print(event['say'])\n"})
+    follow = LogFollower(server, name, "--json")
+    try:
+        cold = invoke_json(server, name, {"say": "cold-marker"})["RequestId"]
+        warm = invoke_json(server, name, {"say": "warm-marker"})["RequestId"]
+        followed = [json.loads(line) for line in follow.wait_for(f"REPORT RequestId: {warm}")]
+    finally:
+        follow.stop()
+    whole = cli(server, "logs", name, "--json", "--data-dir", str(server.data_dir), endpoint=False)
+    records = [json.loads(line) for line in whole.stdout.splitlines()]
+    assert records[: len(followed)] == followed  # --follow prints the same objects
+    by_type: dict[str, list[dict[str, Any]]] = {}
+    for r in records:
+        assert isinstance(r["message"], str) and "\n" not in r["message"]
+        by_type.setdefault(r["type"], []).append(r)
+    assert len(by_type["platform.initStart"]) == 1
+    assert [r["requestId"] for r in by_type["platform.start"]] == [cold, warm]
+    assert [r["requestId"] for r in by_type["platform.end"]] == [cold, warm]
+    first, second = by_type["platform.report"]
+    assert (first["requestId"], second["requestId"]) == (cold, warm)
+    assert first["initDurationMs"] > 0 and "initDurationMs" not in second
+    for report in (first, second):
+        assert report["durationMs"] > 0 and report["billedDurationMs"] >= 1
+        assert report["memorySizeMB"] == 128 and report["maxMemoryUsedMB"] > 0
+    assert {"message": "cold-marker", "type": "function"} in by_type["function"]
+    order = [r["type"] for r in records if r["type"] != "function"]
+    assert order.index("platform.initStart") < order.index("platform.start")
+
+    missing = cli(server, "logs", f"{name}-nope", "--json", "--data-dir", str(server.data_dir),
+                  endpoint=False, check=False)  # fmt: skip
+    assert missing.returncode == 1 and "no logs for function" in json.loads(missing.stdout)["error"]

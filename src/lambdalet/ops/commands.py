@@ -181,7 +181,7 @@ def invoke_command(args: argparse.Namespace) -> int:
     try:
         json.loads(payload)
     except json.JSONDecodeError as e:
-        return _fail(f"--payload is not JSON: {e}")
+        return _fail(f"--payload is not JSON: {e}", args.json)
     lam = lambda_client(args.endpoint)
     kwargs: dict[str, Any] = {
         "FunctionName": args.function,
@@ -197,9 +197,9 @@ def invoke_command(args: argparse.Namespace) -> int:
 
         if isinstance(e, ClientError):
             err = e.response.get("Error", {})
-            return _fail(f"{args.function}: {err.get('Code')}: {err.get('Message')}")
+            return _fail(f"{args.function}: {err.get('Code')}: {err.get('Message')}", args.json)
         if _connection_error(e):
-            return _fail(f"cannot reach the lambdalet server at {args.endpoint}: {e}")
+            return _fail(f"cannot reach the lambdalet server at {args.endpoint}: {e}", args.json)
         raise
     body: bytes = resp["Payload"].read()
     log = base64.b64decode(resp.get("LogResult", "")).decode(errors="replace")
@@ -239,7 +239,7 @@ def ps_command(args: argparse.Namespace) -> int:
     try:
         envs = admin_environments(args.endpoint)
     except ServerUnreachable as e:
-        return _fail(str(e))
+        return _fail(str(e), args.json)
     if args.function:
         envs = [e for e in envs if e.get("function") == args.function]
     envs.sort(key=lambda e: (str(e.get("function")), str(e.get("version")), e.get("ageSeconds", 0)))
