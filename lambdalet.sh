@@ -7,7 +7,8 @@
 #                                    pytest tests/unit, pytest tests/integration
 #
 # "Set up" is idempotent and quick when nothing changed:
-#   1. OS packages (runc iproute2 e2fsprogs util-linux slirp4netns passt curl; chromium and
+#   1. OS packages (runc iproute2 e2fsprogs util-linux slirp4netns passt curl; gcc and
+#      libc6-dev to build the compiled sandbox agent; chromium and
 #      chromium-driver for the dashboard's browser test): installed
 #      with apt-get when root; otherwise the missing ones are listed and the weaker
 #      'process' backend runs instead.
@@ -22,7 +23,7 @@ ROOT=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
 ORIG_PWD=$PWD
 VENV="$ROOT/.venv"
 PY_STAMP="$VENV/.lambdalet-pyproject.sha256"
-APT_PACKAGES=(runc iproute2 e2fsprogs util-linux slirp4netns passt curl chromium chromium-driver)
+APT_PACKAGES=(runc iproute2 e2fsprogs util-linux slirp4netns passt curl gcc libc6-dev chromium chromium-driver)
 APT_UPDATED=0
 
 say() { printf 'lambdalet.sh: %s\n' "$*" >&2; }

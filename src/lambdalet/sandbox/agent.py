@@ -5,17 +5,17 @@ so that it stays small (it lives as long as the sandbox, one per sandbox).
 
 Protocol, over a SOCK_SEQPACKET unix socket on fd 0 (one message per packet):
 
-host -> agent, ``marshal`` tuples (the host is trusted; the agent is not, so
-the other direction is plain ASCII integers):
+host -> agent, fields separated by NUL bytes (runc.agent_message; agent.c, the
+compiled agent used where a C compiler is, speaks the same):
 
-* ``("spawn", seq, argv, env, cwd)`` with one fd attached (SCM_RIGHTS): the
-  write end of a pipe that becomes the child's stdout and stderr.  The child
-  gets its own process group, stdin /dev/null and default signal dispositions.
-  A second attached fd, if any, becomes the child's fd 3 (a pre-started
-  runtime reads what it is to become from it).
-* ``("signal", pid, sig)``: ``killpg(pid, sig)``, no error if gone.
-* ``("killall", seq)``: SIGKILL every other process in the pid namespace and
-  reap them all.
+* ``spawn seq argc argv... envc KEY=VALUE... cwd`` with one fd attached
+  (SCM_RIGHTS): the write end of a pipe that becomes the child's stdout and
+  stderr.  The child gets its own process group, stdin /dev/null and default
+  signal dispositions.  A second attached fd, if any, becomes the child's fd 3
+  (a pre-started runtime reads what it is to become from it).
+* ``signal pid sig``: ``killpg(pid, sig)``, no error if gone.
+* ``killall seq``: SIGKILL every other process in the pid namespace and reap
+  them all.
 
 agent -> host, ASCII words separated by spaces:
 
@@ -32,7 +32,6 @@ makes the kernel kill everything else in the pid namespace.
 # sandbox (Private_Dirty of an idle agent 3.9 -> 2.9 MB)
 import _signal as signal  # type: ignore[import-not-found]
 import _socket as socket
-import marshal
 import os
 import sys
 
@@ -84,7 +83,7 @@ def main() -> None:
                     send(f"X {pid} {os.waitstatus_to_exitcode(status)} -1")
 
     def spawn(
-        seq: int, argv: list[str], env: dict[str, str], cwd: str, out: int, extra: int
+        seq: int, argv: list[bytes], env: dict[bytes, bytes], cwd: bytes, out: int, extra: int
     ) -> None:
         err_r, err_w = os.pipe2(os.O_CLOEXEC)
         pid = os.fork()
@@ -177,25 +176,35 @@ def main() -> None:
             continue
         if not data:
             sys.exit(0)
-        msg = marshal.loads(data)
-        op = msg[0]
-        if op == "spawn":
-            if not fds:
-                send(f"E {msg[1]} 9")
-                continue
-            for unused in fds[2:]:
-                os.close(unused)
-            spawn(msg[1], msg[2], msg[3], msg[4], fds[0], fds[1] if len(fds) > 1 else -1)
+        f = data.split(b"\0")
+        op = f[0]
+        if op == b"spawn" and len(f) >= 5:
+            seq = int(f[1])
+            argc = int(f[2])
+            envc = int(f[3 + argc]) if 3 + argc < len(f) else -1
+            if argc < 1 or envc < 0 or len(f) != 5 + argc + envc:
+                send(f"E {seq} 22")  # EINVAL
+            elif not fds:
+                send(f"E {seq} 9")  # EBADF
+            else:
+                for unused in fds[2:]:
+                    os.close(unused)
+                argv = f[3 : 3 + argc]
+                env = dict(kv.partition(b"=")[::2] for kv in f[4 + argc : 4 + argc + envc])
+                spawn(seq, argv, env, f[-1], fds[0], fds[1] if len(fds) > 1 else -1)
+                fds = []
+            for fd in fds:
+                os.close(fd)
         else:
             for fd in fds:
                 os.close(fd)
-            if op == "signal":
+            if op == b"signal" and len(f) == 3:
                 try:  # noqa: SIM105
-                    os.killpg(msg[1], msg[2])
+                    os.killpg(int(f[1]), int(f[2]))
                 except (ProcessLookupError, PermissionError):
                     pass
-            elif op == "killall":
-                killall(msg[1])
+            elif op == b"killall" and len(f) == 2:
+                killall(int(f[1]))
         reap()
 
 

@@ -37,6 +37,8 @@ RUNTIME_API_PORT = 9001
 RAPID_DIR = "/var/rapid"
 AGENT_PYTHON_PREFIX = RAPID_DIR + "/python"
 AGENT_DIR = RAPID_DIR + "/agent"
+#: the compiled agent (agent.c), when the host could build it
+AGENT_BINARY = AGENT_DIR + "/agent"
 AGENT_SCRIPT = AGENT_DIR + "/agent.py"
 
 TOP_SYMLINKS = {"bin": "usr/bin", "lib": "usr/lib", "lib64": "usr/lib64", "sbin": "usr/sbin"}

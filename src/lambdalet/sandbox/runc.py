@@ -123,9 +123,11 @@ class BundlePlan:
     cgroup_version: str
     agent_python: str  # path inside the sandbox of the agent's interpreter
     agent_python_prefix: Path  # host prefix mounted at rootfs.AGENT_PYTHON_PREFIX
-    agent_dir: Path  # host directory holding agent.py
+    agent_dir: Path  # host directory holding agent.py (and agent, compiled from agent.c)
     tmp_source: Path | None  # host dir mounted at /tmp, or None for a tmpfs
     nproc: int = 4194304  # RLIMIT_NPROC, see nproc_limit()
+    #: run the compiled agent instead of agent.py (no interpreter mounted then)
+    agent_compiled: bool = False
     #: the server instance's tag: keeps two servers on one host out of each other's cgroups
     instance: str = ""
     #: a spare sandbox: /var/task, /opt, /var/runtime and /var/lang are slave binds of
@@ -179,9 +181,10 @@ def oci_config(plan: BundlePlan) -> dict[str, Any]:
         Mount("/dev/mqueue", "mqueue", "mqueue", ("nosuid", "noexec", "nodev")),
         Mount("/sys", "sysfs", "sysfs", ("nosuid", "noexec", "nodev", "ro")),
         Mount("/usr", "/usr"),
-        Mount(rootfs.AGENT_PYTHON_PREFIX, str(plan.agent_python_prefix)),
         Mount(rootfs.AGENT_DIR, str(plan.agent_dir)),
     ]
+    if not plan.agent_compiled:
+        mounts.append(Mount(rootfs.AGENT_PYTHON_PREFIX, str(plan.agent_python_prefix)))
     if plan.attach_dir is not None:
         mounts += [
             Mount(f"/{ATTACH_POINTS[name]}", str(plan.attach_dir / name), options=ATTACH_OPTIONS)
@@ -218,10 +221,16 @@ def oci_config(plan: BundlePlan) -> dict[str, Any]:
         "process": {
             "terminal": False,
             "user": {"uid": rootfs.SANDBOX_UID, "gid": rootfs.SANDBOX_GID},
-            "args": [plan.agent_python, "-I", "-S", "-B", rootfs.AGENT_SCRIPT],
+            "args": [rootfs.AGENT_BINARY]
+            if plan.agent_compiled
+            else [plan.agent_python, "-I", "-S", "-B", rootfs.AGENT_SCRIPT],
             "env": [
                 f"PATH={_DEFAULT_PATH}",
-                f"LD_LIBRARY_PATH={rootfs.AGENT_PYTHON_PREFIX}/lib",
+                *(
+                    []
+                    if plan.agent_compiled
+                    else [f"LD_LIBRARY_PATH={rootfs.AGENT_PYTHON_PREFIX}/lib"]
+                ),
                 "LANG=C.UTF-8",
             ],
             "cwd": "/",
@@ -292,6 +301,46 @@ def agent_interpreter() -> tuple[Path, str]:
     except ValueError:
         raise SandboxError(f"python {exe} is not under its prefix {prefix}") from None
     return prefix, f"{rootfs.AGENT_PYTHON_PREFIX}/{rel}"
+
+
+def compile_agent(source: Path, binary: Path) -> str | None:
+    """Build the compiled agent (static when the C library allows); None, or why not."""
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        return "no C compiler (cc) found"
+    tmp = binary.with_name(f".{binary.name}.{os.getpid()}")
+    flags = ["-O2", "-Wall", "-Werror", "-o", str(tmp), str(source)]
+    err = ""
+    for link in (["-static"], []):
+        done = subprocess.run(
+            [cc, *link, *flags], capture_output=True, text=True, timeout=60, check=False
+        )
+        if done.returncode == 0:
+            tmp.chmod(0o755)
+            tmp.rename(binary)
+            return None
+        err = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else str(done.returncode)
+    with contextlib.suppress(OSError):
+        tmp.unlink()
+    return f"{cc} failed: {err}"
+
+
+def agent_message(msg: Sequence[Any]) -> bytes:
+    """One host -> agent message (agent.py, agent.c): its fields joined by NUL bytes.
+
+    A list is its length then its items; a dict its length then ``key=value`` items.
+    """
+    parts: list[str] = []
+    for item in msg:
+        if isinstance(item, (list, tuple)):
+            parts += [str(len(item)), *map(str, item)]
+        elif isinstance(item, dict):
+            parts += [str(len(item)), *(f"{k}={v}" for k, v in item.items())]
+        else:
+            parts.append(str(item))
+    if any("\0" in p for p in parts):
+        raise SpawnError("a NUL byte in an argument, variable or directory")
+    return b"\0".join(os.fsencode(p) for p in parts)
 
 
 # ---------------------------------------------------------------------------
@@ -511,6 +560,7 @@ class RuncSandbox:
             agent_python=b.agent_python,
             agent_python_prefix=b.agent_prefix,
             agent_dir=b.agent_dir,
+            agent_compiled=b.agent_compiled,
             tmp_source=tmp_source,
             nproc=nproc_limit(),
             instance=b.tag,
@@ -707,7 +757,7 @@ class RuncSandbox:
     async def _send(self, msg: tuple[Any, ...], fds: Sequence[int] = ()) -> None:
         if self._destroyed or self._agent_dead or self._ctl is None:
             raise SandboxError(f"sandbox {self.spec.env_id} is not running")
-        data = marshal.dumps(msg)
+        data = agent_message(msg)
         loop = asyncio.get_running_loop()
         while True:
             try:
@@ -997,6 +1047,8 @@ class RuncBackend:
         self.loop_tmp = True
         self.tmp_images = TmpImages(self.data_dir / "tmp-templates")
         self.agent_prefix, self.agent_python = agent_interpreter()
+        #: set by _install_agent: sandboxes run the compiled agent (agent.c)
+        self.agent_compiled = False
         self._base_rootfs: Path | None = None
         self._agent_dir: Path | None = None
         self._started = False
@@ -1070,15 +1122,32 @@ class RuncBackend:
             self._started = True
 
     def _install_agent(self) -> Path:
-        text = (Path(__file__).parent / "agent.py").read_bytes()
-        d = self.data_dir / "rapid" / hashlib.sha256(text).hexdigest()[:16]
+        """``rapid/<hash>/``: agent.py, agent.c and, when the host has a C compiler, the
+        compiled agent (``agent``), which every sandbox then runs as PID 1 instead."""
+        here = Path(__file__).parent
+        sources = {name: (here / name).read_bytes() for name in ("agent.py", "agent.c")}
+        digest = hashlib.sha256(b"".join(sources.values())).hexdigest()[:16]
+        d = self.data_dir / "rapid" / digest
         if not (d / "agent.py").exists():
             d.mkdir(parents=True, exist_ok=True)
-            tmp = d / f".agent.{os.getpid()}"
-            tmp.write_bytes(text)
-            tmp.chmod(0o644)
-            tmp.rename(d / "agent.py")
+            for name, text in sources.items():
+                tmp = d / f".{name}.{os.getpid()}"
+                tmp.write_bytes(text)
+                tmp.chmod(0o644)
+                tmp.rename(d / name)
             d.chmod(0o755)
+        binary = d / "agent"
+        if os.environ.get("LAMBDALET_PYTHON_AGENT"):
+            # the fallback on purpose (troubleshooting, comparisons)
+            self.agent_compiled = False
+            return d
+        if not binary.exists():
+            problem = compile_agent(d / "agent.c", binary)
+            if problem is not None:
+                self._warnings.append(
+                    f"the sandbox agent runs on Python (4 MB more per sandbox): {problem}"
+                )
+        self.agent_compiled = binary.exists()
         return d
 
     async def create(self, spec: SandboxSpec, on_log: LogSink, on_exit: ExitSink) -> Sandbox:

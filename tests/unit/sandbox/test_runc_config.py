@@ -125,3 +125,29 @@ def test_cpu_weight_follows_memory_and_spares_build_at_the_lowest() -> None:
     assert oci_config(plan)["linux"]["resources"]["cpu"] == {"shares": 1024}
     spare = replace(plan, attach_dir=Path("/e/attach"))
     assert oci_config(spare)["linux"]["resources"]["cpu"] == {"shares": 2}
+
+
+def test_compiled_agent_runs_without_an_interpreter() -> None:
+    from dataclasses import replace
+
+    plan = replace(_plan(_spec()), agent_compiled=True)
+    cfg = oci_config(plan)
+    assert cfg["process"]["args"] == [rootfs.AGENT_BINARY]
+    assert not any(e.startswith("LD_LIBRARY_PATH=") for e in cfg["process"]["env"])
+    assert rootfs.AGENT_PYTHON_PREFIX not in {m["destination"] for m in cfg["mounts"]}
+    py = oci_config(_plan(_spec()))
+    assert py["process"]["args"][0] == "/var/rapid/python/bin/python3.11"
+    assert rootfs.AGENT_PYTHON_PREFIX in {m["destination"] for m in py["mounts"]}
+
+
+def test_agent_message_fields() -> None:
+    import pytest
+
+    from lambdalet.sandbox.base import SpawnError
+    from lambdalet.sandbox.runc import agent_message
+
+    msg = agent_message(("spawn", 4, ["/bin/sh", "-c", "x"], {"A": "1=2"}, "/var/task"))
+    assert msg == b"spawn\x004\x003\x00/bin/sh\x00-c\x00x\x001\x00A=1=2\x00/var/task"
+    assert agent_message(("signal", 12, 15)) == b"signal\x0012\x0015"
+    with pytest.raises(SpawnError):
+        agent_message(("spawn", 1, ["a\x00b"], {}, "/"))
