@@ -123,8 +123,9 @@ Condition; !If with AWS::NoValue), !Ref / !Sub / !GetAtt / !Join / !Select, and 
 parameters AWS::Region, AWS::AccountId, AWS::Partition, AWS::StackName.  Functions without
 FunctionName are named after their logical ID.  Other resource types are skipped with a note.
 A !Ref, ${X} or !GetAtt X.Arn to a skipped AWS::S3::Bucket, AWS::DynamoDB::Table,
-AWS::SQS::Queue or AWS::SNS::Topic (!GetAtt X.TopicArn) gets the value CloudFormation would
-give, from the name the template gives (BucketName, TableName, QueueName, TopicName) or else
+AWS::SQS::Queue, AWS::SNS::Topic (!GetAtt X.TopicArn) or AWS::IAM::Role gets the value
+CloudFormation would give, from the name the template gives (BucketName, TableName,
+QueueName, TopicName, RoleName) or else
 <stack>-<LogicalId> (lowercased for buckets), with a warning; !Ref of a queue is its URL and
 of a topic its ARN.  Any other reference to a skipped resource is an error.
 

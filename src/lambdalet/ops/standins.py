@@ -1,6 +1,6 @@
 """Values for references to resources lambdalet does not deploy.  No I/O.
 
-A template often passes a bucket, table, queue or topic to a function (``BUCKET: !Ref
+A template often passes a bucket, table, queue or topic (or its execution role) to a function (``BUCKET: !Ref
 Pictures``).  lambdalet deploys none of these, but the function still needs the value it
 would have had: the physical name the template gives (``BucketName``, ...), else a
 deterministic ``<stack>-<LogicalId>``, shaped as CloudFormation shapes ``!Ref`` and
@@ -44,6 +44,13 @@ STAND_INS: dict[str, StandIn] = {
         arn_attribute="Arn",
         arn="arn:aws:sqs:{region}:{account}:{name}",
         fifo_property="FifoQueue",
+    ),
+    # the execution role of plain CloudFormation templates: Role: !GetAtt MyRole.Arn
+    "AWS::IAM::Role": StandIn(
+        "RoleName",
+        ref="{name}",
+        arn_attribute="Arn",
+        arn="arn:aws:iam::{account}:role/{name}",
     ),
     "AWS::SNS::Topic": StandIn(
         "TopicName",

@@ -231,3 +231,33 @@ def test_a_name_that_refers_to_its_own_resource_is_an_error() -> None:
     with pytest.raises(PlanError) as err:
         _template(text).functions({})
     assert (err.value.resource, err.value.field) == ("Pictures", "BucketName")
+
+
+def test_an_execution_role_of_the_template_gives_its_arn() -> None:
+    text = """
+Resources:
+  Exec:
+    Type: AWS::IAM::Role
+    Properties:
+      RoleName: worker-role
+  Other:
+    Type: AWS::IAM::Role
+  Main:
+    Type: AWS::Lambda::Function
+    Properties:
+      Code: src
+      Handler: a.b
+      Runtime: python3.11
+      Role: !GetAtt Exec.Arn
+      Environment:
+        Variables:
+          OTHER: !GetAtt Other.Arn
+          NAME: !Ref Exec
+"""
+    t = _template(text, region="eu-west-1", account_id="111122223333")
+    main = _main(t)
+    assert main.role == "arn:aws:iam::111122223333:role/worker-role"
+    assert dict(main.environment) == {
+        "OTHER": "arn:aws:iam::111122223333:role/shop-Other",
+        "NAME": "worker-role",
+    }
