@@ -1,9 +1,10 @@
 """Values for references to resources lambdalet does not deploy.  No I/O.
 
-A template often passes a bucket, table, queue or topic (or its execution role) to a function (``BUCKET: !Ref
-Pictures``).  lambdalet deploys none of these, but the function still needs the value it
-would have had: the physical name the template gives (``BucketName``, ...), else a
-deterministic ``<stack>-<LogicalId>``, shaped as CloudFormation shapes ``!Ref`` and
+A template often passes a bucket, table, queue or topic to a function (``BUCKET: !Ref
+Pictures``), or gives it a role of its own (``Role: !GetAtt MyRole.Arn``).  lambdalet
+deploys none of these, but the function still needs the value it would have had: the
+physical name the template gives (``BucketName``, ...), else a deterministic
+``<stack>-<LogicalId>``, shaped as CloudFormation shapes ``!Ref`` and
 ``!GetAtt X.Arn`` for that type.  Each use is reported as a :class:`Reference`.
 """
 
