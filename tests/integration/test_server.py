@@ -413,3 +413,19 @@ def test_admin_keeps_ended_environments(tmp_path: Path) -> None:
         assert events[-1] == ("shutdown_done", "")
     finally:
         srv.stop()
+
+
+def test_admin_backend_reports_the_compiled_agent_and_spares(own_server: Server) -> None:
+    import urllib.request
+
+    def backend() -> dict[str, Any]:
+        with urllib.request.urlopen(f"{own_server.url}/lambdalet/admin/backend", timeout=5) as r:
+            return dict(json.loads(r.read()))
+
+    _wait_for(lambda: backend()["spares"] == {"ready": 2, "wanted": 2}, 30.0)
+    info = backend()
+    assert info["backend"] == "runc" and info["agent"] == "compiled", info
+    # a cold start takes a spare; one is built again shortly after
+    name = create(own_server.client(), {"app.py": HELLO})
+    assert invoke(own_server.client(), name).function_error is None
+    _wait_for(lambda: backend()["spares"] == {"ready": 2, "wanted": 2}, 30.0)

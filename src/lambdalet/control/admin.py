@@ -93,6 +93,8 @@ async def backend_info(request: web.Request) -> web.Response:
             "network": info.network,
             "reasons": list(info.reasons),
             "warnings": list(info.warnings),
+            "agent": info.agent,
+            "spares": {"ready": info.spares_ready, "wanted": info.spares_wanted},
         }
     )
 

@@ -126,6 +126,9 @@ class BackendInfo:
     network: str  # "namespace" | "host"
     reasons: Sequence[str] = field(default_factory=tuple)  # why this backend and mode were chosen
     warnings: Sequence[str] = field(default_factory=tuple)  # what is weaker than Lambda
+    agent: str = ""  # PID 1 of a sandbox: "compiled" | "python" ("" where there is none)
+    spares_ready: int = 0  # spare sandboxes built and waiting
+    spares_wanted: int = 0
 
 
 #: Called with (role, process name, one line of output including its newline).

@@ -9,8 +9,8 @@ Layout per sandbox under ``config.envs_dir/<env_id>/``::
     slirp4netns.*        host-access helper's pid and messages
 
 Shared under ``config.data_dir``: ``runc/`` (our own ``runc --root``),
-``rootfs/<hash>/`` (read-only base, see rootfs.py), ``rapid/<hash>/agent.py``
-and ``tmp-templates/<mb>.img``.
+``rootfs/<hash>/`` (read-only base, see rootfs.py), ``rapid/<hash>/`` (agent.py,
+agent.c and the agent compiled from it) and ``tmp-templates/<mb>.img``.
 
 The host talks to the agent over a SOCK_SEQPACKET socketpair that is the
 agent's stdin (runc passes stdio through to a detached container).  Each
@@ -1089,6 +1089,9 @@ class RuncBackend:
             network="namespace",
             reasons=self._reasons,
             warnings=tuple(warnings),
+            agent=("compiled" if self.agent_compiled else "python") if self._started else "",
+            spares_ready=len(self._spares),
+            spares_wanted=self.spares_wanted,
         )
 
     def add_warning(self, warning: str) -> None:
