@@ -47,6 +47,10 @@ class LogStream:
     def line(self, text: str) -> None:
         self.raw((text + "\n").encode())
 
+    def lines(self, *texts: str) -> None:
+        """Several lines, written at once."""
+        self.raw("".join(t + "\n" for t in texts).encode())
+
     def raw(self, data: bytes) -> None:
         self.log.write(data)
         if self._capture is not None:

@@ -253,7 +253,14 @@ class TelemetryHub:
     def subscribers(self) -> list[Subscriber]:
         return list(self._subs.values())
 
+    @property
+    def active(self) -> bool:
+        """Whether an emitted record goes anywhere: a subscriber, or Init's backlog."""
+        return self._open or bool(self._subs)
+
     def emit(self, type_: str, record: Any) -> None:
+        if not self._open and not self._subs:
+            return
         event = tp.Event(self._clock(), type_, record)
         if self._open:
             self._backlog.append(event)

@@ -35,6 +35,8 @@ from pathlib import Path
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 #: the parent of every sandbox cgroup, relative to each hierarchy's root
 PARENT = "lambdalet"
+#: "not looked up yet" for a cached path that may also be None
+_UNKNOWN = Path("/nonexistent/lambdalet-unknown")
 #: v1 controllers a sandbox needs
 V1_REQUIRED = ("memory", "pids", "freezer")
 #: v2 controllers a sandbox needs (freezing is built into v2's core)
@@ -180,6 +182,7 @@ class Cgroup(ABC):
         self._sampled_peak = 0
         #: control files the invoke path touches, kept open: (path, mode) -> fd
         self._fds: dict[tuple[Path, int], int] = {}
+        self._peak_file: Path | None = _UNKNOWN
 
     def _fd(self, path: Path, mode: int) -> int:
         fd = self._fds.get((path, mode))
@@ -258,7 +261,10 @@ class Cgroup(ABC):
 
     def memory_peak(self) -> int:
         """Highest memory use so far (sampled ``memory.current`` if the kernel has no peak)."""
-        peak_file = self._memory_peak_file()
+        # read for every REPORT: the file's path is worked out once
+        if self._peak_file is _UNKNOWN:
+            self._peak_file = self._memory_peak_file()
+        peak_file = self._peak_file
         if peak_file is not None:
             with contextlib.suppress(OSError, ValueError):
                 return self.read_int_hot(peak_file)
