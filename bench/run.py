@@ -478,6 +478,10 @@ def m_density(srv: Server, sizes: tuple[int, ...], warm_n: int) -> list[dict[str
     return out
 
 
+#: idle time before a burst, once the spares are built
+SETTLE_S = 2.0
+
+
 def wait_for_spares(srv: Server, limit_s: float = 120.0) -> int:
     """Wait until the server's spare sandboxes are all built; returns how many."""
     deadline = time.monotonic() + limit_s
@@ -486,6 +490,8 @@ def wait_for_spares(srv: Server, limit_s: float = 120.0) -> int:
         spares = json.loads(body).get("spares", {}) if st == 200 else {}
         ready, wanted = spares.get("ready", 0), spares.get("wanted", 0)
         if ready >= wanted or time.monotonic() > deadline:
+            # a spare's pre-started runtime may still be importing awslambdaric
+            time.sleep(SETTLE_S)
             return int(ready)
         time.sleep(0.1)
 
@@ -610,6 +616,10 @@ def main(argv: list[str] | None = None) -> int:
             # the same burst against a server whose spares cover it (--spare-sandboxes N)
             prepared = Server(args.backend, log.with_suffix(".burst.log"), size.burst)
             try:
+                # as on the main server: a first function teaches the spares which runtime
+                # to mount and pre-start
+                prepared.create("warm")
+                prepared.invoke("warm")
                 res["burst_prepared"] = m_burst(prepared, size.burst)
             finally:
                 prepared.stop()

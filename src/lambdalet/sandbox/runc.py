@@ -1142,13 +1142,17 @@ class RuncBackend:
         binary = d / "agent"
         if os.environ.get("LAMBDALET_PYTHON_AGENT"):
             # the fallback on purpose (troubleshooting, comparisons)
+            self._warnings.append(
+                "the sandbox agent runs on Python (3.3 MB more per sandbox): "
+                "LAMBDALET_PYTHON_AGENT is set"
+            )
             self.agent_compiled = False
             return d
         if not binary.exists():
             problem = compile_agent(d / "agent.c", binary)
             if problem is not None:
                 self._warnings.append(
-                    f"the sandbox agent runs on Python (4 MB more per sandbox): {problem}"
+                    f"the sandbox agent runs on Python (3.3 MB more per sandbox): {problem}"
                 )
         self.agent_compiled = binary.exists()
         return d
