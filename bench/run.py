@@ -447,6 +447,30 @@ def _parallel(jobs: list[Callable[[Conn], None]], port: int, workers: int) -> No
         raise errors[0]
 
 
+#: command-line marks of the processes that live in (or for) a sandbox
+SANDBOX_PROCESSES = (b"/var/rapid/agent/", b"lambdalet_launch", b"lambdalet_zygote", b"slirp4netns")
+
+
+def sandbox_pss() -> tuple[int, float]:
+    """(sandboxes, MB of PSS of their agents, runtimes and slirp4netns) on this host."""
+    agents, kb = 0, 0
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
+            if not any(m in cmd for m in SANDBOX_PROCESSES):
+                continue
+            rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
+        except OSError:
+            continue
+        agents += b"/var/rapid/agent/" in cmd
+        for line in rollup.splitlines():
+            if line.startswith("Pss:"):
+                kb += int(line.split()[1])
+    return agents, kb / 1024
+
+
 def m_density(srv: Server, sizes: tuple[int, ...], warm_n: int) -> list[dict[str, Any]]:
     out = []
     held = 0
@@ -465,12 +489,17 @@ def m_density(srv: Server, sizes: tuple[int, ...], warm_n: int) -> list[dict[str
         took = time.perf_counter() - t
         held = target
         after = settle_mem()
+        sandboxes, pss_mb = sandbox_pss()
         warm = m_warm(srv, "warm", warm_n)
         out.append(
             {
                 "environments": target,
                 "mem_available_drop_mb": round((before - after) / 1024, 1),
                 "per_env_mb": round((before - after) / 1024 / target, 2),
+                # processes only (no kernel memory), every sandbox of the server: steadier
+                # than MemAvailable, which page-cache changes move by a few hundred MB
+                "sandboxes": sandboxes,
+                "process_pss_per_sandbox_mb": round(pss_mb / max(1, sandboxes), 2),
                 "fill_s": round(took, 2),
                 "warm_while_held": summary(warm),
             }
@@ -693,7 +722,8 @@ def print_table(r: dict[str, Any]) -> None:
     for d in r.get("density", []):
         w = d["warm_while_held"]
         print(
-            f"{'density ' + str(d['environments']):36s} {d['per_env_mb']:>10.2f} MB/env; "
+            f"{'density ' + str(d['environments']):36s} {d['per_env_mb']:>10.2f} MB/env "
+            f"(process PSS {d['process_pss_per_sandbox_mb']:.2f} MB/sandbox); "
             f"warm p50 {w['p50_ms']:.3f} p99 {w['p99_ms']:.3f}"
         )
     print("\ntargets (measured, target, met):")
