@@ -65,9 +65,16 @@ async def build_platform(config: ServerConfig) -> Platform:
     for warning in info.warnings:
         log.warning("%s", warning)
     store = Store(config, clock)
+    launcher = RuntimeLauncher(config)
+    try:
+        # spares pre-start the host Python's runtime from the start, not only once a
+        # first function taught them: the first cold start is as fast as the later ones
+        await launcher.prime_spares(backend)
+    except Exception as e:  # an optimisation: never a reason not to serve
+        log.warning("could not prepare the spare sandboxes' runtime: %s", e)
     pool = Pool(
         backend=backend,
-        launcher=RuntimeLauncher(config),
+        launcher=launcher,
         clock=clock,
         logs_dir=config.logs_dir,
         settings=PoolSettings(

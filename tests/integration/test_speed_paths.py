@@ -8,7 +8,9 @@ which path it ran on (the process's command line) so the comparisons are real.
 
 from __future__ import annotations
 
+import json
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -67,7 +69,8 @@ def handler(event, context):
 
 @pytest.fixture(scope="module")
 def lam(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """A server of its own with spare sandboxes on (they are off by default)."""
+    """A server of its own with spare sandboxes on, on a fresh data dir (so the first
+    runtime it starts is a plain start: no runtime is installed to pre-start yet)."""
     require_sandbox()
     base: Path = tmp_path_factory.mktemp("speed")
     srv = Server(base / "data", free_port(), extra_args=("--spare-sandboxes", "2"))
@@ -155,3 +158,34 @@ def test_exec_wrapper_and_interpreter_settings_fall_back_to_a_plain_start(lam: A
     assert flagged["environ"]["PYTHONDONTWRITEBYTECODE"] == "1"
     # sys.flags.dont_write_bytecode is the 5th field of sys.flags
     assert flagged["flags"][4] == 1
+
+
+def test_a_restarted_server_pre_starts_the_installed_runtime_before_any_function(
+    tmp_path: Path,
+) -> None:
+    """With the host Python's runtime installed, the spares pre-start it from the start."""
+    require_sandbox()
+    data = tmp_path / "data"
+    first = Server(data, free_port())
+    first.start()
+    try:  # installs the runtime into the data dir
+        assert invoke(first.client(), create(first.client(), {"app.py": PROBE})).json()
+    finally:
+        first.stop()
+    again = Server(data, free_port())
+    again.start()
+    try:
+        lam = again.client()
+        deadline = time.monotonic() + 30
+        while True:  # the two spares are built (and their runtime pre-started) at start
+            with urllib.request.urlopen(f"{again.url}/lambdalet/admin/backend") as r:
+                if json.loads(r.read())["spares"]["ready"] == 2:
+                    break
+            assert time.monotonic() < deadline, "spares not built"
+            time.sleep(0.1)
+        time.sleep(1.0)
+        p = _probe(lam, MemorySize=256)
+        assert _prestarted(p), p["cmdline"]
+        assert p["argv"][1:] == ["app.handler"] and p["cwd"] == "/var/task"
+    finally:
+        again.stop()

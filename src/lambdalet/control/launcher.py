@@ -6,16 +6,19 @@ to the environment's :class:`~lambdalet.env.launch.Launcher` seam.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import sys
 from collections.abc import Mapping
+from pathlib import Path
 
 from lambdalet.config import ServerConfig
 from lambdalet.env.launch import LaunchPlan, RuntimeMounts
 from lambdalet.model import FunctionRecord
 from lambdalet.runtimes import envvars
 from lambdalet.runtimes.provided import InvalidEntrypoint, find_bootstrap, is_provided_runtime
-from lambdalet.runtimes.python import PythonRuntime, ensure_python_runtime
-from lambdalet.sandbox.base import SandboxView
+from lambdalet.runtimes.python import PythonRuntime, ensure_python_runtime, installed_python
+from lambdalet.sandbox.base import SandboxBackend, SandboxView
 
 
 def _version_arn(region: str, label: str) -> str:
@@ -45,6 +48,45 @@ class RuntimeLauncher:
             _version_arn(region, label),
             notes=(rt.note,) if rt.note else (),
         )
+
+    async def prime_spares(self, backend: SandboxBackend) -> bool:
+        """Tell the backend's spares which runtime to pre-start before any function ran.
+
+        The Python runtime of the host's own Python, when it is installed already (no pip
+        run at start): the spares mount it and start it, so the first function's first
+        invoke is as fast as later ones.  True when the backend was told.
+        """
+        view = backend.spare_view()
+        if view is None:
+            return False
+        runtime_id = f"python{sys.version_info.major}.{sys.version_info.minor}"
+        install = await asyncio.to_thread(installed_python, self._config, runtime_id)
+        if install is None:
+            return False
+        probe = FunctionRecord(
+            name="lambdalet-spare",
+            version="$LATEST",
+            arn=(
+                f"arn:aws:lambda:{self._config.region}:{self._config.account_id}"
+                ":function:lambdalet-spare"
+            ),
+            runtime=runtime_id,
+            handler="lambda_function.lambda_handler",
+            role=f"arn:aws:iam::{self._config.account_id}:role/lambdalet-spare",
+            memory_mb=128,
+            timeout_s=3,
+            ephemeral_mb=512,
+            environment={},
+            layers=(),
+            code_dir=Path(view.task_root),
+            code_sha256="",
+            code_size=0,
+            revision_id="",
+        )
+        mounts = await self.mounts(probe)
+        plan = self.plan(probe, view, log_stream="", init_type="on-demand")
+        backend.expect_runtime(mounts.runtime_dir, mounts.lang_dir, plan.env)
+        return True
 
     def plan(
         self, function: FunctionRecord, view: SandboxView, log_stream: str, init_type: str

@@ -554,6 +554,17 @@ def _lock_for(runtime_dir: Path) -> asyncio.Lock:
     return lock
 
 
+def installed_python(
+    config: ServerConfig, runtime_id: str, places: SearchPlaces | None = None
+) -> PythonInstall | None:
+    """The install a ``python3.X`` function would run on, if its runtime is installed."""
+    try:
+        install = select_python(runtime_id, places or SearchPlaces.default()).install
+    except (ValueError, OSError):
+        return None
+    return install if is_installed(config.runtimes_dir.absolute(), install) else None
+
+
 async def ensure_python_runtime(
     config: ServerConfig,
     runtime_id: str,

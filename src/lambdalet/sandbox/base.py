@@ -220,3 +220,13 @@ class SandboxBackend(Protocol):
     async def close(self) -> None:
         """Destroy every sandbox this backend made and release shared resources."""
         ...
+
+    def spare_view(self) -> SandboxView | None:
+        """How a spare sandbox will show its directories; None: this backend keeps none."""
+        ...
+
+    def expect_runtime(
+        self, runtime_dir: Path | None, lang_dir: Path | None, env: Mapping[str, str]
+    ) -> None:
+        """A runtime the next functions will likely use: spares mount and pre-start it."""
+        ...

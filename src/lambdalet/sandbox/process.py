@@ -326,6 +326,14 @@ class ProcessBackend:
         self._reasons = tuple(reasons)
         self._sandboxes: dict[str, ProcessSandbox] = {}
 
+    def spare_view(self) -> SandboxView | None:
+        return None  # no spares: every sandbox is made on demand
+
+    def expect_runtime(
+        self, runtime_dir: Path | None, lang_dir: Path | None, env: Mapping[str, str]
+    ) -> None:
+        pass
+
     def info(self) -> BackendInfo:
         return BackendInfo(
             backend="process",

@@ -303,6 +303,17 @@ def agent_interpreter() -> tuple[Path, str]:
     return prefix, f"{rootfs.AGENT_PYTHON_PREFIX}/{rel}"
 
 
+#: where every runc sandbox shows its directories
+SANDBOX_VIEW = SandboxView(
+    task_root="/var/task",
+    opt_dir="/opt",
+    runtime_dir="/var/runtime",
+    lang_dir="/var/lang",
+    tmp_dir="/tmp",
+    runtime_api=f"{rootfs.SANDBOX_ADDR}:{rootfs.RUNTIME_API_PORT}",
+)
+
+
 def compile_agent(source: Path, binary: Path) -> str | None:
     """Build the compiled agent (static when the C library allows); None, or why not."""
     cc = shutil.which("cc") or shutil.which("gcc")
@@ -505,14 +516,7 @@ class RuncSandbox:
         self._dead_prestarts: set[int] = set()
         #: serialises changes of the attach points (attach vs. preparing a waiting spare)
         self._attach_lock = asyncio.Lock()
-        self._view = SandboxView(
-            task_root="/var/task",
-            opt_dir="/opt",
-            runtime_dir="/var/runtime",
-            lang_dir="/var/lang",
-            tmp_dir="/tmp",
-            runtime_api=f"{rootfs.SANDBOX_ADDR}:{rootfs.RUNTIME_API_PORT}",
-        )
+        self._view = SANDBOX_VIEW
 
     def __repr__(self) -> str:
         state = "destroyed" if self._destroyed else "frozen" if self._frozen else "running"
@@ -1217,6 +1221,21 @@ class RuncBackend:
 
     def likely_mounts(self) -> dict[str, str | None]:
         return dict(self._likely)
+
+    def spare_view(self) -> SandboxView | None:
+        return SANDBOX_VIEW if self.spares_wanted > 0 else None
+
+    def expect_runtime(
+        self, runtime_dir: Path | None, lang_dir: Path | None, env: Mapping[str, str]
+    ) -> None:
+        """Before any function ran (server start): the runtime spares should pre-start."""
+        if self._likely["runtime"] is not None:
+            return  # a function already told us
+        if runtime_dir is not None:
+            self._likely["runtime"] = str(runtime_dir.resolve())
+        if lang_dir is not None:
+            self._likely["lang"] = str(lang_dir.resolve())
+        self.learn_runtime_env(env)
 
     def learn_runtime_env(self, env: Mapping[str, str]) -> None:
         """Remember the start-up part of the latest runtime's environment (for spares).
