@@ -210,6 +210,8 @@ def test_doctor_reports_backend() -> None:
     assert info["backend"] == "runc"
     assert info["cgroup"] in ("v1", "v2")
     assert info["network"] == "namespace"
+    # setup installs gcc: the compiled agent is what a server here runs
+    assert info["agent"] == "compiled" and info["spares_wanted"] == 2, info
 
 
 def _environments(srv: Server) -> list[dict[str, Any]]:

@@ -140,14 +140,27 @@ def describe(config: ServerConfig) -> BackendInfo:
         from .process import ProcessBackend
 
         return ProcessBackend(config, d.reasons).info()
+    agent, agent_note = _agent_kind()
     return BackendInfo(
         backend="runc",
         isolation="full",
         cgroup=d.cgroup,
         network=d.network,
-        reasons=d.reasons,
+        reasons=(*d.reasons, agent_note),
         warnings=d.warnings,
+        agent=agent,
+        spares_wanted=max(0, config.spare_sandboxes),
     )
+
+
+def _agent_kind() -> tuple[str, str]:
+    """Which sandbox agent a runc server here would run, and why."""
+    if os.environ.get("LAMBDALET_PYTHON_AGENT"):
+        return "python", "sandbox agent: Python (LAMBDALET_PYTHON_AGENT is set)"
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        return "python", "sandbox agent: Python (no C compiler: apt-get install gcc libc6-dev)"
+    return "compiled", f"sandbox agent: compiled from agent.c with {cc}"
 
 
 async def choose_backend(config: ServerConfig) -> SandboxBackend:
