@@ -189,3 +189,30 @@ def test_a_restarted_server_pre_starts_the_installed_runtime_before_any_function
         assert p["argv"][1:] == ["app.handler"] and p["cwd"] == "/var/task"
     finally:
         again.stop()
+
+
+CRASHER = (
+    PROBE
+    + """
+_COUNT = {"n": 0}
+_plain_handler = handler
+
+def handler(event, context):
+    _COUNT["n"] += 1
+    if event.get("crash"):
+        os._exit(3)
+    return {**_plain_handler(event, context), "count": _COUNT["n"]}
+"""
+)
+
+
+def test_the_first_invoke_after_a_reset_runs_on_a_pre_started_runtime(lam: Any) -> None:
+    name = create(lam, {"app.py": CRASHER})
+    assert invoke(lam, name).json()["count"] == 1
+    crashed = invoke(lam, name, {"crash": True})
+    assert crashed.function_error == "Unhandled"
+    after = invoke(lam, name).json()
+    # a fresh runtime (globals gone), started from the runtime pre-started after the reset
+    assert after["count"] == 1
+    assert _prestarted(after), after["cmdline"]
+    assert after["argv"][1:] == ["app.handler"] and after["cwd"] == "/var/task"

@@ -793,6 +793,8 @@ class Environment:
         self._mark("reset", f"reason={reason}")
         await self._stop_processes(reason)
         self.machine.fire(EnvEvent.RESET_DONE)
+        if self._sandbox is not None:
+            await self._sandbox.prepare_restart()
 
     async def _stop_processes(self, reason: str) -> None:
         """The Shutdown phase's sequence (contract §2.9), ending with nothing running.

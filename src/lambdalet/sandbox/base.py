@@ -181,6 +181,10 @@ class Sandbox(Protocol):
         """SIGKILL every process inside except the sandbox's own supervisor, and wait for them."""
         ...
 
+    async def prepare_restart(self) -> None:
+        """After a reset: get ready to start the runtime again (e.g. pre-start it)."""
+        ...
+
     def freeze(self) -> None:
         """Suspend every process inside (cgroup freezer).  Must be cheap."""
         ...

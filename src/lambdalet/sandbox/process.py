@@ -267,6 +267,9 @@ class ProcessSandbox:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, sig)
 
+    async def prepare_restart(self) -> None:
+        pass  # no pre-started runtimes on this backend
+
     async def kill_all(self) -> None:
         children = list(self._children.values())
         for c in children:

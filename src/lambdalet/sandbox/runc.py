@@ -857,7 +857,7 @@ class RuncSandbox:
             raise SpawnError(f"{argv[0]}: {reason}")
         return value, r
 
-    # -- pre-started runtime (optional; only in spares) ----------------------
+    # -- pre-started runtime (optional: spares, and sandboxes after a reset) ------
 
     async def prestart_runtime(self) -> None:
         """Start the runtime dir's pre-start entry point, if it has one and we know how.
@@ -868,6 +868,8 @@ class RuncSandbox:
         it can become that runtime exactly, and execs the bootstrap when it cannot.
         """
         runtime = self.attached.get("runtime")
+        if runtime is None and self.attach_dir is None and self.spec.runtime_dir is not None:
+            runtime = str(self.spec.runtime_dir)  # built for its function: /var/runtime is it
         env = self.backend.prestart_env()
         if runtime is None or env is None or self._prestart is not None:
             return
@@ -929,6 +931,20 @@ class RuncSandbox:
                 await asyncio.to_thread(self.cgroup.kill_all, keep)
             for pid in list(self._children):
                 self._child_exited(pid, None, signal.SIGKILL)
+
+    async def prepare_restart(self) -> None:
+        """After a reset, pre-start the runtime again.
+
+        The next Init then activates it instead of starting an interpreter: the first
+        invoke after a crash or a timeout costs what a cold start on a spare costs.
+        """
+        if self._destroyed or self._agent_dead:
+            return
+        try:
+            async with self._attach_lock:
+                await self.prestart_runtime()
+        except (SandboxError, SpawnError, OSError) as e:
+            logger.warning("pre-starting the runtime after a reset failed: %s", e)
 
     def freeze(self) -> None:
         if self.cgroup is None or self._destroyed:
