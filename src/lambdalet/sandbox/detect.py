@@ -155,8 +155,10 @@ def describe(config: ServerConfig) -> BackendInfo:
 
 def _agent_kind() -> tuple[str, str]:
     """Which sandbox agent a runc server here would run, and why."""
-    if os.environ.get("LAMBDALET_PYTHON_AGENT"):
-        return "python", "sandbox agent: Python (LAMBDALET_PYTHON_AGENT is set)"
+    from .runc import PYTHON_AGENT_ENV
+
+    if os.environ.get(PYTHON_AGENT_ENV):
+        return "python", f"sandbox agent: Python ({PYTHON_AGENT_ENV} is set)"
     cc = shutil.which("cc") or shutil.which("gcc")
     if cc is None:
         return "python", "sandbox agent: Python (no C compiler: apt-get install gcc libc6-dev)"

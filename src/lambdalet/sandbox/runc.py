@@ -303,6 +303,9 @@ def agent_interpreter() -> tuple[Path, str]:
     return prefix, f"{rootfs.AGENT_PYTHON_PREFIX}/{rel}"
 
 
+#: set (to anything) to run agent.py even where the compiled agent could be built
+PYTHON_AGENT_ENV = "LAMBDALET_PYTHON_AGENT"
+
 #: where every runc sandbox shows its directories
 SANDBOX_VIEW = SandboxView(
     task_root="/var/task",
@@ -1160,11 +1163,11 @@ class RuncBackend:
                 tmp.rename(d / name)
             d.chmod(0o755)
         binary = d / "agent"
-        if os.environ.get("LAMBDALET_PYTHON_AGENT"):
+        if os.environ.get(PYTHON_AGENT_ENV):
             # the fallback on purpose (troubleshooting, comparisons)
             self._warnings.append(
                 "the sandbox agent runs on Python (3.3 MB more per sandbox): "
-                "LAMBDALET_PYTHON_AGENT is set"
+                f"{PYTHON_AGENT_ENV} is set"
             )
             self.agent_compiled = False
             return d
@@ -1230,10 +1233,13 @@ class RuncBackend:
             await asyncio.sleep(0.01)
 
     def _learn(self, spec: SandboxSpec) -> None:
-        if spec.runtime_dir is not None:
-            self._likely["runtime"] = str(spec.runtime_dir.resolve())
-        if spec.lang_dir is not None:
-            self._likely["lang"] = str(spec.lang_dir.resolve())
+        self._learn_dirs(spec.runtime_dir, spec.lang_dir)
+
+    def _learn_dirs(self, runtime_dir: Path | None, lang_dir: Path | None) -> None:
+        if runtime_dir is not None:
+            self._likely["runtime"] = str(runtime_dir.resolve())
+        if lang_dir is not None:
+            self._likely["lang"] = str(lang_dir.resolve())
 
     def likely_mounts(self) -> dict[str, str | None]:
         return dict(self._likely)
@@ -1247,10 +1253,7 @@ class RuncBackend:
         """Before any function ran (server start): the runtime spares should pre-start."""
         if self._likely["runtime"] is not None:
             return  # a function already told us
-        if runtime_dir is not None:
-            self._likely["runtime"] = str(runtime_dir.resolve())
-        if lang_dir is not None:
-            self._likely["lang"] = str(lang_dir.resolve())
+        self._learn_dirs(runtime_dir, lang_dir)
         self.learn_runtime_env(env)
 
     def learn_runtime_env(self, env: Mapping[str, str]) -> None:

@@ -65,6 +65,23 @@ async def start(argv: Sequence[str], **kw: Any) -> subprocess.Popen[bytes]:
     return await loop.run_in_executor(_executor(), lambda: subprocess.Popen(list(argv), **kw))
 
 
+async def readable(fd: int, limit_s: float | None = None) -> None:
+    """Return once ``fd`` is readable (a pidfd: the process exited); TimeoutError after
+    ``limit_s``."""
+    loop = asyncio.get_running_loop()
+    ready: asyncio.Future[None] = loop.create_future()
+
+    def on_readable() -> None:
+        if not ready.done():
+            ready.set_result(None)
+
+    loop.add_reader(fd, on_readable)
+    try:
+        await asyncio.wait_for(ready, limit_s)
+    finally:
+        loop.remove_reader(fd)
+
+
 async def wait(proc: subprocess.Popen[bytes], limit_s: float | None = None) -> int:
     """The exit status of ``proc``, awaited on a pidfd; TimeoutError after ``limit_s``."""
     if proc.returncode is not None:
@@ -76,18 +93,10 @@ async def wait(proc: subprocess.Popen[bytes], limit_s: float | None = None) -> i
         return proc.wait()
     except OSError:  # pragma: no cover - kernels before 5.3
         return await asyncio.wait_for(loop.run_in_executor(_executor(), proc.wait), limit_s)
-    exited: asyncio.Future[None] = loop.create_future()
-
-    def readable() -> None:
-        if not exited.done():
-            exited.set_result(None)
-
-    loop.add_reader(pidfd, readable)
     try:
         if proc.poll() is None:
-            await asyncio.wait_for(exited, limit_s)
+            await readable(pidfd, limit_s)
     finally:
-        loop.remove_reader(pidfd)
         os.close(pidfd)
     return proc.wait()
 
