@@ -731,15 +731,15 @@ class Environment:
                 error_type=error_type,
             ).line(),
         )
-        metrics: dict[str, object] = {
-            "durationMs": round(duration_ms, 3),
-            "billedDurationMs": billed,
-            "memorySizeMB": fn.memory_mb,
-            "maxMemoryUsedMB": used_mb,
-        }
-        if init_ms is not None:
-            metrics["initDurationMs"] = round(init_ms, 3)
         if self._listening():
+            metrics: dict[str, object] = {
+                "durationMs": round(duration_ms, 3),
+                "billedDurationMs": billed,
+                "memorySizeMB": fn.memory_mb,
+                "maxMemoryUsedMB": used_mb,
+            }
+            if init_ms is not None:
+                metrics["initDurationMs"] = round(init_ms, 3)
             report: dict[str, object] = {
                 "requestId": request.request_id,
                 "status": _telemetry_status(status, error_type),
