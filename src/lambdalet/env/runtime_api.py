@@ -17,7 +17,9 @@ from aiohttp import web
 from lambdalet.env import rapi_protocol as rp
 from lambdalet.env.rapi_protocol import RapiRefused
 
-#: lambdalet's own addition to the Runtime API (see build_app)
+#: lambdalet's own addition to the Runtime API (see build_app).  runtimes/files/
+#: lambdalet_launch.py, which runs inside sandboxes without lambdalet, spells it too;
+#: tests/unit/env/test_runtime_api_http.py drives that file against this route.
 FUNCTION_INIT_PATH = "/2018-06-01/runtime/lambdalet/function-init"
 
 
