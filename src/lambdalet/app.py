@@ -26,9 +26,11 @@ from lambdalet.control.metrics import Metrics, metrics_handler
 from lambdalet.control.pool import Pool, PoolSettings
 from lambdalet.dashboard import build_dashboard_app
 from lambdalet.env.environment import EnvSettings
+from lambdalet.env.log_files import LogLimits, logged_functions, remove_logs
 from lambdalet.env.observer import FanOut
 from lambdalet.sandbox.base import SandboxBackend
 from lambdalet.sandbox.detect import choose_backend
+from lambdalet.store.disk import secure
 from lambdalet.store.sqlite import Store
 
 log = logging.getLogger("lambdalet")
@@ -47,11 +49,12 @@ class Platform:
     async def close(self) -> None:
         await self.pool.close()
         await self.backend.close()
+        await self.store.settle_collection()
         self.store.close()
 
 
 async def build_platform(config: ServerConfig) -> Platform:
-    config.data_dir.mkdir(parents=True, exist_ok=True)
+    secure(config.data_dir, config.db_path, config.logs_dir)
     clock = SystemClock()
     backend = await choose_backend(config)
     info = backend.info()
@@ -85,8 +88,16 @@ async def build_platform(config: ServerConfig) -> Platform:
                 bill_init=config.bill_init,
                 freeze_delay_s=config.freeze_delay_s,
             ),
+            log_limits=LogLimits(config.log_max_bytes, config.log_backups),
         ),
     )
+    # code no version refers to goes, once no environment runs from it
+    store.code_in_use = pool.code_in_use
+    pool.on_env_gone = store.environment_gone
+    store.collect_code()
+    # logs go with their function (DeleteFunction); these are from deletes of earlier runs
+    for name in logged_functions(config.logs_dir) - store.function_names():
+        remove_logs(config.logs_dir, name)
     metrics = Metrics(pool.environments)
     recent = RecentInvocations()
     pool.observer = FanOut(metrics, recent)

@@ -8,13 +8,19 @@ import json
 import logging
 import os
 import sys
-import time
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
 from lambdalet import __version__
-from lambdalet.config import DEFAULT_DATA_DIR, DEFAULT_HOST, DEFAULT_PORT, ServerConfig
+from lambdalet.config import (
+    DEFAULT_CODE_STORAGE_LIMIT,
+    DEFAULT_DATA_DIR,
+    DEFAULT_HOST,
+    DEFAULT_PORT,
+    MIB,
+    ServerConfig,
+)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -77,6 +83,26 @@ def _parser() -> argparse.ArgumentParser:
         help="file of 'ACCESS_KEY_ID SECRET_ACCESS_KEY' lines whose SigV4 signatures the API "
         "accepts (also LAMBDALET_ACCESS_KEY_ID / LAMBDALET_SECRET_ACCESS_KEY); required "
         "with a --host beyond loopback",
+    )
+    s.add_argument(
+        "--function-log-mb",
+        type=float,
+        default=4.0,
+        help="each function's log file rotates at this size, in MiB (default 4)",
+    )
+    s.add_argument(
+        "--function-log-backups",
+        type=int,
+        default=2,
+        help="rotated log files kept per function: its logs take at most "
+        "--function-log-mb x (this + 1) (default 2)",
+    )
+    s.add_argument(
+        "--code-storage-mb",
+        type=float,
+        default=DEFAULT_CODE_STORAGE_LIMIT / MIB,
+        help="code storage limit (TotalCodeSize: zips of every function version and layer "
+        "version), in MiB; past it, CodeStorageExceededException (default 75 GiB)",
     )
     s.add_argument("--log-level", default="INFO", help="server log level (default INFO)")
 
@@ -266,6 +292,9 @@ def _serve(args: argparse.Namespace) -> int:
         async_delay_scale=args.async_delay_scale,
         async_workers=args.async_workers,
         credentials=_credentials(args),
+        log_max_bytes=max(1024, int(args.function_log_mb * MIB)),
+        log_backups=max(0, args.function_log_backups),
+        code_storage_limit=int(args.code_storage_mb * MIB),
     )
     try:
         with contextlib.suppress(KeyboardInterrupt):
@@ -296,65 +325,39 @@ def _doctor(args: argparse.Namespace) -> int:
 
 
 def _logs(args: argparse.Namespace) -> int:
-    from lambdalet.env.log_sink import function_log_path
+    from lambdalet.env.log_files import log_files
 
-    path = function_log_path(args.data_dir.resolve() / "logs", args.function)
-    if not path.exists() and not args.follow:
-        message = f"no logs for function {args.function!r} in {path.parent}"
+    logs_dir = args.data_dir.resolve() / "logs"
+    if not log_files(logs_dir, args.function) and not args.follow:
+        message = f"no logs for function {args.function!r} in {logs_dir}"
         print(message, file=sys.stderr)
         if args.json:
             print(json.dumps({"error": message}), flush=True)
         return 1
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C ends --follow
-        _print_log(path, args.follow, args.json)
+        _print_log(logs_dir, args.function, args.follow, args.json)
     return 0
 
 
-def _print_log(path: Path, follow: bool, as_json: bool = False, poll_s: float = 0.2) -> None:
-    """Print the log; with ``follow``, keep printing what is appended, until interrupted.
-
-    A log file replaced or emptied meanwhile (rotated by hand) is read again from its start.
-    With ``as_json``, each line is printed as a JSON object once it is complete.
-    """
+def _print_log(
+    logs_dir: Path, function: str, follow: bool, as_json: bool = False, poll_s: float = 0.2
+) -> None:
+    """Print the log (its rotated files first); with ``follow``, keep printing what is
+    appended, until interrupted.  With ``as_json``, each line is printed as a JSON object
+    once it is complete."""
+    from lambdalet.env.log_files import read_log
     from lambdalet.ops.logs import JsonLines
 
     out = sys.stdout.buffer
     lines = JsonLines()
-
-    def write(chunk: bytes) -> None:
+    for chunk in read_log(logs_dir, function, follow=follow, poll_s=poll_s):
         data = lines.feed(chunk).encode() if as_json else chunk
         if data:
             out.write(data)
             out.flush()
-
-    def flush_partial() -> None:
-        if as_json:
-            out.write(lines.flush().encode())
-            out.flush()
-
-    while not path.exists():
-        time.sleep(poll_s)
-    f = path.open("rb")
-    try:
-        while True:
-            chunk = f.read(65536)
-            if chunk:
-                write(chunk)
-                continue
-            if not follow:
-                flush_partial()
-                return
-            time.sleep(poll_s)
-            try:
-                st = path.stat()
-            except FileNotFoundError:
-                continue
-            if st.st_ino != os.fstat(f.fileno()).st_ino or st.st_size < f.tell():
-                flush_partial()
-                f.close()
-                f = path.open("rb")
-    finally:
-        f.close()
+    if as_json:
+        out.write(lines.flush().encode())
+        out.flush()
 
 
 if __name__ == "__main__":

@@ -8,6 +8,9 @@ from pathlib import Path
 DEFAULT_PORT = 9000
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_DATA_DIR = Path(".lambdalet-data")
+MIB = 1024 * 1024
+#: Lambda's default code storage quota per region (75 GB)
+DEFAULT_CODE_STORAGE_LIMIT = 75 * 1024 * MIB
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,16 @@ class ServerConfig:
     #: (access key id, secret access key) pairs the API accepts SigV4 signatures of;
     #: required when binding beyond loopback, optional (then enforced) on loopback
     credentials: tuple[tuple[str, str], ...] = ()
+    #: each function's log file rotates past this size ...
+    log_max_bytes: int = 4 * MIB
+    #: ... keeping this many older files: a function's logs take at most 4 MB x 3
+    log_backups: int = 2
+    #: total zipped code of every function version and layer version (TotalCodeSize);
+    #: past it, CodeStorageExceededException
+    code_storage_limit: int = DEFAULT_CODE_STORAGE_LIMIT
+    #: bytes kept allocated in the data directory and given back when a delete finds the disk
+    #: full, so that deleting always works
+    space_reserve_bytes: int = 8 * MIB
 
     @property
     def db_path(self) -> Path:
@@ -56,6 +69,11 @@ class ServerConfig:
     @property
     def logs_dir(self) -> Path:
         return self.data_dir / "logs"
+
+    @property
+    def trash_dir(self) -> Path:
+        """Unpacked code no longer referenced, moved aside until deleted."""
+        return self.data_dir / "trash"
 
     @property
     def envs_dir(self) -> Path:

@@ -38,6 +38,19 @@ class ServiceException(LambdaApiError):
     message_key = "Message"
 
 
+class DiskFullException(ServiceException):
+    """The data disk is full: the platform cannot write, so it is the service's fault (500),
+    but the message names the cause and the way out (deletes always work)."""
+
+    def __init__(self, data_dir: object | None = None) -> None:
+        where = "" if data_dir is None else f" ({data_dir})"
+        super().__init__(
+            f"No space left on the data disk{where}: lambdalet could not write its "
+            "store, code or logs. Free space on that disk, or delete functions, versions, "
+            "layer versions or aliases (deletes keep working on a full disk)."
+        )
+
+
 class UserError(LambdaApiError):
     blame = "User"
 
@@ -126,6 +139,14 @@ class UnknownOperationException(UserError):
 class ProvisionedConcurrencyConfigNotFoundException(UserError):
     status = 404
     error_type = "ProvisionedConcurrencyConfigNotFoundException"
+
+
+class CodeStorageExceededException(UserError):
+    """The account's code storage (every function version's and layer version's zip) would
+    pass its limit."""
+
+    status = 400
+    error_type = "CodeStorageExceededException"
 
 
 class MissingAuthenticationTokenException(UserError):

@@ -20,6 +20,7 @@ from lambdalet.control.async_queue import AsyncQueue, RetryPolicy
 from lambdalet.control.concurrency import ConcurrencyLimits
 from lambdalet.control.provisioned import Provisioner
 from lambdalet.errors import (
+    DiskFullException,
     LambdaApiError,
     RequestEntityTooLargeException,
     ServiceException,
@@ -27,6 +28,7 @@ from lambdalet.errors import (
 )
 from lambdalet.model import Invoker
 from lambdalet.store import Store
+from lambdalet.store.disk import is_disk_full
 
 log = logging.getLogger(__name__)
 
@@ -125,11 +127,15 @@ async def aws_errors(request: web.Request, handler: Handler) -> web.StreamRespon
         response = render.error(UnknownOperationException("Unknown operation"))
     except web.HTTPException:
         raise
-    except Exception:
-        log.exception(
-            "unexpected error in %s %s (request %s)", request.method, request.path, request_id
-        )
-        response = render.error(ServiceException("An internal error occurred."))
+    except Exception as e:
+        if is_disk_full(e):
+            log.error("%s %s: the data disk is full (%s)", request.method, request.path, e)
+            response = render.error(DiskFullException())
+        else:
+            log.exception(
+                "unexpected error in %s %s (request %s)", request.method, request.path, request_id
+            )
+            response = render.error(ServiceException("An internal error occurred."))
     response.headers[render.REQUEST_ID_HEADER] = request_id
     return response
 

@@ -18,8 +18,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import defaultdict, deque
-from collections.abc import Coroutine, Iterable
+from collections import Counter, defaultdict, deque
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -28,7 +28,7 @@ from lambdalet.control.concurrency import ConcurrencyLimits
 from lambdalet.env.environment import Environment, EnvSettings, env_id_for
 from lambdalet.env.launch import Launcher
 from lambdalet.env.lifecycle import EnvState
-from lambdalet.env.log_sink import FunctionLog, function_log_path
+from lambdalet.env.log_files import FunctionLog, LogLimits, remove_logs
 from lambdalet.env.observer import EnvObserver
 from lambdalet.errors import ServiceException
 from lambdalet.model import FunctionRecord, ProvisionResult
@@ -42,6 +42,7 @@ class PoolSettings:
     idle_timeout_s: float = 300.0
     account_concurrency: int = 1000
     env: EnvSettings = field(default_factory=EnvSettings)
+    log_limits: LogLimits = field(default_factory=LogLimits)
 
 
 #: how many shut-down environments the admin API still shows
@@ -107,6 +108,10 @@ class Pool:
         self._pc_of: dict[str, str] = {}
         #: env ids of busy on-demand executions (counted in ``limits``)
         self._on_demand: set[str] = set()
+        #: code folders of functions between ``acquire`` and their environment's creation
+        self._acquiring: Counter[Path] = Counter()
+        #: called whenever an environment is gone (its code may no longer be in use)
+        self.on_env_gone: Callable[[], None] | None = None
 
     # ------------------------------------------------------------------ queries
 
@@ -120,9 +125,18 @@ class Pool:
     def function_log(self, name: str) -> FunctionLog:
         flog = self._logs.get(name)
         if flog is None:
-            flog = FunctionLog(function_log_path(self._logs_dir, name))
+            flog = FunctionLog(self._logs_dir, name, self._settings.log_limits)
             self._logs[name] = flog
         return flog
+
+    def code_in_use(self) -> set[Path]:
+        """Code and layer folders that live (or starting) environments run from: the store's
+        garbage collection must leave them until those environments are gone."""
+        out = {p for p, n in self._acquiring.items() if n > 0}
+        for env in self._all.values():
+            out.add(env.function.code_dir)
+            out.update(ref.code_dir for ref in env.function.layers)
+        return out
 
     # ------------------------------------------------------------------ acquire / release
 
@@ -133,6 +147,15 @@ class Pool:
         """
         if self._closing:
             raise ServiceException("The server is shutting down.")
+        dirs = [fn.code_dir, *(ref.code_dir for ref in fn.layers)]
+        self._acquiring.update(dirs)
+        try:
+            return await self._acquire(fn)
+        finally:
+            self._acquiring.subtract(dirs)
+            self._acquiring = +self._acquiring
+
+    async def _acquire(self, fn: FunctionRecord) -> Environment:
         await self._await_finishing(fn)
         for group in self._provisioned.values():
             if _key(group.function) == _key(fn):
@@ -278,6 +301,14 @@ class Pool:
         finally:
             self._all.pop(env.env_id, None)
             self.ended.appendleft(env)
+            self._env_gone()
+
+    def _env_gone(self) -> None:
+        if self.on_env_gone is not None:
+            try:
+                self.on_env_gone()
+            except Exception:
+                log.exception("after an environment ended")
 
     def _spawn(self, coro: Coroutine[object, object, None]) -> asyncio.Future[None]:
         task = asyncio.ensure_future(coro)
@@ -287,7 +318,10 @@ class Pool:
 
     async def retire(self, function_name: str, version: str | None = None) -> None:
         """Stop every idle on-demand environment of a function (of one version if given);
-        busy ones stop when they settle.  Provisioned ones go with ``unprovision``."""
+        busy ones stop when they settle.  Provisioned ones go with ``unprovision``.
+
+        Without a version the function is gone: its log files go too (what its busy
+        environments still print is dropped)."""
 
         def matches(fn: FunctionRecord) -> bool:
             return fn.name == function_name and version in (None, fn.version)
@@ -303,6 +337,10 @@ class Pool:
         if version is None:
             for config_key in [k for k, g in self._provisioned.items() if matches(g.function)]:
                 self._drop_provisioned(config_key)
+            flog = self._logs.pop(function_name, None)
+            if flog is not None:
+                flog.close()
+            remove_logs(self._logs_dir, function_name)
         await self._drain()
 
     # ------------------------------------------------------------------ provisioned

@@ -1,38 +1,22 @@
 """Where an environment's log lines go: the function's log file, plus a capture for Tail.
 
-One file per function under ``<data>/logs/<function>.log``; lines of every
-environment of the function are appended as they come (function output and
-platform lines alike), which is what ``lambdalet logs`` prints and follows.
+One file per function under ``<data>/logs/<function>.log``, rotated under a per-function
+cap (``env/log_files.py`` owns the files); lines of every environment of the function are
+appended as they come (function output and platform lines alike), which is what
+``lambdalet logs`` prints and follows.
 """
 
 from __future__ import annotations
 
 import base64
-import contextlib
-import os
 from pathlib import Path
+
+from lambdalet.env.log_files import FunctionLog, log_path
+
+__all__ = ["TAIL_BYTES", "FunctionLog", "LogStream", "function_log_path"]
 
 #: ``LogType=Tail`` returns at most this many bytes of the invocation's log
 TAIL_BYTES = 4096
-
-
-class FunctionLog:
-    """Appends lines to one function's log file; shared by all its environments."""
-
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.path = path
-        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-
-    def write(self, data: bytes) -> None:
-        # a full disk must not take an invocation down; the line is lost
-        with contextlib.suppress(OSError):
-            os.write(self._fd, data)
-
-    def close(self) -> None:
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
 
 
 class LogStream:
@@ -75,4 +59,4 @@ class LogStream:
 
 
 def function_log_path(logs_dir: Path, function_name: str) -> Path:
-    return logs_dir / f"{function_name}.log"
+    return log_path(logs_dir, function_name)

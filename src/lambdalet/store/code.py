@@ -179,3 +179,61 @@ def _check_links(root: Path) -> None:
             p = os.path.join(dirpath, n)
             if os.path.islink(p) and not _inside(root, p):
                 raise _Refused(f"symlink {p!r} escapes")
+
+
+# ------------------------------------------------------------------ garbage collection
+
+
+def _is_hex_digest(name: str) -> bool:
+    return len(name) == 64 and all(c in "0123456789abcdef" for c in name)
+
+
+def stored_hashes(blobs_dir: Path, code_dir: Path) -> set[str]:
+    """Hashes of every zip, unpacked tree or size file on disk."""
+    out: set[str] = set()
+    for folder in (blobs_dir, code_dir):
+        with contextlib.suppress(FileNotFoundError):
+            for entry in os.scandir(folder):
+                stem = entry.name.split(".", 1)[0]
+                if _is_hex_digest(stem):
+                    out.add(stem)
+    return out
+
+
+def discard(hexd: str, blobs_dir: Path, code_dir: Path, trash_dir: Path) -> None:
+    """Take one code hash off the store: its zip and size file go, its unpacked tree moves to
+    ``trash_dir`` (a rename: instant; :func:`empty_trash` deletes it later).  Blocking, fast."""
+    tree = code_dir / hexd
+    if tree.is_dir():
+        trash_dir.mkdir(mode=0o700, exist_ok=True)
+        os.rename(tree, trash_dir / f"{hexd}-{uuid.uuid4().hex}")
+    for path in (blobs_dir / f"{hexd}.zip", code_dir / f"{hexd}.size"):
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+
+def discard_scratch(blobs_dir: Path, code_dir: Path, trash_dir: Path) -> None:
+    """Half-written uploads (``.tmp-*``) a crashed or failed run left.  Only call this when
+    no upload is in flight."""
+    for folder in (blobs_dir, code_dir):
+        with contextlib.suppress(FileNotFoundError):
+            for entry in os.scandir(folder):
+                if not entry.name.startswith(".tmp-"):
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    trash_dir.mkdir(mode=0o700, exist_ok=True)
+                    os.rename(entry.path, trash_dir / entry.name)
+                else:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(entry.path)
+
+
+def empty_trash(trash_dir: Path) -> None:
+    """Delete what :func:`discard` moved aside.  Blocking; may take a while for big trees."""
+    with contextlib.suppress(FileNotFoundError):
+        for entry in os.scandir(trash_dir):
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path, ignore_errors=True)
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(entry.path)

@@ -9,10 +9,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
 import sqlite3
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,8 @@ from typing import Any
 from lambdalet.clock import Clock, SystemClock
 from lambdalet.config import ServerConfig
 from lambdalet.errors import (
+    CodeStorageExceededException,
+    DiskFullException,
     InvalidParameterValueException,
     PreconditionFailedException,
     ResourceConflictException,
@@ -29,6 +32,7 @@ from lambdalet.errors import (
 from lambdalet.model import LATEST, FunctionRecord, LayerRef
 from lambdalet.store import code as codes
 from lambdalet.store.async_events import AsyncEventsMixin
+from lambdalet.store.disk import SpaceReserve, frees_space, is_disk_full, secure
 from lambdalet.store.records import (
     ACTIVE,
     IN_PROGRESS,
@@ -52,6 +56,17 @@ REVISION_MISMATCH = (
     "Call the GetFunction/GetAlias API to retrieve the latest Revision Id"
 )
 LAYER_NOT_FOUND = "The resource you requested does not exist."
+CODE_STORAGE_EXCEEDED = "Code storage limit exceeded."
+
+log = logging.getLogger(__name__)
+
+#: every code hash a function version or a layer version refers to (a deleted layer version's
+#: code stays while functions still use it)
+_REFERENCED_CODE = (
+    "SELECT code_sha256 FROM functions"
+    " UNION SELECT code_sha256 FROM layer_versions"
+    " UNION SELECT json_extract(j.value, '$.sha256') FROM functions f, json_each(f.layers) j"
+)
 
 
 def aws_timestamp(epoch_s: float) -> str:
@@ -68,9 +83,17 @@ class Store(VersionsMixin, AsyncEventsMixin):
     def __init__(self, config: ServerConfig, clock: Clock | None = None) -> None:
         self._config = config
         self._clock = clock or SystemClock()
-        config.data_dir.mkdir(parents=True, exist_ok=True)
+        secure(config.data_dir, config.db_path, config.logs_dir)
         config.blobs_dir.mkdir(parents=True, exist_ok=True)
         config.code_dir.mkdir(parents=True, exist_ok=True)
+        self._reserve = SpaceReserve(config.data_dir, config.space_reserve_bytes)
+        #: code folders live environments run from (set by the composition root): the
+        #: collector leaves them until they are no longer in use
+        self.code_in_use: Callable[[], set[Path]] = set
+        self._uploads = 0  # put_code calls in flight: collection waits for them
+        self._collect_wanted = False
+        self._collect_deferred = False  # unreferenced code left because an environment uses it
+        self._trash_task: asyncio.Future[None] | None = None
         self._db = sqlite3.connect(config.db_path, isolation_level=None)
         #: (name, version) -> record, emptied by every write transaction (see get_function)
         self._records: dict[tuple[str, str], FunctionRecord] = {}
@@ -87,6 +110,7 @@ class Store(VersionsMixin, AsyncEventsMixin):
                 "UPDATE functions SET last_update_status = ? WHERE last_update_status = ?",
                 (SUCCESSFUL, IN_PROGRESS),
             )
+        self._reserve.take()
 
     def __repr__(self) -> str:
         return f"Store(db={str(self._config.db_path)!r})"
@@ -97,17 +121,105 @@ class Store(VersionsMixin, AsyncEventsMixin):
     # ----------------------------------------------------------------- code
 
     async def put_code(self, zip_bytes: bytes) -> CodeBlob:
-        """Store and unpack a zip (in a worker thread); bad or oversize zips raise 400s."""
-        blob = await asyncio.to_thread(
-            codes.store_zip, zip_bytes, self._config.blobs_dir, self._config.code_dir
-        )
-        with self._tx():
-            self._db.execute(
-                "INSERT OR IGNORE INTO code_blobs (sha256, size, unzipped_size, created_at)"
-                " VALUES (?, ?, ?, ?)",
-                (blob.sha256_hex, blob.size, blob.unzipped_size, self._clock.wall()),
+        """Store and unpack a zip (in a worker thread); bad or oversize zips raise 400s, code
+        past the storage limit CodeStorageExceededException, a full disk DiskFullException.
+
+        Until the caller's next ``await`` the new code is safe from collection (the caller
+        refers to it from a function or layer version in the same step of the event loop)."""
+        self.check_code_storage(len(zip_bytes))
+        self._uploads += 1
+        try:
+            blob = await asyncio.to_thread(
+                codes.store_zip, zip_bytes, self._config.blobs_dir, self._config.code_dir
             )
+            with self._tx():
+                self._db.execute(
+                    "INSERT OR IGNORE INTO code_blobs (sha256, size, unzipped_size, created_at)"
+                    " VALUES (?, ?, ?, ?)",
+                    (blob.sha256_hex, blob.size, blob.unzipped_size, self._clock.wall()),
+                )
+        except OSError as e:
+            if is_disk_full(e):
+                raise DiskFullException(self._config.data_dir) from e
+            raise
+        finally:
+            self._uploads -= 1
+            if self._uploads == 0 and self._collect_wanted:
+                asyncio.get_running_loop().call_soon(self.collect_code)
         return blob
+
+    def check_code_storage(self, adding: int) -> None:
+        """CodeStorageExceededException if ``adding`` more zipped bytes pass the limit."""
+        used, _ = self.account_usage()
+        if used + adding > self._config.code_storage_limit:
+            raise CodeStorageExceededException(CODE_STORAGE_EXCEEDED)
+
+    def collect_code(self) -> None:
+        """Remove the code (zip, unpacked tree) that no function version or layer version
+        refers to and no live environment runs from; retake the space reserve.
+
+        Deferred while an upload is in flight (its code is not referenced yet).  Runs in one
+        step of the event loop (renames and unlinks); the trees are deleted in a thread.
+        """
+        if self._uploads:
+            self._collect_wanted = True
+            return
+        self._collect_wanted = False
+        c = self._config
+        try:
+            referenced = {str(r[0]) for r in self._db.execute(_REFERENCED_CODE)}
+            in_use = {p.name for p in self.code_in_use() if p.parent == c.code_dir}
+            rows = {str(r[0]) for r in self._db.execute("SELECT sha256 FROM code_blobs")}
+            on_disk = codes.stored_hashes(c.blobs_dir, c.code_dir)
+            unreferenced = (rows | on_disk) - referenced
+            garbage = unreferenced - in_use
+            self._collect_deferred = bool(unreferenced & in_use)
+            doomed_rows = sorted(garbage & rows)
+            if doomed_rows:
+                with self._tx():
+                    self._db.executemany(
+                        "DELETE FROM code_blobs WHERE sha256 = ?", [(h,) for h in doomed_rows]
+                    )
+            for hexd in sorted(garbage):
+                codes.discard(hexd, c.blobs_dir, c.code_dir, c.trash_dir)
+            codes.discard_scratch(c.blobs_dir, c.code_dir, c.trash_dir)
+        except Exception:
+            log.exception("collecting unreferenced code")
+        self._empty_trash()
+        self._reserve.take()
+
+    def _empty_trash(self) -> None:
+        if not self._config.trash_dir.is_dir():
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            codes.empty_trash(self._config.trash_dir)
+            return
+        if self._trash_task is None or self._trash_task.done():
+            self._trash_task = loop.run_in_executor(None, codes.empty_trash, self._config.trash_dir)
+        else:  # emptying already: go again once it is done
+            self._trash_task.add_done_callback(lambda _: self._empty_trash())
+
+    def environment_gone(self) -> None:
+        """An environment ended: collect the code that was left only because it ran it."""
+        if self._collect_deferred:
+            self.collect_code()
+
+    async def settle_collection(self) -> None:
+        """Wait until the trees collected so far are deleted (tests, shutdown)."""
+        while self._trash_task is not None and not self._trash_task.done():
+            await asyncio.shield(self._trash_task)
+
+    def _release_reserve(self) -> bool:
+        released = self._reserve.release()
+        if released:
+            log.warning(
+                "the data disk is full: released the %d-byte space reserve so that a delete "
+                "can proceed",
+                self._reserve.size,
+            )
+        return released
 
     def code_zip_path(self, sha256_hex: str) -> Path | None:
         """The stored zip of a known code hash, for the download URL."""
@@ -143,6 +255,7 @@ class Store(VersionsMixin, AsyncEventsMixin):
         """Insert ``$LATEST`` in state Pending.  A taken name raises ResourceConflictException."""
         layers = self._resolve_layers(spec.layers)
         self._check_total_size(code, layers)
+        self.check_code_storage(code.size)
         now = aws_timestamp(self._clock.wall())
         with self._tx():
             taken = self._db.execute(
@@ -209,6 +322,10 @@ class Store(VersionsMixin, AsyncEventsMixin):
         record = self._records[key] = self._record(row)
         return record
 
+    def function_names(self) -> set[str]:
+        rows = self._db.execute("SELECT name FROM functions WHERE version = ?", (LATEST,))
+        return {str(r[0]) for r in rows}
+
     def list_functions(self, after: str | None, limit: int) -> Page[FunctionRecord]:
         """``$LATEST`` of every function ordered by name, starting after the name ``after``."""
         rows = self._db.execute(
@@ -230,6 +347,7 @@ class Store(VersionsMixin, AsyncEventsMixin):
         current = self._updatable(name, revision_id)
         layers = [_layer_json_of(ref, self._config.code_dir) for ref in current.layers]
         self._check_total_size(code, layers)
+        self.check_code_storage(code.size)
         fields: dict[str, object] = {"code_sha256": code.sha256_hex}
         if architectures is not None:
             fields["architectures"] = _dumps(list(architectures))
@@ -278,6 +396,7 @@ class Store(VersionsMixin, AsyncEventsMixin):
         except ResourceNotFoundException:
             return None
 
+    @frees_space
     def delete_function(self, name: str) -> None:
         """Delete every version of the function; ResourceNotFoundException if absent."""
         with self._tx():
@@ -295,6 +414,7 @@ class Store(VersionsMixin, AsyncEventsMixin):
 
     def publish_layer_version(self, spec: LayerVersionSpec, code: CodeBlob) -> LayerVersionRecord:
         """Add the next version of a layer (numbers are never reused, even after deletes)."""
+        self.check_code_storage(code.size)
         now = aws_timestamp(self._clock.wall())
         with self._tx():
             row = self._db.execute(
@@ -372,6 +492,7 @@ class Store(VersionsMixin, AsyncEventsMixin):
         items = tuple(self._layer_record(r) for r in latest[:limit])
         return Page(items, items[-1].name if len(latest) > limit else None)
 
+    @frees_space
     def delete_layer_version(self, name: str, version: int) -> None:
         """Idempotent, like AWS.  Functions that use the version keep its code."""
         with self._tx():
@@ -383,16 +504,24 @@ class Store(VersionsMixin, AsyncEventsMixin):
 
     @contextmanager
     def _tx(self) -> Iterator[None]:
+        """One write transaction.  A full disk (at any statement or at the commit) rolls it
+        back and raises DiskFullException: the database stays as it was."""
         self._records.clear()
-        self._db.execute("BEGIN IMMEDIATE")
         try:
-            yield
-        except BaseException:
-            self._db.execute("ROLLBACK")
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+                self._db.execute("COMMIT")
+            except BaseException:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
+            finally:
+                self._records.clear()
+        except sqlite3.Error as e:
+            if is_disk_full(e):
+                raise DiskFullException(self._config.data_dir) from e
             raise
-        finally:
-            self._records.clear()
-        self._db.execute("COMMIT")
 
     def _updatable(self, name: str, revision_id: str | None) -> _Current:
         row = self._db.execute(

@@ -20,6 +20,7 @@ from lambdalet.errors import (
     ResourceNotFoundException,
 )
 from lambdalet.model import LATEST, FunctionRecord
+from lambdalet.store.disk import frees_space
 from lambdalet.store.records import (
     ACTIVE,
     IN_PROGRESS,
@@ -73,6 +74,9 @@ class VersionsMixin:
         def get_function(self, name: str, qualifier: str | None = None) -> FunctionRecord: ...
         def _record(self, row: sqlite3.Row) -> FunctionRecord: ...
         def _blob(self, sha256_hex: str) -> CodeBlob: ...
+        def _release_reserve(self) -> bool: ...
+        def collect_code(self) -> None: ...
+        def check_code_storage(self, adding: int) -> None: ...
 
     # ------------------------------------------------------------------ versions
 
@@ -118,6 +122,7 @@ class VersionsMixin:
                 "SELECT last_version FROM function_meta WHERE name = ?", (name,)
             ).fetchone()
             number = (int(meta["last_version"]) if meta is not None else 0) + 1
+            self.check_code_storage(self._blob(str(row["code_sha256"])).size)
             self._db.execute(
                 "INSERT INTO function_meta (name, last_version) VALUES (?, ?)"
                 " ON CONFLICT (name) DO UPDATE SET last_version = excluded.last_version",
@@ -169,6 +174,7 @@ class VersionsMixin:
         more = len(rows) > limit
         return Page(items, f"{items[-1].name}\t{items[-1].version}" if more else None)
 
+    @frees_space
     def delete_version(self, name: str, version: str) -> None:
         """Delete one published version; refused while an alias points to it."""
         with self._tx():
@@ -273,6 +279,7 @@ class VersionsMixin:
             )
         return self.get_alias(function_name, name)
 
+    @frees_space
     def delete_alias(self, function_name: str, name: str) -> None:
         """Idempotent like AWS once the function exists."""
         self.get_function(function_name)

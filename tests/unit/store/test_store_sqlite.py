@@ -201,7 +201,7 @@ async def test_delete(store: Store) -> None:
     store.delete_function("fn")
     with pytest.raises(ResourceNotFoundException):
         store.delete_function("fn")
-    assert store.code_zip_path(code.sha256_hex) is not None  # blobs outlive functions
+    assert store.code_zip_path(code.sha256_hex) is None  # no one refers to it: collected
 
 
 async def test_restart_keeps_everything(config: ServerConfig) -> None:
