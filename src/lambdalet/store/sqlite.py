@@ -57,6 +57,9 @@ REVISION_MISMATCH = (
 )
 LAYER_NOT_FOUND = "The resource you requested does not exist."
 CODE_STORAGE_EXCEEDED = "Code storage limit exceeded."
+#: uploaded code nothing refers to yet is kept this long (its request is still on its way to
+#: referring to it; a failed or dry-run request's code goes at a later collection)
+FRESH_CODE_S = 60.0
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +94,8 @@ class Store(VersionsMixin, AsyncEventsMixin):
         #: collector leaves them until they are no longer in use
         self.code_in_use: Callable[[], set[Path]] = set
         self._uploads = 0  # put_code calls in flight: collection waits for them
+        #: code hash -> when it was uploaded, until a function or layer version refers to it
+        self._fresh: dict[str, float] = {}
         self._collect_wanted = False
         self._collect_deferred = False  # unreferenced code left because an environment uses it
         self._trash_task: asyncio.Future[None] | None = None
@@ -138,6 +143,7 @@ class Store(VersionsMixin, AsyncEventsMixin):
                     " VALUES (?, ?, ?, ?)",
                     (blob.sha256_hex, blob.size, blob.unzipped_size, self._clock.wall()),
                 )
+            self._fresh[blob.sha256_hex] = self._clock.monotonic()
         except OSError as e:
             if is_disk_full(e):
                 raise DiskFullException(self._config.data_dir) from e
@@ -171,7 +177,9 @@ class Store(VersionsMixin, AsyncEventsMixin):
             in_use = {p.name for p in self.code_in_use() if p.parent == c.code_dir}
             rows = {str(r[0]) for r in self._db.execute("SELECT sha256 FROM code_blobs")}
             on_disk = codes.stored_hashes(c.blobs_dir, c.code_dir)
-            unreferenced = (rows | on_disk) - referenced
+            now = self._clock.monotonic()
+            self._fresh = {h: t for h, t in self._fresh.items() if now - t < FRESH_CODE_S}
+            unreferenced = (rows | on_disk) - referenced - self._fresh.keys()
             garbage = unreferenced - in_use
             self._collect_deferred = bool(unreferenced & in_use)
             doomed_rows = sorted(garbage & rows)
@@ -296,6 +304,7 @@ class Store(VersionsMixin, AsyncEventsMixin):
                 "INSERT OR REPLACE INTO function_meta (name, last_version) VALUES (?, 0)",
                 (spec.name,),
             )
+        self._fresh.pop(code.sha256_hex, None)
         return self.get_function(spec.name)
 
     def get_function(self, name: str, qualifier: str | None = None) -> FunctionRecord:
@@ -351,7 +360,9 @@ class Store(VersionsMixin, AsyncEventsMixin):
         fields: dict[str, object] = {"code_sha256": code.sha256_hex}
         if architectures is not None:
             fields["architectures"] = _dumps(list(architectures))
-        return self._update(name, fields)
+        record = self._update(name, fields)
+        self._fresh.pop(code.sha256_hex, None)
+        return record
 
     def update_function_configuration(
         self, name: str, patch: FunctionPatch, *, revision_id: str | None = None
@@ -441,6 +452,7 @@ class Store(VersionsMixin, AsyncEventsMixin):
                     now,
                 ),
             )
+        self._fresh.pop(code.sha256_hex, None)
         return self.get_layer_version(spec.name, version)
 
     def get_layer_version(self, name: str, version: int) -> LayerVersionRecord:
