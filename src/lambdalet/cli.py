@@ -104,6 +104,13 @@ def _parser() -> argparse.ArgumentParser:
         help="code storage limit (TotalCodeSize: zips of every function version and layer "
         "version), in MiB; past it, CodeStorageExceededException (default 75 GiB)",
     )
+    s.add_argument(
+        "--space-reserve-mb",
+        type=float,
+        default=8.0,
+        help="space kept allocated in the data directory and given back when a delete finds "
+        "the disk full, so that deletes always work, in MiB (default 8)",
+    )
     s.add_argument("--log-level", default="INFO", help="server log level (default INFO)")
 
     d = sub.add_parser("doctor", help="show the sandbox backend, cgroup and network mode in use")
@@ -295,6 +302,7 @@ def _serve(args: argparse.Namespace) -> int:
         log_max_bytes=max(1024, int(args.function_log_mb * MIB)),
         log_backups=max(0, args.function_log_backups),
         code_storage_limit=int(args.code_storage_mb * MIB),
+        space_reserve_bytes=max(0, int(args.space_reserve_mb * MIB)),
     )
     try:
         with contextlib.suppress(KeyboardInterrupt):

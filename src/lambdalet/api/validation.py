@@ -204,6 +204,10 @@ def json_body(raw: bytes) -> Mapping[str, Any]:
         return {}
     try:
         body = json.loads(raw)
+    except RecursionError:
+        raise InvalidRequestContentException(
+            "Could not parse request body into json: nested too deeply"
+        ) from None
     except (ValueError, UnicodeDecodeError) as e:
         raise InvalidRequestContentException(f"Could not parse request body into json: {e}") from e
     if not isinstance(body, dict):
@@ -307,6 +311,13 @@ def environment(value: Mapping[str, Any]) -> dict[str, str]:
         )
     if not all(isinstance(v, str) for v in variables.values()):
         raise _bad_type("Environment.Variables", "a map of strings")
+    with_nul = sorted(k for k, v in variables.items() if "\x00" in v)
+    if with_nul:
+        # a process environment cannot hold NUL: the function would never start
+        raise InvalidParameterValueException(
+            "Lambda was unable to configure your environment variables because the value of "
+            f"{with_nul[0]} contains a NUL character, which an environment variable cannot hold."
+        )
     measured = json.dumps(variables, separators=(",", ":"), ensure_ascii=False)
     if len(measured.encode()) > MAX_ENV_BYTES:
         raise InvalidParameterValueException(
@@ -566,7 +577,7 @@ def client_context(raw: str) -> str:
     try:
         text = base64.b64decode(raw, validate=True).decode("utf-8")
         ok = isinstance(json.loads(text), dict)
-    except (binascii.Error, ValueError):
+    except (binascii.Error, ValueError, RecursionError):
         ok = False
     if not ok:
         raise InvalidRequestContentException(
@@ -587,6 +598,11 @@ def invoke_payload(raw: bytes, invocation_type: str) -> bytes:
         return b"{}"
     try:
         json.loads(raw)
+    except RecursionError:
+        raise InvalidRequestContentException(
+            "Could not parse request body into json: Could not parse payload into json: "
+            "nested too deeply"
+        ) from None
     except (ValueError, UnicodeDecodeError) as e:
         raise InvalidRequestContentException(
             f"Could not parse request body into json: Could not parse payload into json: {e}"

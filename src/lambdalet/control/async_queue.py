@@ -80,7 +80,7 @@ def parse_function_arn(arn: str) -> tuple[str, str | None] | None:
 def _json_or_text(raw: bytes) -> Any:
     try:
         return json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):
         return raw.decode("utf-8", "replace")
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import hashlib
 import json
 import logging
@@ -395,6 +396,15 @@ def mount_point_of(path: str) -> str:
     return best
 
 
+def _allocate(path: Path, size: int) -> None:
+    """Allocate every block of ``path`` (contents kept: unwritten extents read as before)."""
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        os.posix_fallocate(fd, 0, size)
+    finally:
+        os.close(fd)
+
+
 def _sparse_file(path: Path, size: int) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "wb") as f:
@@ -445,6 +455,19 @@ class TmpImages:
     async def make(self, size_mb: int, image: Path, mountpoint: Path) -> None:
         template = await self.template(size_mb)
         await _run("cp", "--sparse=always", str(template), str(image))
+        # a sparse image would accept writes the data disk cannot hold (the loop device then
+        # fails them, and an acknowledged write is lost): its blocks are allocated up front
+        try:
+            await asyncio.to_thread(_allocate, image, size_mb * 1024 * 1024)
+        except OSError as e:
+            with contextlib.suppress(OSError):
+                os.unlink(image)
+            if e.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise SandboxError(
+                    f"no space left on the data disk to reserve {size_mb} MB for /tmp "
+                    "(EphemeralStorage)"
+                ) from e
+            raise
         os.mkdir(mountpoint)
         await _run("mount", "-o", "loop,nosuid,nodev,noatime", str(image), str(mountpoint))
 

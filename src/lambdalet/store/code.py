@@ -22,6 +22,7 @@ import zlib
 from pathlib import Path
 
 from lambdalet.errors import InvalidParameterValueException
+from lambdalet.store.disk import is_disk_full
 from lambdalet.store.records import MAX_UNZIPPED_BYTES, CodeBlob
 
 BAD_ZIP_MESSAGE = "Could not unzip uploaded file. Please check your file, then try to upload again."
@@ -85,6 +86,12 @@ def _unpack_bytes(data: bytes, code_dir: Path, hexd: str, max_unzipped: int) -> 
             raise InvalidParameterValueException(BAD_ZIP_MESSAGE) from None
         except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, ValueError):
             raise InvalidParameterValueException(BAD_ZIP_MESSAGE) from None
+        except OSError as e:
+            # entries the file system cannot hold as given: a name over 255 bytes, a path
+            # over PATH_MAX, a file and a folder of one name (``x`` and ``x/``)
+            if is_disk_full(e):
+                raise
+            raise InvalidParameterValueException(BAD_ZIP_MESSAGE) from None
         os.chmod(scratch, 0o755)
         final = code_dir / hexd
         try:
@@ -140,6 +147,8 @@ def unpack(zf: zipfile.ZipFile, root: Path, max_unzipped: int = MAX_UNZIPPED_BYT
         if info.is_dir() or kind == stat.S_IFDIR:
             if os.path.islink(dest):
                 raise _Refused(f"{info.filename!r} replaces a symlink")
+            if os.path.lexists(dest) and not dest.is_dir():
+                raise _Refused(f"{info.filename!r} replaces a file")
             dest.mkdir(exist_ok=True)
             dirs.append(dest)
             continue

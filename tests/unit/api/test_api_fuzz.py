@@ -11,9 +11,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import http.client
+import io
 import json
 import threading
 import urllib.parse
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -34,7 +36,8 @@ MODEL = botocore.session.get_session().get_service_model("lambda")
 SERIALIZER = create_serializer("rest-json", include_validation=False)
 ARN = "arn:aws:lambda:us-east-1:123456789012:function"
 NAMES = ["fz", "fz:1", "fz:live", "fz:$LATEST", f"{ARN}:fz", f"{ARN}:fz:live", "nope"]
-EMPTY_ZIP = base64.b64decode("UEsFBgAAAAAAAAAAAAAAAAAAAAAAAA==")
+EMPTY_ZIP_B64 = "UEsFBgAAAAAAAAAAAAAAAAAAAAAAAA=="
+EMPTY_ZIP = base64.b64decode(EMPTY_ZIP_B64)
 
 
 class EchoInvoker:
@@ -280,3 +283,113 @@ def test_raw_requests_never_fail_the_server(
         assert status < 500
         return
     check(status, resp_headers, resp_body)
+
+
+# ------------------------------------------------------------------ hostile inputs (issue 10)
+
+
+def _zip(entries: list[tuple[str, bytes]]) -> str:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name, data in entries:
+            zf.writestr(zipfile.ZipInfo(name), data)
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def _create(name: str, zip_b64: str, **extra: Any) -> bytes:
+    body = {
+        "FunctionName": name,
+        "Runtime": "python3.12",
+        "Role": "arn:aws:iam::123456789012:role/r",
+        "Handler": "app.handler",
+        "Code": {"ZipFile": zip_b64},
+        **extra,
+    }
+    return json.dumps(body).encode()
+
+
+DEEP = b"[" * 100_000 + b"]" * 100_000
+DEEP_OBJECT = b'{"a":' * 100_000 + b"1" + b"}" * 100_000
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "error_type"),
+    [
+        ("POST", "/2015-03-31/functions", DEEP, "InvalidRequestContentException"),
+        ("POST", "/2015-03-31/functions", DEEP_OBJECT, "InvalidRequestContentException"),
+        (
+            "PUT",
+            "/2015-03-31/functions/fz/configuration",
+            DEEP_OBJECT,
+            "InvalidRequestContentException",
+        ),
+        ("POST", "/2015-03-31/functions/fz/invocations", DEEP, "InvalidRequestContentException"),
+        (
+            "POST",
+            "/2015-03-31/functions",
+            _create("fz-dup", _zip([("x", b"file"), ("x/", b"")])),
+            "InvalidParameterValueException",
+        ),
+        (
+            "POST",
+            "/2015-03-31/functions",
+            _create("fz-dup2", _zip([("x/", b""), ("x", b"file")])),
+            "InvalidParameterValueException",
+        ),
+        (
+            "POST",
+            "/2015-03-31/functions",
+            _create("fz-under", _zip([("x", b"file"), ("x/y", b"under a file")])),
+            "InvalidParameterValueException",
+        ),
+        (
+            "POST",
+            "/2015-03-31/functions",
+            _create("fz-long", _zip([("a" * 300, b"long name")])),
+            "InvalidParameterValueException",
+        ),
+        (
+            "POST",
+            "/2015-03-31/functions",
+            _create("fz-deep", _zip([("/".join(["d" * 200] * 30) + "/f", b"long path")])),
+            "InvalidParameterValueException",
+        ),
+        (
+            "POST",
+            "/2015-03-31/functions",
+            _create("fz-nul", EMPTY_ZIP_B64, Environment={"Variables": {"SECRET": "a\u0000b"}}),
+            "InvalidParameterValueException",
+        ),
+        (
+            "PUT",
+            "/2015-03-31/functions/fz/configuration",
+            json.dumps({"Environment": {"Variables": {"KEY": "\u0000"}}}).encode(),
+            "InvalidParameterValueException",
+        ),
+    ],
+    ids=[
+        "deep-array",
+        "deep-object",
+        "deep-config",
+        "deep-payload",
+        "file-then-folder",
+        "folder-then-file",
+        "file-under-file",
+        "long-name",
+        "long-path",
+        "env-nul-create",
+        "env-nul-update",
+    ],
+)
+def test_hostile_inputs_get_a_4xx_of_aws_type(
+    served: Served, method: str, path: str, body: bytes, error_type: str
+) -> None:
+    status, headers, resp = served.request(method, path, body)
+    check(status, headers, resp)
+    assert status == 400, resp[:300]
+    assert {k.lower(): v for k, v in headers.items()}["x-amzn-errortype"] == error_type
+    # nothing was created by a refused CreateFunction
+    if method == "POST" and path == "/2015-03-31/functions":
+        name = json.loads(body)["FunctionName"] if body[:1] == b"{" and len(body) < 10**5 else ""
+        if name:
+            assert served.request("GET", f"/2015-03-31/functions/{name}")[0] == 404

@@ -157,7 +157,9 @@ def test_environment_key_syntax(key: str) -> None:
 
 @given(
     st.dictionaries(
-        st.from_regex(r"[A-Z][A-Z0-9_]{1,10}", fullmatch=True), st.text(max_size=50), max_size=8
+        st.from_regex(r"[A-Z][A-Z0-9_]{1,10}", fullmatch=True),
+        st.text(st.characters(blacklist_characters="\x00"), max_size=50),  # NUL: refused
+        max_size=8,
     )
 )
 def test_environment_accepts_small_valid_maps(variables: dict[str, str]) -> None:
@@ -315,3 +317,17 @@ def test_invoke_payload() -> None:
         InvalidRequestContentException, match=r"^Could not parse request body into json: "
     ):
         v.invoke_payload(b"{nope", "RequestResponse")
+
+
+@pytest.mark.parametrize("value", ["\x00", "a\x00b", "secret\x00"])
+def test_environment_value_with_nul_is_refused(value: str) -> None:
+    with pytest.raises(InvalidParameterValueException, match="NUL character"):
+        v.environment({"Variables": {"OK_KEY": "fine", "BAD_KEY": value}})
+
+
+@pytest.mark.parametrize("raw", [b"[" * 100_000 + b"]" * 100_000, b'{"a":' * 50_000 + b"0"])
+def test_json_nested_too_deeply_is_bad_content(raw: bytes) -> None:
+    with pytest.raises(InvalidRequestContentException):
+        v.json_body(raw)
+    with pytest.raises(InvalidRequestContentException):
+        v.invoke_payload(raw[:6_000_000], "RequestResponse")
