@@ -362,6 +362,7 @@ class Store(VersionsMixin, AsyncEventsMixin):
             fields["architectures"] = _dumps(list(architectures))
         record = self._update(name, fields)
         self._fresh.pop(code.sha256_hex, None)
+        self.collect_code()  # the replaced code, unless a version or an environment has it
         return record
 
     def update_function_configuration(
@@ -389,7 +390,10 @@ class Store(VersionsMixin, AsyncEventsMixin):
             layers = self._resolve_layers(patch.layers)
             self._check_total_size(self._blob(current.code_sha256_hex), layers)
             fields["layers"] = _dumps(layers)
-        return self._update(name, fields)
+        record = self._update(name, fields)
+        if patch.layers is not None:
+            self.collect_code()  # layer versions deleted while this function used them
+        return record
 
     def settle(self, name: str) -> FunctionRecord | None:
         """Finish a create (Pending → Active) or an update (InProgress → Successful).

@@ -63,7 +63,6 @@ async def test_replaced_code_is_collected_and_versions_keep_theirs(
     three = await store.put_code(zip_of("three"))
     store.update_function_code("fn", three)  # "two" is referenced by nothing now
     store.settle("fn")
-    store.collect_code()
     await store.settle_collection()
     assert _hexes(config) == {one.sha256_hex, three.sha256_hex}
     assert store.code_zip_path(two.sha256_hex) is None
@@ -101,7 +100,6 @@ async def test_a_deleted_layer_version_stays_while_a_function_uses_it(
     await store.settle_collection()
     assert (config.code_dir / layer_code.sha256_hex).is_dir()
     store.update_function_configuration("fn", FunctionPatch(layers=()))
-    store.collect_code()
     await store.settle_collection()
     assert _hexes(config) == {fn_code.sha256_hex}
 
@@ -116,7 +114,6 @@ async def test_code_a_live_environment_runs_from_waits_for_it(
     store.code_in_use = lambda: set(in_use)
     two = await store.put_code(zip_of("two"))
     store.update_function_code("fn", two)
-    store.collect_code()
     await store.settle_collection()
     assert (config.code_dir / one.sha256_hex / "bootstrap").is_file()  # still mounted
     in_use.clear()
