@@ -6,6 +6,8 @@ them in one place (``api.render``); nothing else builds error JSON by hand.
 
 from __future__ import annotations
 
+import errno
+import sqlite3
 from typing import ClassVar
 
 
@@ -155,3 +157,19 @@ class MissingAuthenticationTokenException(UserError):
     status = 403
     error_type = "MissingAuthenticationTokenException"
     message_key = "message"
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what caused it) says the disk or quota is full."""
+    seen: set[int] = set()
+    e: BaseException | None = exc
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if isinstance(e, sqlite3.Error) and getattr(e, "sqlite_errorcode", None) == (
+            sqlite3.SQLITE_FULL
+        ):
+            return True
+        e = e.__cause__ or e.__context__
+    return False

@@ -30,7 +30,7 @@ from lambdalet.env.launch import Launcher
 from lambdalet.env.lifecycle import EnvState
 from lambdalet.env.log_files import FunctionLog, LogLimits, remove_logs
 from lambdalet.env.observer import EnvObserver
-from lambdalet.errors import ServiceException
+from lambdalet.errors import ServiceException, is_disk_full
 from lambdalet.model import FunctionRecord, ProvisionResult
 from lambdalet.sandbox.base import SandboxBackend, SandboxError
 
@@ -206,7 +206,10 @@ class Pool:
         except SandboxError as e:
             self._all.pop(env.env_id, None)
             log.error("could not build a sandbox for %s: %s", fn.name, e)
-            raise ServiceException(f"Could not create the execution environment: {e}") from e
+            reason = str(e)
+            if is_disk_full(e) and "no space left on the data disk" not in reason:
+                reason = f"no space left on the data disk ({reason})"
+            raise ServiceException(f"Could not create the execution environment: {reason}") from e
         except BaseException:
             self._all.pop(env.env_id, None)
             self._spawn(env.shutdown("failure"))

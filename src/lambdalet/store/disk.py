@@ -12,13 +12,15 @@
 from __future__ import annotations
 
 import contextlib
-import errno
 import functools
 import os
-import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 from typing import Concatenate, ParamSpec, Protocol, TypeVar
+
+from lambdalet.errors import is_disk_full
+
+__all__ = ["RESERVE_NAME", "SpaceReserve", "frees_space", "is_disk_full", "secure"]
 
 #: files of the store that must never be readable by others (SQLite adds -wal, -shm, -journal)
 _DB_SUFFIXES = ("", "-wal", "-shm", "-journal")
@@ -41,22 +43,6 @@ def secure(data_dir: Path, db_path: Path, logs_dir: Path) -> None:
         for entry in os.scandir(logs_dir):
             if entry.is_file(follow_symlinks=False):
                 os.chmod(entry.path, 0o600)
-
-
-def is_disk_full(exc: BaseException) -> bool:
-    """Whether ``exc`` (or what caused it) says the disk or quota is full."""
-    seen: set[int] = set()
-    e: BaseException | None = exc
-    while e is not None and id(e) not in seen:
-        seen.add(id(e))
-        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
-            return True
-        if isinstance(e, sqlite3.Error) and getattr(e, "sqlite_errorcode", None) == (
-            sqlite3.SQLITE_FULL
-        ):
-            return True
-        e = e.__cause__ or e.__context__
-    return False
 
 
 class SpaceReserve:
