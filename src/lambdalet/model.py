@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from lambdalet.streaming import ResponseStream
+
 LATEST = "$LATEST"
 
 
@@ -70,6 +72,8 @@ class InvokeInput:
     client_context: str | None = None  # decoded JSON text of X-Amz-Client-Context
     log_tail: bool = False
     trace_id: str | None = None
+    #: set by a streaming caller: the chunks of a streamed response go there as they come
+    stream: ResponseStream | None = None
 
 
 @dataclass(frozen=True)

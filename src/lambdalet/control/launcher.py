@@ -16,6 +16,7 @@ from lambdalet.config import ServerConfig
 from lambdalet.env.launch import LaunchPlan, RuntimeMounts
 from lambdalet.model import FunctionRecord
 from lambdalet.runtimes import envvars
+from lambdalet.runtimes.node import NodeRuntime, ensure_node_runtime, is_node_runtime
 from lambdalet.runtimes.provided import InvalidEntrypoint, find_bootstrap, is_provided_runtime
 from lambdalet.runtimes.python import PythonRuntime, ensure_python_runtime, installed_python
 from lambdalet.sandbox.base import SandboxBackend, SandboxView
@@ -30,12 +31,22 @@ class RuntimeLauncher:
     def __init__(self, config: ServerConfig) -> None:
         self._config = config
         self._python: dict[str, PythonRuntime] = {}
+        self._node: dict[str, NodeRuntime] = {}
 
     async def mounts(self, function: FunctionRecord) -> RuntimeMounts:
         region = self._config.region
         if is_provided_runtime(function.runtime):
             label = f"provided:{function.runtime.removeprefix('provided.') or 'al'}.lambdalet"
             return RuntimeMounts(None, None, label, _version_arn(region, label))
+        if is_node_runtime(function.runtime):
+            node = self._node.get(function.runtime)
+            if node is None:
+                node = await ensure_node_runtime(self._config, function.runtime)
+                self._node[function.runtime] = node
+            label = f"nodejs:{node.major}.lambdalet"
+            return RuntimeMounts(
+                node.runtime_dir, node.lang_dir, label, _version_arn(region, label)
+            )
         rt = self._python.get(function.runtime)
         if rt is None:
             rt = await ensure_python_runtime(self._config, function.runtime)
@@ -104,6 +115,12 @@ class RuntimeLauncher:
                 detail = InvalidEntrypoint.message("").split(" Error: ", 1)[-1]
                 return LaunchPlan((), env, view.task_root, ("Runtime.InvalidEntrypoint", detail))
             return LaunchPlan(boot.argv(), env, view.task_root)
+        if is_node_runtime(function.runtime):
+            node = self._node[function.runtime]
+            env = envvars.runtime_environment(
+                function, view, log_stream=log_stream, init_type=init_type
+            )
+            return LaunchPlan(node.argv(view), env, view.task_root)
         rt = self._python[function.runtime]
         env = envvars.runtime_environment(
             function,

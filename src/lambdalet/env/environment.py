@@ -55,6 +55,7 @@ from lambdalet.sandbox.base import (
     SandboxSpec,
     SpawnError,
 )
+from lambdalet.streaming import ResponseStream
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +84,8 @@ class _Answer:
     content_type: str | None = None
     error_type: str | None = None
     exit: ProcessExit | None = None
+    #: bytes the runtime produced when they were not all kept in ``body`` (streamed)
+    produced: int | None = None
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,70 @@ class _InitResult:
     error_type: str | None = None
     #: what a caller gets when this init ran inside its invoke and failed
     caller_body: bytes = b""
+
+
+#: Content-Type of a streamed response whose runtime named none (Node's default)
+STREAM_CONTENT_TYPE = "application/octet-stream"
+
+
+class StreamedAnswer:
+    """A response the runtime streams (``Lambda-Runtime-Function-Response-Mode: streaming``).
+
+    Chunks go to the streaming caller as they arrive; without one (a buffered Invoke of
+    a streaming function) they are kept, up to the buffered limit, for the reply.  The
+    answer is delivered when the body ends, with the error of its trailers if any.
+    """
+
+    def __init__(
+        self,
+        deliver: Callable[[_Answer], None],
+        caller: ResponseStream | None,
+        content_type: str | None,
+    ) -> None:
+        self._deliver = deliver
+        self._caller = caller
+        self._content_type = content_type
+        self._kept: list[bytes] = []
+        self._too_large = False
+        self.size = 0
+
+    def write(self, chunk: bytes) -> None:
+        self.size += len(chunk)
+        if self._caller is not None:
+            self._caller.push(chunk)
+        elif not self._too_large:
+            if self.size > rp.MAX_RESPONSE_BYTES:
+                self._too_large = True
+                self._kept.clear()
+            else:
+                self._kept.append(chunk)
+
+    async def room(self) -> None:
+        if self._caller is not None:
+            await self._caller.room()
+
+    def end(self, error_type: str | None, error_body: bytes | None) -> None:
+        if error_type or error_body:
+            body = rp.caller_error_body(error_body or b"", None, error_type)
+            self._deliver(
+                _Answer(
+                    "error",
+                    body=body,
+                    error_type=rp.internal_error_type(error_type),
+                    produced=self.size,
+                )
+            )
+        elif self._too_large:
+            self._deliver(_Answer("too_large", produced=self.size))
+        else:
+            self._deliver(
+                _Answer(
+                    "response",
+                    body=b"".join(self._kept),
+                    content_type=self._content_type,
+                    produced=self.size,
+                )
+            )
 
 
 async def _let_output_arrive() -> None:
@@ -162,6 +229,8 @@ class Environment:
         self._registered_gate: asyncio.Future[_Answer | None] | None = None
         self._init_gate: asyncio.Future[_Answer | None] | None = None
         self._answer: asyncio.Future[_Answer] | None = None
+        #: where the current invoke's streamed response goes (a streaming caller), if anywhere
+        self._caller_stream: ResponseStream | None = None
         self._done_gate: asyncio.Future[_Answer | None] | None = None
         self._init_error: _Answer | None = None
         self._runtime_done_at: float | None = None
@@ -548,6 +617,7 @@ class Environment:
         )
         loop = asyncio.get_running_loop()
         self._answer = loop.create_future()
+        self._caller_stream = request.stream
         self._done_gate = None
         self._runtime_done_at = self._answer_started_at = self._answer_done_at = None
         released = self._clock.monotonic()
@@ -573,7 +643,7 @@ class Environment:
                 else:
                     self.machine.fire(EnvEvent.RESPONSE)
                     reply = self._reply_for(got)
-                    produced = len(got.body)
+                    produced = len(got.body) if got.produced is None else got.produced
                     answer(*reply)
                     if got.kind == "too_large":
                         status, etype = "error", "Function.ResponseSizeTooLarge"
@@ -1006,6 +1076,20 @@ class Environment:
     def runtime_response(self, request_id: str, body: bytes, content_type: str | None) -> None:
         self._check_answer(request_id, RuntimeEvent.RESPONSE)
         self._deliver(_Answer("response", body=body, content_type=content_type))
+
+    def runtime_stream_start(self, request_id: str, content_type: str | None) -> StreamedAnswer:
+        self._check_answer(request_id, RuntimeEvent.RESPONSE)
+        fut = self._answer
+        assert fut is not None
+        caller = self._caller_stream
+        if caller is not None:
+            caller.start(content_type or STREAM_CONTENT_TYPE)
+
+        def deliver(got: _Answer) -> None:
+            if fut is self._answer:
+                self._deliver(got)
+
+        return StreamedAnswer(deliver, caller, content_type)
 
     def runtime_response_too_large(self, request_id: str) -> None:
         self._check_answer(request_id, RuntimeEvent.RESPONSE)

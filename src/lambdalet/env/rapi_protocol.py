@@ -16,6 +16,8 @@ MAX_HEADER_BYTES = 2 * 1024 * 1024
 
 ERROR_TYPE_HEADER = "Lambda-Runtime-Function-Error-Type"
 RESPONSE_MODE_HEADER = "Lambda-Runtime-Function-Response-Mode"
+#: the trailer a streaming runtime reports a failure in (base64 of the error document)
+ERROR_BODY_TRAILER = "Lambda-Runtime-Function-Error-Body"
 ERROR_CAUSE_CONTENT_TYPE = "application/vnd.aws.lambda.error.cause+json"
 
 ACCEPTED_BODY = b'{"status":"OK"}'

@@ -9,18 +9,37 @@ method of the :class:`RuntimeApiTarget` (the environment), render.
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import binascii
 import socket
-from typing import Protocol
+import weakref
+from typing import Any, Protocol
 
 from aiohttp import web
 
 from lambdalet.env import rapi_protocol as rp
+from lambdalet.env.http_trailers import TrailerScanner
 from lambdalet.env.rapi_protocol import RapiRefused
 
 #: lambdalet's own addition to the Runtime API (see build_app).  runtimes/files/
 #: lambdalet_launch.py, which runs inside sandboxes without lambdalet, spells it too;
 #: tests/unit/env/test_runtime_api_http.py drives that file against this route.
 FUNCTION_INIT_PATH = "/2018-06-01/runtime/lambdalet/function-init"
+
+
+class StreamSink(Protocol):
+    """Where a streamed response's body goes, chunk by chunk."""
+
+    def write(self, chunk: bytes) -> None: ...
+
+    async def room(self) -> None:
+        """Wait until the reader can take more."""
+        ...
+
+    def end(self, error_type: str | None, error_body: bytes | None) -> None:
+        """The body ended; with the error its trailers reported, if any."""
+        ...
 
 
 class RuntimeApiTarget(Protocol):
@@ -33,6 +52,10 @@ class RuntimeApiTarget(Protocol):
         ...
 
     def runtime_response(self, request_id: str, body: bytes, content_type: str | None) -> None: ...
+
+    def runtime_stream_start(self, request_id: str, content_type: str | None) -> StreamSink:
+        """A streamed response begins (raises RapiRefused like runtime_response)."""
+        ...
 
     def runtime_response_too_large(self, request_id: str) -> None:
         """The runtime tried to post a response over the limit."""
@@ -71,9 +94,45 @@ async def _read_body(request: web.Request, limit: int) -> bytes | None:
     return b"".join(parts)
 
 
+#: each connection's trailer scanner, by transport (see TappedSite)
+Taps = weakref.WeakKeyDictionary[asyncio.BaseTransport, TrailerScanner]
+
+
+def decode_error_body(value: str | None) -> bytes | None:
+    """The ``Lambda-Runtime-Function-Error-Body`` trailer: base64 of the error document."""
+    if not value:
+        return None
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        return value.encode()
+
+
 class RuntimeApiHandlers:
-    def __init__(self, target: RuntimeApiTarget) -> None:
+    def __init__(self, target: RuntimeApiTarget, taps: Taps | None = None) -> None:
         self.target = target
+        self.taps = taps if taps is not None else Taps()
+
+    async def _streamed(self, request: web.Request, request_id: str) -> web.StreamResponse:
+        self.target.runtime_answer_started()
+        try:
+            sink = self.target.runtime_stream_start(request_id, request.headers.get("Content-Type"))
+        except RapiRefused as e:
+            return _error(e.error)
+        try:
+            async for chunk in request.content.iter_any():
+                sink.write(chunk)
+                await sink.room()
+        except (ConnectionError, asyncio.IncompleteReadError, OSError) as e:
+            # the runtime went away mid-stream: its exit decides how the invoke ends
+            raise web.HTTPBadRequest() from e
+        scanner = self.taps.get(request.transport) if request.transport is not None else None
+        trailers = scanner.last_trailers if scanner is not None else {}
+        sink.end(
+            trailers.get(rp.ERROR_TYPE_HEADER.lower()),
+            decode_error_body(trailers.get(rp.ERROR_BODY_TRAILER.lower())),
+        )
+        return _accepted()
 
     async def next(self, request: web.Request) -> web.StreamResponse:
         try:
@@ -87,6 +146,8 @@ class RuntimeApiHandlers:
         mode = request.headers.get(rp.RESPONSE_MODE_HEADER)
         if mode is not None and mode.lower() != "streaming":
             return _error(rp.INVALID_RESPONSE_MODE)
+        if mode is not None:
+            return await self._streamed(request, request_id)
         self.target.runtime_answer_started()
         body = await _read_body(request, rp.MAX_RESPONSE_BYTES)
         try:
@@ -137,6 +198,7 @@ def build_app(target: RuntimeApiTarget) -> web.Application:
     """The Runtime API routes; the environment adds the Extensions and Telemetry APIs."""
     h = RuntimeApiHandlers(target)
     app = web.Application()
+    app[TAPS_KEY] = h.taps
     rt = "/2018-06-01/runtime"
     app.router.add_get(f"{rt}/invocation/next", h.next)
     app.router.add_post(f"{rt}/invocation/{{request_id}}/response", h.response)
@@ -149,11 +211,62 @@ def build_app(target: RuntimeApiTarget) -> web.Application:
     return app
 
 
+TAPS_KEY = web.AppKey("lambdalet_trailer_taps", Taps)
+
+
+class _Tapped(asyncio.Protocol):
+    """aiohttp's protocol for one connection, with a TrailerScanner reading the bytes first."""
+
+    def __init__(self, inner: Any, taps: Taps) -> None:
+        self._inner = inner
+        self._taps = taps
+        self._scanner = TrailerScanner()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._taps[transport] = self._scanner
+        self._inner.connection_made(transport)
+
+    def data_received(self, data: bytes) -> None:
+        self._scanner.feed(data)
+        self._inner.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        result: bool | None = self._inner.eof_received()
+        return result
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._inner.connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        self._inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        self._inner.resume_writing()
+
+
+class TappedSite(web.SockSite):
+    """A SockSite whose connections carry a TrailerScanner (aiohttp drops trailers)."""
+
+    def __init__(self, runner: web.AppRunner, sock: socket.socket, taps: Taps) -> None:
+        super().__init__(runner, sock)
+        self._taps = taps
+
+    async def start(self) -> None:
+        await web.BaseSite.start(self)
+        server = self._runner.server
+        assert server is not None
+        taps = self._taps
+        self._server = await asyncio.get_running_loop().create_server(
+            lambda: _Tapped(server(), taps), sock=self._sock
+        )
+
+
 class InSandboxServer:
     """Serves one environment's in-sandbox APIs on its listening socket."""
 
     def __init__(self, app: web.Application, sock: socket.socket) -> None:
         self._sock = sock
+        self._taps = app.get(TAPS_KEY) or Taps()
         self._runner = web.AppRunner(
             app,
             access_log=None,
@@ -167,7 +280,7 @@ class InSandboxServer:
 
     async def start(self) -> None:
         await self._runner.setup()
-        site = web.SockSite(self._runner, self._sock)
+        site = TappedSite(self._runner, self._sock, self._taps)
         await site.start()
 
     async def close(self) -> None:

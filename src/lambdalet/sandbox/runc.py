@@ -579,9 +579,6 @@ class RuncSandbox:
         t0 = time.monotonic()
         _, tmp_source, _ = await asyncio.gather(network(), tmp(), attach_points())
         t1 = time.monotonic()
-        if self.attach_dir is not None:
-            # the directories most functions use, ready before any function asks
-            await self._mount_attached(b.likely_mounts())
         plan = BundlePlan(
             spec=spec,
             rootfs=b.base_rootfs,
@@ -637,6 +634,10 @@ class RuncSandbox:
             raise SandboxError(f"sandbox agent did not start: {self._log_tail()}") from None
         t3 = time.monotonic()
         if self.attach_dir is not None:
+            # the directories most functions use, ready before any function asks.  Mounted
+            # once the container runs: a mount already on an attach point when runc binds
+            # it is copied as a private mount, which no later remount reaches
+            await self._mount_attached(b.likely_mounts())
             try:
                 await self.prestart_runtime()
             except SpawnError as e:

@@ -76,7 +76,7 @@ def test_supported_runtimes(runtime: str) -> None:
     assert v.create_function(body(Runtime=runtime), SCOPE)[0].runtime == runtime
 
 
-@pytest.mark.parametrize("runtime", ["nodejs20.x", "python3.7", "python", "java21"])
+@pytest.mark.parametrize("runtime", ["nodejs18.x", "python3.7", "python", "java21"])
 def test_other_runtimes(runtime: str) -> None:
     with pytest.raises(InvalidParameterValueException) as info:
         v.create_function(body(Runtime=runtime), SCOPE)

@@ -1,0 +1,52 @@
+// lambdalet: the managed Node.js runtime's entry point (/var/runtime/index.mjs), written
+// by lambdalet.runtimes.node.  It runs the real Runtime Interface Client from npm
+// (aws-lambda-ric, in ./node_modules) the way Lambda's own index.mjs does: handler from
+// _HANDLER, application root LAMBDA_TASK_ROOT.
+//
+// One addition: before the client loads the function's code it tells the platform where
+// Runtime init ends and Function init begins (POST /2018-06-01/runtime/lambdalet/
+// function-init, lambdalet's own route), so the timeline shows Init's three parts.  The
+// answer is awaited and the connection closed: nothing of it remains.
+import http from "node:http";
+
+const RIC_MAJOR = @RIC_MAJOR@;
+
+function markFunctionInit() {
+  const addr = process.env.AWS_LAMBDA_RUNTIME_API || "";
+  const i = addr.lastIndexOf(":");
+  if (i <= 0) return Promise.resolve();
+  return new Promise((resolve) => {
+    const req = http.request(
+      {
+        host: addr.slice(0, i),
+        port: Number(addr.slice(i + 1)),
+        method: "POST",
+        path: "/2018-06-01/runtime/lambdalet/function-init",
+        agent: false,
+        headers: { "Content-Length": "0", Connection: "close" },
+        timeout: 1000,
+      },
+      (res) => {
+        res.resume();
+        res.on("end", resolve);
+        res.on("error", resolve);
+      },
+    );
+    req.on("error", resolve);
+    req.on("timeout", () => {
+      req.destroy();
+      resolve();
+    });
+    req.end();
+  });
+}
+
+if (RIC_MAJOR >= 4) {
+  // 4.x starts itself when imported, reading _HANDLER and LAMBDA_TASK_ROOT
+  await markFunctionInit();
+  await import("./node_modules/aws-lambda-ric/index.mjs");
+} else {
+  const { run } = await import("./node_modules/aws-lambda-ric/dist/index.mjs");
+  await markFunctionInit();
+  await run(process.env.LAMBDA_TASK_ROOT || process.cwd(), process.env._HANDLER || "");
+}

