@@ -58,6 +58,7 @@ class RuntimeLauncher:
             label,
             _version_arn(region, label),
             notes=(rt.note,) if rt.note else (),
+            lang_layers=rt.lang_layers,
         )
 
     async def prime_spares(self, backend: SandboxBackend) -> bool:
@@ -96,7 +97,7 @@ class RuntimeLauncher:
         )
         mounts = await self.mounts(probe)
         plan = self.plan(probe, view, log_stream="", init_type="on-demand")
-        backend.expect_runtime(mounts.runtime_dir, mounts.lang_dir, plan.env)
+        backend.expect_runtime(mounts.runtime_dir, mounts.lang_dir, plan.env, mounts.lang_layers)
         return True
 
     def plan(

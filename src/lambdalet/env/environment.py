@@ -271,6 +271,7 @@ class Environment:
             layer_dirs=tuple(layer.code_dir for layer in self.function.layers),
             runtime_dir=self._mounts.runtime_dir,
             lang_dir=self._mounts.lang_dir,
+            lang_layers=tuple(self._mounts.lang_layers),
         )
         try:
             self._sandbox = await self._backend.create(spec, self._on_log, self._on_exit)

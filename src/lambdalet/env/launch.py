@@ -25,6 +25,8 @@ class RuntimeMounts:
     runtime_version_arn: str
     #: lines the function log shows at every Init (e.g. a Python version fallback)
     notes: Sequence[str] = field(default_factory=tuple)
+    #: laid over ``lang_dir`` at /var/lang (see ``SandboxSpec.lang_layers``)
+    lang_layers: Sequence[Path] = field(default_factory=tuple)
 
 
 @dataclass(frozen=True)

@@ -105,12 +105,14 @@ def is_provided(runtime_id: str) -> bool:
 def python_path(view: SandboxView, python_version: str) -> str:
     """PYTHONPATH giving Lambda's import order after the task root (cwd, sys.path[0]):
 
-    ``/opt/python/lib/python3.X/site-packages``, ``/opt/python``, then ``/var/runtime``.
+    ``/opt/python/lib/python3.X/site-packages``, ``/opt/python``, the runtime's own
+    packages (boto3) in ``/var/lang/lib/python3.X/site-packages``, then ``/var/runtime``.
     """
     return ":".join(
         (
             f"{view.opt_dir}/python/lib/python{python_version}/site-packages",
             f"{view.opt_dir}/python",
+            f"{view.lang_dir}/lib/python{python_version}/site-packages",
             view.runtime_dir,
         )
     )

@@ -59,6 +59,14 @@ _OLDER_AWSLAMBDARIC = {(3, 8): "2.2.1", (3, 9): "4.0.4"}
 #: Oldest minor version lambdalet will run a function on.
 MIN_PYTHON = (3, 8)
 
+#: boto3 / botocore installed as the runtime's own SDK (``/var/lang/lib/python3.X/
+#: site-packages``, as Lambda's 3.11+ runtimes; 3.8-3.10 had it in ``/var/runtime``).  AWS
+#: publishes no fixed versions for current runtimes (they vary by runtime version and
+#: region); lambdalet pins one recent release, and for older minors the newest that
+#: supports them.  A boto3 in the function's package or a layer shadows it, as on Lambda.
+SDK_VERSION = "1.43.11"
+_OLDER_SDK = {(3, 8): "1.37.38", (3, 9): "1.42.97"}
+
 STAMP_NAME = ".lambdalet-runtime.json"
 #: Bumped when the runtime dir layout (not the client version) changes.
 LAYOUT_VERSION = 1
@@ -77,6 +85,11 @@ class RuntimeInstallError(Exception):
 def awslambdaric_version(minor: tuple[int, int]) -> str:
     """The pinned ``awslambdaric`` release for a Python minor version."""
     return _OLDER_AWSLAMBDARIC.get(minor, AWSLAMBDARIC_VERSION)
+
+
+def sdk_version(minor: tuple[int, int]) -> str:
+    """The pinned boto3 (and botocore, same number) release for a Python minor version."""
+    return _OLDER_SDK.get(minor, SDK_VERSION)
 
 
 def is_python_runtime(runtime_id: str) -> bool:
@@ -290,11 +303,17 @@ class PythonRuntime:
     install: PythonInstall  # the interpreter actually used
     runtime_dir: Path  # host dir to mount at /var/runtime
     note: str | None  # line for the function log when falling back, else None
+    #: laid over the prefix at /var/lang: hides the host's site-packages, holds the SDK
+    lang_layer: Path | None = None
 
     @property
     def lang_dir(self) -> Path:
         """Host dir to mount at ``/var/lang``."""
         return self.install.prefix
+
+    @property
+    def lang_layers(self) -> tuple[Path, ...]:
+        return (self.lang_layer,) if self.lang_layer is not None else ()
 
     @property
     def python_version(self) -> str:
@@ -349,6 +368,8 @@ def is_installed(runtimes_dir: Path, install: PythonInstall) -> bool:
     link = _lang_link(runtimes_dir, install)
     if not (os.path.islink(link) and os.readlink(link) == str(install.executable)):
         return False
+    if not _layer_current(lang_layer_for(runtimes_dir, install), install):
+        return False
     return all(_has_text(runtime_dir / name, text) for name, text in _prestart_files(install))
 
 
@@ -387,8 +408,14 @@ def _machine_platform() -> str:
     return f"manylinux2014_{arch}"
 
 
-def pip_command(install: PythonInstall, target: Path, pip_python: str) -> list[str]:
-    """The pip command line installing the client for ``install`` into ``target``."""
+def pip_command(
+    install: PythonInstall,
+    target: Path,
+    pip_python: str,
+    packages: Sequence[str] | None = None,
+) -> list[str]:
+    """The pip command line installing ``packages`` (default: the client) for ``install``
+    into ``target``."""
     cmd = [
         pip_python,
         "-m",
@@ -411,8 +438,39 @@ def pip_command(install: PythonInstall, target: Path, pip_python: str) -> list[s
             "--platform",
             _machine_platform(),
         ]
-    cmd.append(f"awslambdaric=={awslambdaric_version(install.minor)}")
+    if packages is None:
+        packages = [f"awslambdaric=={awslambdaric_version(install.minor)}"]
+    cmd.extend(packages)
     return cmd
+
+
+@lru_cache(maxsize=32)
+def pip_python_for(install: PythonInstall) -> str:
+    """The interpreter to run pip with for ``install``: the install itself when it has pip.
+
+    ``pip --python-version`` picks wheels for another version but evaluates environment
+    markers (``urllib3<1.27; python_version < "3.10"``) for the Python running pip, so
+    only pip run by the same minor version resolves dependencies right.  Falls back to
+    the Python running lambdalet.
+    """
+    if install.minor == sys.version_info[:2]:
+        return sys.executable
+    try:
+        done = subprocess.run(
+            [str(install.executable), "-I", "-m", "pip", "--version"],
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return sys.executable
+    return str(install.executable) if done.returncode == 0 else sys.executable
+
+
+def sdk_packages(minor: tuple[int, int]) -> list[str]:
+    """The runtime's own SDK, as pip requirements."""
+    version = sdk_version(minor)
+    return [f"boto3=={version}", f"botocore=={version}"]
 
 
 def _symlink(path: Path, target: str) -> None:
@@ -458,7 +516,7 @@ def _file_lock(path: Path) -> Iterator[None]:
             fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
-def _run_pip(cmd: Sequence[str], install: PythonInstall) -> None:
+def _run_pip(cmd: Sequence[str], install: PythonInstall, what: str = "") -> None:
     env = dict(os.environ)
     for name in ("PYTHONPATH", "PYTHONHOME", "PIP_TARGET", "PIP_PREFIX", "PIP_USER"):
         env.pop(name, None)
@@ -475,13 +533,15 @@ def _run_pip(cmd: Sequence[str], install: PythonInstall) -> None:
         raise RuntimeInstallError(f"lambdalet: cannot run pip ({exc})") from exc
     except subprocess.TimeoutExpired as exc:
         raise RuntimeInstallError(
-            f"lambdalet: installing awslambdaric for Python {install.minor_str} took more "
+            f"lambdalet: installing {what or 'awslambdaric'} for Python {install.minor_str} "
+            "took more "
             f"than {_PIP_TIMEOUT_S:.0f} s; is PyPI (https://pypi.org) reachable?"
         ) from exc
     if done.returncode != 0:
         tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-12:])
         raise RuntimeInstallError(
-            f"lambdalet: could not install awslambdaric=={awslambdaric_version(install.minor)} "
+            "lambdalet: could not install "
+            f"{what or f'awslambdaric=={awslambdaric_version(install.minor)}'} "
             f"for Python {install.minor_str} from PyPI (pip exit status {done.returncode}). "
             "The managed Python runtime is downloaded once from https://pypi.org; check that "
             f"it is reachable (proxy settings: HTTPS_PROXY / pip.conf).\n{tail}"
@@ -499,10 +559,24 @@ def install_python_runtime(
     runtime_dir = runtime_dir_for(runtimes_dir, install)
     if is_installed(runtimes_dir, install):
         return runtime_dir
+    _install_client(runtimes_dir, install, pip_python)
+    install_lang_layer(runtimes_dir, install, pip_python=pip_python)
+    return runtime_dir
+
+
+def _install_client(runtimes_dir: Path, install: PythonInstall, pip_python: str | None) -> Path:
+    """The runtime dir: awslambdaric, bootstrap and launchers (see the module docstring)."""
+    runtime_dir = runtime_dir_for(runtimes_dir, install)
     with _file_lock(runtimes_dir / f".python{install.minor_str}.lock"):
         stamp = _read_stamp(runtime_dir)
         wanted = _stamp_for(install)
-        if stamp == wanted and is_installed(runtimes_dir, install):
+        link = _lang_link(runtimes_dir, install)
+        if (
+            stamp == wanted
+            and os.path.islink(link)
+            and os.readlink(link) == str(install.executable)
+            and all(_has_text(runtime_dir / n, t) for n, t in _prestart_files(install))
+        ):
             return runtime_dir
         packages_current = (
             stamp is not None
@@ -517,7 +591,7 @@ def install_python_runtime(
         tmp = runtimes_dir / f".python{install.minor_str}.tmp-{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
         try:
-            _run_pip(pip_command(install, tmp, pip_python or sys.executable), install)
+            _run_pip(pip_command(install, tmp, pip_python or pip_python_for(install)), install)
             # Compile with the interpreter that will run it: the dir is read-only inside.
             subprocess.run(
                 [str(install.executable), "-I", "-m", "compileall", "-q", str(tmp)],
@@ -536,6 +610,154 @@ def install_python_runtime(
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     return runtime_dir
+
+
+# --------------------------------------------------------------------------- language layer
+#
+# Lambda's /var/lang holds the interpreter, its standard library and the runtime's own
+# packages (boto3 ...), nothing else.  A host install's prefix also holds whatever the
+# host installed into its site-packages.  The *language layer* is laid over the prefix at
+# /var/lang (a read-only overlay, the layer on top): each site-packages dir of the install
+# is an opaque directory there (overlayfs shows none of the prefix's entries under it),
+# and the one Lambda uses holds the SDK.
+
+LANG_LAYER_SUFFIX = ".lang"
+LAYER_STAMP_NAME = ".lambdalet-layer.json"
+#: bumped when the layer's layout changes
+LAYER_LAYOUT_VERSION = 1
+#: overlayfs's mark of a directory hiding what lower layers have at the same path
+OPAQUE_XATTR = "trusted.overlay.opaque"
+_SITE_PROBE = "import json, site, sys; print(json.dumps([sys.prefix, site.getsitepackages()]))"
+
+
+def lang_layer_for(runtimes_dir: Path, install: PythonInstall) -> Path:
+    return runtimes_dir / f"python{install.minor_str}{LANG_LAYER_SUFFIX}"
+
+
+def default_site_dir(install: PythonInstall) -> str:
+    """Where Lambda's 3.11+ runtimes keep boto3, relative to /var/lang."""
+    return f"lib/python{install.minor_str}/site-packages"
+
+
+def site_dirs(install: PythonInstall) -> tuple[str, ...]:
+    """The install's site-packages dirs (``site.getsitepackages()``), relative to its prefix.
+
+    Debian's ``/usr`` has ``local/lib/python3.X/dist-packages``, ``lib/python3/dist-packages``
+    ...; pyenv and python.org builds ``lib/python3.X/site-packages``.
+    """
+    found: list[str] = []
+    try:
+        done = subprocess.run(
+            [str(install.executable), "-I", "-c", _SITE_PROBE],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        prefix, dirs = json.loads(done.stdout) if done.returncode == 0 else ("", [])
+    except (OSError, subprocess.SubprocessError, ValueError):
+        prefix, dirs = "", []
+    for d in dirs if isinstance(dirs, list) else []:
+        for base in (str(install.prefix), str(prefix)):
+            rel = os.path.relpath(str(d), base) if base else ".."
+            if not rel.startswith("..") and rel != "." and rel not in found:
+                found.append(rel)
+                break
+    return tuple(found) or (default_site_dir(install),)
+
+
+def sdk_site_dir(sites: Sequence[str], install: PythonInstall) -> str:
+    """The site dir that holds the SDK: Lambda's when the install uses it, else its first."""
+    default = default_site_dir(install)
+    return default if default in sites or not sites else sites[0]
+
+
+def _layer_stamp(install: PythonInstall, sites: Sequence[str], opaque: bool) -> dict[str, object]:
+    return {
+        "layout": LAYER_LAYOUT_VERSION,
+        "boto3": sdk_version(install.minor),
+        "python": install.minor_str,
+        "prefix": str(install.prefix),
+        "site": list(sites),
+        "opaque": opaque,
+    }
+
+
+def read_layer_stamp(layer: Path) -> dict[str, object] | None:
+    try:
+        data = json.loads((layer / LAYER_STAMP_NAME).read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _layer_current(layer: Path, install: PythonInstall) -> bool:
+    stamp = read_layer_stamp(layer)
+    return (
+        stamp is not None
+        and stamp.get("layout") == LAYER_LAYOUT_VERSION
+        and stamp.get("boto3") == sdk_version(install.minor)
+        and stamp.get("prefix") == str(install.prefix)
+    )
+
+
+def _make_opaque(path: Path) -> bool:
+    """Mark ``path`` opaque for overlayfs; False where the filesystem or privileges refuse."""
+    try:
+        os.setxattr(path, OPAQUE_XATTR, b"y")
+    except OSError:
+        return False
+    return True
+
+
+def install_lang_layer(
+    runtimes_dir: Path, install: PythonInstall, *, pip_python: str | None = None
+) -> Path:
+    """Install (idempotently) the language layer of ``install``; returns its directory."""
+    runtimes_dir = runtimes_dir.absolute()
+    layer = lang_layer_for(runtimes_dir, install)
+    if _layer_current(layer, install):
+        return layer
+    with _file_lock(runtimes_dir / f".python{install.minor_str}.lock"):
+        if _layer_current(layer, install):
+            return layer
+        sites = site_dirs(install)
+        sdk_rel = sdk_site_dir(sites, install)
+        tmp = runtimes_dir / f".python{install.minor_str}.lang.tmp-{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        try:
+            packages = sdk_packages(install.minor)
+            pip = pip_python or pip_python_for(install)
+            cmd = pip_command(install, tmp / sdk_rel, pip, packages)
+            _run_pip(cmd, install, " ".join(packages))
+            subprocess.run(
+                [str(install.executable), "-I", "-m", "compileall", "-q", str(tmp / sdk_rel)],
+                capture_output=True,
+                timeout=300,
+                check=False,
+            )
+            opaque = True
+            for rel in sites:
+                (tmp / rel).mkdir(parents=True, exist_ok=True)
+                opaque = _make_opaque(tmp / rel) and opaque
+            stamp = _layer_stamp(install, sites, opaque)
+            _write_file(tmp / LAYER_STAMP_NAME, json.dumps(stamp, indent=1) + "\n", 0o644)
+            if layer.exists():
+                old = runtimes_dir / f".python{install.minor_str}.lang.old-{os.getpid()}"
+                os.rename(layer, old)
+                os.rename(tmp, layer)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.rename(tmp, layer)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return layer
+
+
+def layer_isolates(layer: Path) -> bool:
+    """True when the layer hides the host's site-packages (its dirs are opaque)."""
+    stamp = read_layer_stamp(layer)
+    return bool(stamp and stamp.get("opaque"))
 
 
 # --------------------------------------------------------------------------- async API
@@ -590,7 +812,8 @@ async def ensure_python_runtime(
         await asyncio.to_thread(
             install_python_runtime, runtimes_dir, install, pip_python=pip_python
         )
-    ready = PythonRuntime(runtime_id, install, runtime_dir, selection.note)
+    layer = lang_layer_for(runtimes_dir, install)
+    ready = PythonRuntime(runtime_id, install, runtime_dir, selection.note, layer)
     _ready[key] = ready
     return ready
 

@@ -64,6 +64,9 @@ class SandboxSpec:
     pids_limit: int = 1024
     nofile_limit: int = 1024
     hostname: str = "sandbox"
+    #: laid over ``lang_dir`` at /var/lang (later on top), e.g. one hiding the install's
+    #: site-packages; only backends with mounts apply them
+    lang_layers: Sequence[Path] = ()
 
 
 @dataclass(frozen=True)
@@ -230,7 +233,11 @@ class SandboxBackend(Protocol):
         ...
 
     def expect_runtime(
-        self, runtime_dir: Path | None, lang_dir: Path | None, env: Mapping[str, str]
+        self,
+        runtime_dir: Path | None,
+        lang_dir: Path | None,
+        env: Mapping[str, str],
+        lang_layers: Sequence[Path] = (),
     ) -> None:
         """A runtime the next functions will likely use: spares mount and pre-start it."""
         ...

@@ -333,7 +333,11 @@ class ProcessBackend:
         return None  # no spares: every sandbox is made on demand
 
     def expect_runtime(
-        self, runtime_dir: Path | None, lang_dir: Path | None, env: Mapping[str, str]
+        self,
+        runtime_dir: Path | None,
+        lang_dir: Path | None,
+        env: Mapping[str, str],
+        lang_layers: Sequence[Path] = (),
     ) -> None:
         pass
 

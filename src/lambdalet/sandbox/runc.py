@@ -161,6 +161,27 @@ def opt_mount(layer_dirs: Sequence[Path]) -> Mount | None:
     return Mount("/opt", "overlay", "overlay", (f"lowerdir={lower}", "ro", "nosuid", "nodev"))
 
 
+def lang_source(lang_dir: Path | None, lang_layers: Sequence[Path]) -> str | None:
+    """/var/lang's host source: the prefix, or ``overlay:<lowerdirs>`` with the layers on
+    top (the last layer first, as overlayfs wants its top lowerdir first)."""
+    if lang_dir is None:
+        return None
+    if not lang_layers:
+        return str(lang_dir.resolve())
+    dirs = [str(p.resolve()) for p in reversed(lang_layers)] + [str(lang_dir.resolve())]
+    return "overlay:" + ":".join(dirs)
+
+
+def source_mount(destination: str, source: str) -> Mount:
+    """A read-only mount of a host dir or of an ``overlay:<lowerdirs>`` source."""
+    if source.startswith("overlay:"):
+        lower = source.removeprefix("overlay:")
+        return Mount(
+            destination, "overlay", "overlay", (f"lowerdir={lower}", "ro", "nosuid", "nodev")
+        )
+    return Mount(destination, source)
+
+
 def oci_config(plan: BundlePlan) -> dict[str, Any]:
     """The OCI runtime config.json of one sandbox (pure)."""
     spec = plan.spec
@@ -198,8 +219,9 @@ def oci_config(plan: BundlePlan) -> dict[str, Any]:
             mounts.append(opt)
         if spec.runtime_dir is not None:
             mounts.append(Mount("/var/runtime", str(spec.runtime_dir)))
-        if spec.lang_dir is not None:
-            mounts.append(Mount("/var/lang", str(spec.lang_dir)))
+        lang = lang_source(spec.lang_dir, spec.lang_layers)
+        if lang is not None:
+            mounts.append(source_mount("/var/lang", lang))
     if plan.tmp_source is not None:
         mounts.append(
             Mount("/tmp", str(plan.tmp_source), options=("rbind", "rw", "nosuid", "nodev"))
@@ -639,8 +661,14 @@ class RuncSandbox:
             # it is copied as a private mount, which no later remount reaches
             await self._mount_attached(b.likely_mounts())
             try:
+                # the directories most functions use, ready before any function asks.
+                # Mounted once the container runs: its attach points are then slaves of
+                # the empty shared dirs, so a later remount (another Python version, or
+                # another language layer) propagates; a mount made before `runc run`
+                # would be copied itself and the container would never see a remount.
+                await self._mount_attached(b.likely_mounts())
                 await self.prestart_runtime()
-            except SpawnError as e:
+            except (SpawnError, SandboxError) as e:
                 logger.warning("pre-starting the runtime failed: %s", e)
         logger.debug(
             "built %s: network and /tmp %.1f ms, bundle and runc run %.1f ms, agent %.1f ms",
@@ -1257,13 +1285,15 @@ class RuncBackend:
             await asyncio.sleep(0.01)
 
     def _learn(self, spec: SandboxSpec) -> None:
-        self._learn_dirs(spec.runtime_dir, spec.lang_dir)
+        self._learn_dirs(spec.runtime_dir, spec.lang_dir, spec.lang_layers)
 
-    def _learn_dirs(self, runtime_dir: Path | None, lang_dir: Path | None) -> None:
+    def _learn_dirs(
+        self, runtime_dir: Path | None, lang_dir: Path | None, lang_layers: Sequence[Path] = ()
+    ) -> None:
         if runtime_dir is not None:
             self._likely["runtime"] = str(runtime_dir.resolve())
         if lang_dir is not None:
-            self._likely["lang"] = str(lang_dir.resolve())
+            self._likely["lang"] = lang_source(lang_dir, lang_layers)
 
     def likely_mounts(self) -> dict[str, str | None]:
         return dict(self._likely)
@@ -1272,12 +1302,16 @@ class RuncBackend:
         return SANDBOX_VIEW if self.spares_wanted > 0 else None
 
     def expect_runtime(
-        self, runtime_dir: Path | None, lang_dir: Path | None, env: Mapping[str, str]
+        self,
+        runtime_dir: Path | None,
+        lang_dir: Path | None,
+        env: Mapping[str, str],
+        lang_layers: Sequence[Path] = (),
     ) -> None:
         """Before any function ran (server start): the runtime spares should pre-start."""
         if self._likely["runtime"] is not None:
             return  # a function already told us
-        self._learn_dirs(runtime_dir, lang_dir)
+        self._learn_dirs(runtime_dir, lang_dir, lang_layers)
         self.learn_runtime_env(env)
 
     def learn_runtime_env(self, env: Mapping[str, str]) -> None:
@@ -1309,7 +1343,7 @@ class RuncBackend:
             "task": str(spec.code_dir.resolve()),
             "opt": opt,
             "runtime": str(spec.runtime_dir.resolve()) if spec.runtime_dir else None,
-            "lang": str(spec.lang_dir.resolve()) if spec.lang_dir else None,
+            "lang": lang_source(spec.lang_dir, spec.lang_layers),
         }
 
     def owns_spare(self, sb: RuncSandbox) -> bool:

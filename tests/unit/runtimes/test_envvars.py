@@ -90,7 +90,10 @@ def test_python_runtime_environment_exact() -> None:
         "LANG": "en_US.UTF-8",
         "TZ": ":UTC",
         "PWD": "/var/task",
-        "PYTHONPATH": "/opt/python/lib/python3.12/site-packages:/opt/python:/var/runtime",
+        "PYTHONPATH": (
+            "/opt/python/lib/python3.12/site-packages:/opt/python:"
+            "/var/lang/lib/python3.12/site-packages:/var/runtime"
+        ),
         "AWS_XRAY_CONTEXT_MISSING": "LOG_ERROR",
         "AWS_XRAY_DAEMON_ADDRESS": "169.254.100.1:2000",
         "_AWS_XRAY_DAEMON_ADDRESS": "169.254.100.1",
@@ -130,7 +133,8 @@ def test_paths_come_from_the_view() -> None:
     assert env["LD_LIBRARY_PATH"].startswith("/root/.pyenv/versions/3.11.7/lib:")
     assert env["PYTHONPATH"] == (
         "/data/envs/e1/opt/python/lib/python3.11/site-packages:"
-        "/data/envs/e1/opt/python:/data/runtimes/python3.11"
+        "/data/envs/e1/opt/python:/root/.pyenv/versions/3.11.7/lib/python3.11/site-packages:"
+        "/data/runtimes/python3.11"
     )
     assert env["AWS_LAMBDA_RUNTIME_API"] == "127.0.0.1:40123"
     assert env["AWS_XRAY_DAEMON_ADDRESS"] == "127.0.0.1:2000"

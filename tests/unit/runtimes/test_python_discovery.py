@@ -162,7 +162,7 @@ def test_pip_command_same_and_other_minor(tmp_path: Path) -> None:
 
 FAKE_PIP = """#!/bin/sh
 # records each call, then creates what pip --target would
-echo call >> "{log}"
+echo "call $*" >> "{log}"
 while [ "$#" -gt 0 ]; do
     if [ "$1" = --target ]; then target=$2; fi
     shift
@@ -199,20 +199,28 @@ def test_install_layout_and_idempotence(tmp_path: Path) -> None:
     assert os.readlink(runtimes / "lang" / "bin" / "python3.12") == str(install.executable)
     stamp = json.loads((runtime_dir / ".lambdalet-runtime.json").read_text())
     assert stamp["python"] == "3.12.4" and stamp["awslambdaric"] == AWSLAMBDARIC_VERSION
-    assert log.read_text().count("call") == 1
+    assert log.read_text().count("call") == 2  # the client, then the SDK of the language layer
+    assert log.read_text().count("awslambdaric==") == 1
+    assert log.read_text().count(f"boto3=={pyrt.sdk_version((3, 12))}") == 1
     assert pyrt.is_installed(runtimes, install)
+    layer = runtimes / "python3.12.lang"
+    stamp = json.loads((layer / ".lambdalet-layer.json").read_text())
+    assert stamp["site"] == ["lib/python3.12/site-packages"]  # the fake cannot say: Lambda's
+    assert stamp["boto3"] == pyrt.sdk_version((3, 12))
 
     install_python_runtime(runtimes, install, pip_python=pip)
-    assert log.read_text().count("call") == 1  # nothing to do
+    assert log.read_text().count("call") == 2  # nothing to do
 
-    # Same minor version, another patch release elsewhere: relinked, not reinstalled.
+    # Same minor version, another patch release elsewhere: the client is relinked, not
+    # reinstalled; the language layer (built from that install's site dirs) is redone.
     moved = install_of(fake_prefix(tmp_path / "py2", "3.12.7"))
     assert moved is not None
     install_python_runtime(runtimes, moved, pip_python=pip)
-    assert log.read_text().count("call") == 1
+    assert log.read_text().count("awslambdaric==") == 1
     assert os.readlink(runtimes / "lang" / "bin" / "python3.12") == str(moved.executable)
     assert pyrt.is_installed(runtimes, moved)
     assert not list(runtimes.glob(".python3.12.tmp-*"))
+    assert not list(runtimes.glob(".python3.12.lang.tmp-*"))
 
 
 def test_pip_failure_is_a_clear_error(tmp_path: Path) -> None:
@@ -244,8 +252,9 @@ async def test_ensure_python_runtime_once_under_concurrency(tmp_path: Path) -> N
             for _ in range(5)
         )
     )
-    assert log.read_text().count("call") == 1
+    assert log.read_text().count("call") == 2  # the client and the language layer, once
     rt = results[0]
+    assert rt.lang_layers == ((tmp_path / "data" / "runtimes" / "python3.11.lang").absolute(),)
     assert rt.runtime_dir == (tmp_path / "data" / "runtimes" / "python3.11").absolute()
     assert rt.lang_dir == tmp_path / "current"
     assert rt.python_version == "3.11"
@@ -254,3 +263,26 @@ async def test_ensure_python_runtime_once_under_concurrency(tmp_path: Path) -> N
     assert rt.extra_path(VIEW) == ()
     again = await ensure_python_runtime(config, "python3.9", places=where, pip_python=pip)
     assert again == rt
+
+
+def test_sdk_goes_where_lambda_keeps_it() -> None:
+    install = PythonInstall(Path("/usr"), "bin/python3.11", "3.11.2")
+    assert pyrt.sdk_site_dir(["lib/python3.11/site-packages"], install) == (
+        "lib/python3.11/site-packages"
+    )
+    # Debian's /usr: no lib/python3.11/site-packages on its path: the first site dir
+    debian = ["local/lib/python3.11/dist-packages", "lib/python3/dist-packages"]
+    assert pyrt.sdk_site_dir(debian, install) == "local/lib/python3.11/dist-packages"
+    assert pyrt.sdk_packages((3, 12)) == [
+        f"boto3=={pyrt.SDK_VERSION}",
+        f"botocore=={pyrt.SDK_VERSION}",
+    ]
+    assert pyrt.sdk_version((3, 8)) != pyrt.SDK_VERSION  # the newest that supports 3.8
+
+
+def test_site_dirs_of_the_running_python() -> None:
+    install = install_of(Path(sys.executable))
+    assert install is not None
+    sites = pyrt.site_dirs(install)
+    assert sites and all(not os.path.isabs(s) for s in sites)
+    assert any((install.prefix / s).is_dir() for s in sites)

@@ -7,7 +7,7 @@ from pathlib import Path
 from lambdalet.sandbox import rootfs
 from lambdalet.sandbox.base import SandboxSpec
 from lambdalet.sandbox.process import LineSplitter, merge_layers
-from lambdalet.sandbox.runc import BundlePlan, oci_config, opt_mount
+from lambdalet.sandbox.runc import BundlePlan, lang_source, oci_config, opt_mount
 
 
 def _spec(**kw: object) -> SandboxSpec:
@@ -74,6 +74,19 @@ def test_opt_mount_later_layers_win() -> None:
     many = opt_mount([Path("/a"), Path("/b"), Path("/c")])
     assert many is not None and many.type == "overlay"
     assert "lowerdir=/c:/b:/a" in many.options
+
+
+def test_lang_layers_are_an_overlay_over_the_prefix(tmp_path: Path) -> None:
+    prefix, layer = tmp_path / "py", tmp_path / "py.lang"
+    assert lang_source(None, [layer]) is None
+    assert lang_source(prefix, []) == str(prefix)
+    assert lang_source(prefix, [layer]) == f"overlay:{layer}:{prefix}"
+    plain = {m["destination"]: m for m in oci_config(_plan(_spec(lang_dir=prefix)))["mounts"]}
+    assert plain["/var/lang"]["source"] == str(prefix)
+    cfg = oci_config(_plan(_spec(lang_dir=prefix, lang_layers=(layer,))))
+    lang = next(m for m in cfg["mounts"] if m["destination"] == "/var/lang")
+    assert lang["type"] == "overlay"
+    assert f"lowerdir={layer}:{prefix}" in lang["options"] and "ro" in lang["options"]
 
 
 def test_etc_files() -> None:
