@@ -78,6 +78,13 @@ def _parser() -> argparse.ArgumentParser:
         "accepts (also LAMBDALET_ACCESS_KEY_ID / LAMBDALET_SECRET_ACCESS_KEY); required "
         "with a --host beyond loopback",
     )
+    s.add_argument(
+        "--code-url-ttl",
+        type=int,
+        default=600,
+        help="seconds a code-download URL (GetFunction's Code.Location) stays valid "
+        "(default 600, as AWS)",
+    )
     s.add_argument("--log-level", default="INFO", help="server log level (default INFO)")
 
     d = sub.add_parser("doctor", help="show the sandbox backend, cgroup and network mode in use")
@@ -266,6 +273,7 @@ def _serve(args: argparse.Namespace) -> int:
         async_delay_scale=args.async_delay_scale,
         async_workers=args.async_workers,
         credentials=_credentials(args),
+        code_url_ttl_s=args.code_url_ttl,
     )
     try:
         with contextlib.suppress(KeyboardInterrupt):
@@ -290,6 +298,10 @@ def _doctor(args: argparse.Namespace) -> int:
     print(f"network:   {info.network}")
     for reason in info.reasons:
         print(f"  why: {reason}")
+    if info.protections:
+        print("protections:")
+        for protection in info.protections:
+            print(f"  {protection}")
     for warning in info.warnings:
         print(f"  WARNING: {warning}")
     return 0

@@ -39,6 +39,8 @@ class ServerConfig:
     #: (access key id, secret access key) pairs the API accepts SigV4 signatures of;
     #: required when binding beyond loopback, optional (then enforced) on loopback
     credentials: tuple[tuple[str, str], ...] = ()
+    #: seconds a code-download URL (GetFunction's Code.Location) stays valid, as AWS's 10 min
+    code_url_ttl_s: int = 600
 
     @property
     def db_path(self) -> Path:

@@ -134,3 +134,11 @@ class MissingAuthenticationTokenException(UserError):
     status = 403
     error_type = "MissingAuthenticationTokenException"
     message_key = "message"
+
+
+class AccessDeniedException(UserError):
+    """The caller may not call the API: a request from inside a sandbox with no credentials."""
+
+    status = 403
+    error_type = "AccessDeniedException"
+    message_key = "Message"
