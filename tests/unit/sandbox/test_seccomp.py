@@ -126,3 +126,15 @@ def test_the_oci_config_carries_the_filter() -> None:
     section = seccomp.oci_seccomp(PROFILE, machine="x86_64", kernel=(6, 1))
     cfg = oci_config(dataclasses.replace(plan, seccomp=section))
     assert cfg["linux"]["seccomp"] == section
+
+
+def test_doctor_names_each_protection_and_what_is_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    from lambdalet.sandbox import netns, runc
+
+    monkeypatch.setattr(netns.shutil, "which", lambda name: f"/usr/bin/{name}")
+    listed = runc.protections("seccomp: on", host_network=True)
+    assert listed[0] == "seccomp: on"
+    assert "control plane: refused to sandboxes" in listed[1]
+    assert "unreachable" in runc.protections("x", host_network=False)[1]
+    monkeypatch.setattr(netns.shutil, "which", lambda name: None)
+    assert "REACHABLE" in runc.protections("x", host_network=True)[1]
