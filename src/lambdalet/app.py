@@ -17,6 +17,7 @@ from aiohttp import web
 
 from lambdalet.api.app import build_api_app
 from lambdalet.api.auth import is_loopback
+from lambdalet.api.presign import MAX_TTL_S
 from lambdalet.clock import SystemClock
 from lambdalet.config import ServerConfig
 from lambdalet.control.admin import RecentInvocations, build_admin_app
@@ -113,6 +114,8 @@ class ConfigError(Exception):
 
 
 def check_config(config: ServerConfig) -> None:
+    if not 0 < config.code_url_ttl_s <= MAX_TTL_S:
+        raise ConfigError(f"--code-url-ttl must be between 1 and {MAX_TTL_S} seconds")
     if not is_loopback(config.host) and not config.credentials:
         raise ConfigError(
             f"refusing to listen on {config.host}: beyond loopback the API requires SigV4 "

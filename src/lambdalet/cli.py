@@ -111,6 +111,13 @@ def _parser() -> argparse.ArgumentParser:
         help="space kept allocated in the data directory and given back when a delete finds "
         "the disk full, so that deletes always work, in MiB (default 8)",
     )
+    s.add_argument(
+        "--code-url-ttl",
+        type=int,
+        default=600,
+        help="seconds a code-download URL (GetFunction's Code.Location) stays valid "
+        "(default 600, as AWS)",
+    )
     s.add_argument("--log-level", default="INFO", help="server log level (default INFO)")
 
     d = sub.add_parser("doctor", help="show the sandbox backend, cgroup and network mode in use")
@@ -303,6 +310,7 @@ def _serve(args: argparse.Namespace) -> int:
         log_backups=max(0, args.function_log_backups),
         code_storage_limit=int(args.code_storage_mb * MIB),
         space_reserve_bytes=max(0, int(args.space_reserve_mb * MIB)),
+        code_url_ttl_s=args.code_url_ttl,
     )
     try:
         with contextlib.suppress(KeyboardInterrupt):
@@ -327,6 +335,10 @@ def _doctor(args: argparse.Namespace) -> int:
     print(f"network:   {info.network}")
     for reason in info.reasons:
         print(f"  why: {reason}")
+    if info.protections:
+        print("protections:")
+        for protection in info.protections:
+            print(f"  {protection}")
     for warning in info.warnings:
         print(f"  WARNING: {warning}")
     return 0

@@ -52,6 +52,8 @@ class ServerConfig:
     #: bytes kept allocated in the data directory and given back when a delete finds the disk
     #: full, so that deleting always works
     space_reserve_bytes: int = 8 * MIB
+    #: seconds a code-download URL (GetFunction's Code.Location) stays valid, as AWS's 10 min
+    code_url_ttl_s: int = 600
 
     @property
     def db_path(self) -> Path:

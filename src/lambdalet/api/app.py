@@ -10,8 +10,10 @@ from aiohttp import web
 
 from lambdalet.api import render
 from lambdalet.api.arns import Scope
-from lambdalet.api.auth import SigV4Verifier
+from lambdalet.api.auth import UNSIGNED_PATHS, SigV4Verifier
+from lambdalet.api.guard import PeerCheck, sandbox_guard
 from lambdalet.api.handlers import CODE_ROUTE, REQUEST_ID_KEY, Handlers
+from lambdalet.api.presign import CodeUrlSigner
 from lambdalet.api.tasks import BackgroundTasks
 from lambdalet.api.validation import MAX_ZIP_REQUEST
 from lambdalet.clock import Clock, SystemClock
@@ -148,6 +150,8 @@ def build_api_app(
     settle_delay_s: float = 0.0,
     limits: ConcurrencyLimits | None = None,
     clock: Clock | None = None,
+    is_sandbox: PeerCheck | None = None,
+    signer: CodeUrlSigner | None = None,
 ) -> web.Application:
     """The Lambda API over ``store`` and ``invoker``, with the asynchronous-invocation queue
     and the provisioned-concurrency manager it owns (started and stopped with the app).
@@ -155,6 +159,9 @@ def build_api_app(
     ``settle_delay_s``: how long after a create/update the function stays Pending/InProgress
     (0: settled right after the response; tests raise it to observe the transient states).
     ``limits``: the concurrency accounting shared with the pool (a fresh one if omitted).
+    ``is_sandbox``: tells connections made from inside a sandbox (refused unless signed;
+    by default :func:`lambdalet.sandbox.peers.from_sandbox`).
+    ``signer``: signs the code-download URLs (a fresh secret if omitted).
     """
     clock = clock or SystemClock()
     limits = limits or ConcurrencyLimits(config.account_concurrency)
@@ -170,8 +177,13 @@ def build_api_app(
     )
     provisioner = Provisioner(store, invoker, limits)
     auth = SigV4Verifier(config, clock) if config.credentials else None
+    if is_sandbox is None:
+        from lambdalet.sandbox.peers import from_sandbox
+
+        is_sandbox = from_sandbox
+    guard = sandbox_guard(is_sandbox, signed_api=auth is not None, open_prefixes=UNSIGNED_PATHS)
     app = web.Application(
-        middlewares=[aws_errors] if auth is None else [aws_errors, auth.middleware],
+        middlewares=[aws_errors, guard] if auth is None else [aws_errors, guard, auth.middleware],
         client_max_size=CLIENT_MAX_SIZE,
     )
     tasks = BackgroundTasks()
@@ -184,6 +196,7 @@ def build_api_app(
         queue=queue,
         limits=limits,
         provisioner=provisioner,
+        signer=signer or CodeUrlSigner(clock, ttl_s=config.code_url_ttl_s),
     )
     app[TASKS_KEY] = tasks
     app[HANDLERS_KEY] = handlers

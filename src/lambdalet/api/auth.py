@@ -5,9 +5,9 @@ query as sent, the headers the client listed in ``SignedHeaders``, the body) wit
 the secret configured for the access key, through ``botocore.auth.SigV4Auth``, and
 compares.  Nothing here reimplements the algorithm.
 
-The code download route (``/lambdalet/code/<sha256>.zip``) stays unsigned, as
-GetFunction's ``Code.Location`` is a URL clients fetch without signing (a presigned
-S3 URL on AWS); its name is the hash of the zip, known only to callers of GetFunction.
+The code download route (``/lambdalet/code/<sha256>.zip``) needs no SigV4 header:
+GetFunction's ``Code.Location`` is a presigned URL clients fetch as it is (a presigned
+S3 URL on AWS), checked by its handler (``api/presign.py``).
 """
 
 from __future__ import annotations

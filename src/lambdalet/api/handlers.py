@@ -12,6 +12,7 @@ from aiohttp import web
 
 from lambdalet.api import render, shapes, validation
 from lambdalet.api.arns import Scope, parse_function_name, parse_layer_name
+from lambdalet.api.presign import CodeUrlSigner, Refusal
 from lambdalet.api.tasks import BackgroundTasks
 from lambdalet.control.async_queue import AsyncQueue
 from lambdalet.control.concurrency import ConcurrencyLimits
@@ -52,6 +53,7 @@ class Handlers:
         queue: AsyncQueue,
         limits: ConcurrencyLimits,
         provisioner: Provisioner,
+        signer: CodeUrlSigner,
         draw: Callable[[], float] = random.random,
     ) -> None:
         self.scope = scope
@@ -62,6 +64,7 @@ class Handlers:
         self.queue = queue
         self.limits = limits
         self.provisioner = provisioner
+        self.signer = signer
         self.draw = draw
 
     # ----------------------------------------------------------- helpers
@@ -75,9 +78,10 @@ class Handlers:
 
         self.tasks.spawn(settle(), name=f"settle {name}")
 
-    @staticmethod
-    def _code_url(request: web.Request, sha256_hex: str) -> str:
-        return f"{request.scheme}://{request.host}{CODE_ROUTE.format(sha256=sha256_hex)}"
+    def _code_url(self, request: web.Request, sha256_hex: str) -> str:
+        """A presigned download URL of the zip, valid for ``signer.ttl_s`` (10 min)."""
+        path = CODE_ROUTE.format(sha256=sha256_hex)
+        return f"{request.scheme}://{request.host}{path}?{self.signer.query(sha256_hex)}"
 
     def _function(self, request: web.Request) -> tuple[str, str | None]:
         ref = parse_function_name(
@@ -175,7 +179,12 @@ class Handlers:
         return render.empty(204)
 
     async def download_code(self, request: web.Request) -> web.StreamResponse:
-        path = self.store.code_zip_path(request.match_info["sha256"])
+        sha256_hex = request.match_info["sha256"]
+        try:
+            self.signer.check(sha256_hex, request.query)
+        except Refusal as e:
+            return render.s3_error(403, e.code, e.message, request[REQUEST_ID_KEY])
+        path = self.store.code_zip_path(sha256_hex)
         if path is None:
             raise ResourceNotFoundException("The resource you requested does not exist.")
         return web.FileResponse(path, headers={"Content-Type": "application/zip"})

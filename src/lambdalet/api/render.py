@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from xml.sax.saxutils import escape
 
 from aiohttp import web
 
@@ -30,6 +31,16 @@ def error(err: LambdaApiError) -> web.Response:
     resp = json_response(err.body(), status=err.status)
     resp.headers.update(err.headers())
     return resp
+
+
+def s3_error(status: int, code: str, message: str, request_id: str) -> web.Response:
+    """An error of the S3-style code download (``Code.Location``): S3's XML shape."""
+    body = (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        f"<Error><Code>{escape(code)}</Code><Message>{escape(message)}</Message>"
+        f"<RequestId>{escape(request_id)}</RequestId></Error>"
+    )
+    return web.Response(status=status, text=body, content_type="application/xml")
 
 
 def invoke_output(out: InvokeOutput) -> web.Response:

@@ -95,6 +95,7 @@ async def backend_info(request: web.Request) -> web.Response:
             "warnings": list(info.warnings),
             "agent": info.agent,
             "spares": {"ready": info.spares_ready, "wanted": info.spares_wanted},
+            "protections": list(info.protections),
         }
     )
 

@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -248,7 +249,9 @@ int main(void)
     signal(SIGHUP, SIG_IGN);
     signal(SIGPIPE, SIG_IGN);
     devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    if (sfd < 0 || devnull < 0)
+    /* not dumpable: no process of the sandbox (same uid) may ptrace us or open
+       /proc/1/fd, /proc/1/mem and friends; the children it execs are dumpable again */
+    if (sfd < 0 || devnull < 0 || prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
         return 1;
     say("R");
     for (;;) {

@@ -50,6 +50,16 @@ def recv_fds(sock: socket.socket, size: int, maxfds: int) -> tuple[bytes, list[i
     return data, fds
 
 
+def not_dumpable() -> None:
+    """prctl(PR_SET_DUMPABLE, 0): no process of the sandbox may ptrace the agent or open
+    its /proc/1/fd (agent.c does the same); the programs it execs are dumpable again."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(4, 0, 0, 0, 0) != 0:  # PR_SET_DUMPABLE
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_DUMPABLE)")
+
+
 def main() -> None:
     ctl = socket.socket(fileno=CTL)
     ctl.setblocking(True)
@@ -59,6 +69,7 @@ def main() -> None:
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, signal.SIG_IGN)
     devnull = os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
+    not_dumpable()
     tracked: set[int] = set()
 
     def send(words: str) -> None:

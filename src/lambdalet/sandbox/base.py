@@ -132,6 +132,8 @@ class BackendInfo:
     agent: str = ""  # PID 1 of a sandbox: "compiled" | "python" ("" where there is none)
     spares_ready: int = 0  # spare sandboxes built and waiting
     spares_wanted: int = 0
+    #: the protections in force, one sentence each (docs/security.md)
+    protections: Sequence[str] = field(default_factory=tuple)
 
 
 #: Called with (role, process name, one line of output including its newline).

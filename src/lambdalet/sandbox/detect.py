@@ -141,15 +141,23 @@ def describe(config: ServerConfig) -> BackendInfo:
 
         return ProcessBackend(config, d.reasons).info()
     agent, agent_note = _agent_kind()
+    from . import seccomp
+    from .runc import protections
+
+    seccomp_config, seccomp_note = seccomp.for_this_host()
+    warnings = list(d.warnings)
+    if seccomp_config is None:
+        warnings.append(seccomp_note)
     return BackendInfo(
         backend="runc",
         isolation="full",
         cgroup=d.cgroup,
         network=d.network,
         reasons=(*d.reasons, agent_note),
-        warnings=d.warnings,
+        warnings=tuple(warnings),
         agent=agent,
         spares_wanted=max(0, config.spare_sandboxes),
+        protections=protections(seccomp_note, d.host_network),
     )
 
 

@@ -355,6 +355,12 @@ class ProcessBackend:
                 "no private network: sandbox.localdomain does not resolve; "
                 "the Runtime API is on 127.0.0.1 with an ephemeral port",
                 "Max Memory Used is approximate (sum of the processes' VmHWM)",
+                "functions can reach the lambdalet API on 127.0.0.1 and read its data "
+                "directory (configure credentials to make the API require SigV4)",
+            ),
+            protections=(
+                "none: no seccomp, no namespaces, no control-plane isolation "
+                "(code URLs are still presigned and expire)",
             ),
         )
 

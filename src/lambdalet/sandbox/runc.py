@@ -4,13 +4,15 @@ Layout per sandbox under ``config.envs_dir/<env_id>/``::
 
     bundle/config.json   the OCI config (built by :func:`oci_config`, pure)
     tmp.img, tmp/        sparse ext4 image of ephemeral_mb, loop-mounted, = /tmp
-    agent.log            stdout/stderr of runc and of the agent
     agent.pid            host pid of the agent (runc --pid-file)
     slirp4netns.*        host-access helper's pid and messages
 
 Shared under ``config.data_dir``: ``runc/`` (our own ``runc --root``),
 ``rootfs/<hash>/`` (read-only base, see rootfs.py), ``rapid/<hash>/`` (agent.py,
 agent.c and the agent compiled from it) and ``tmp-templates/<mb>.img``.
+
+runc's and the agent's stdout/stderr are a pipe the server drains, keeping the last
+4 KiB for error messages (:class:`OutputTail`): never a file a function could fill.
 
 The host talks to the agent over a SOCK_SEQPACKET socketpair that is the
 agent's stdin (runc passes stdio through to a detached container).  Each
@@ -44,7 +46,7 @@ from typing import Any
 
 from lambdalet.config import ServerConfig
 
-from . import cgroups, netns, rootfs, spawn
+from . import cgroups, netns, peers, rootfs, seccomp, spawn
 from .base import (
     PRESTART_ENV_KEYS,
     PRESTART_FILE,
@@ -65,6 +67,8 @@ logger = logging.getLogger(__name__)
 
 MARKER = ".lambdalet-runc"
 AGENT_READY_TIMEOUT_S = 10.0
+#: bytes of runc's and the agent's own output kept for error messages
+AGENT_OUTPUT_KEEP = 4096
 KILL_TIMEOUT_S = 5.0
 
 
@@ -137,6 +141,8 @@ class BundlePlan:
     attach_dir: Path | None = None
     #: the container's name: the spare's own for a spare, else ``spec.env_id``
     container_id: str = ""
+    #: runc's ``linux.seccomp`` (seccomp.py), or None to run without a filter
+    seccomp: Mapping[str, Any] | None = None
     extra_warnings: list[str] = field(default_factory=list)
 
 
@@ -239,6 +245,9 @@ def oci_config(plan: BundlePlan) -> dict[str, Any]:
     if plan.cgroup_version == "v2":
         memory["swap"] = memory["limit"]  # runc: swap = memory+swap, so no swap
     no_caps: list[str] = []
+    linux_extra: dict[str, Any] = {}
+    if plan.seccomp is not None:
+        linux_extra["seccomp"] = dict(plan.seccomp)
     return {
         "ociVersion": "1.0.2",
         "process": {
@@ -311,6 +320,7 @@ def oci_config(plan: BundlePlan) -> dict[str, Any]:
                 "/proc/sys",
                 "/proc/sysrq-trigger",
             ],
+            **linux_extra,
         },
     }
 
@@ -498,6 +508,55 @@ class TmpImages:
 # the sandbox
 
 
+class OutputTail:
+    """The read end of a pipe, drained by the event loop; keeps only the last ``keep`` bytes.
+
+    The agent's stdout and stderr: nothing inside the sandbox should write there, but a
+    function can (``/proc/1/fd/1``), so they are a pipe and not a host file it could fill.
+    """
+
+    def __init__(self, fd: int, keep: int = AGENT_OUTPUT_KEEP) -> None:
+        self.fd = fd
+        self.keep = keep
+        self.total = 0
+        self._tail = bytearray()
+        self._loop = asyncio.get_running_loop()
+        os.set_blocking(fd, False)
+        self._loop.add_reader(fd, self._read)
+        self.closed = False
+
+    def __repr__(self) -> str:
+        return f"OutputTail(fd={self.fd}, total={self.total})"
+
+    def _read(self) -> None:
+        for _ in range(16):  # a bounded amount per wake-up: the loop serves others too
+            try:
+                data = os.read(self.fd, 65536)
+            except BlockingIOError:
+                return
+            except OSError:
+                data = b""
+            if not data:
+                self.close()
+                return
+            self.total += len(data)
+            self._tail += data
+            if len(self._tail) > self.keep:
+                del self._tail[: len(self._tail) - self.keep]
+
+    def text(self) -> str:
+        """What was kept, after reading whatever is waiting in the pipe."""
+        if not self.closed:
+            self._read()
+        return self._tail.decode(errors="replace").strip()
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self._loop.remove_reader(self.fd)
+            os.close(self.fd)
+
+
 def _no_log(role: ProcessRole, name: str, line: bytes) -> None:
     pass
 
@@ -559,6 +618,8 @@ class RuncSandbox:
         self._destroyed = False
         self._agent_dead = False
         self._tmp_mounted = False
+        #: the last output of runc and of the agent (bounded, see OutputTail)
+        self._output: OutputTail | None = None
         #: a pre-started runtime waiting to be told what to become: (pid, ctl fd, log fd)
         self._prestart: tuple[int, int, int] | None = None
         self._dead_prestarts: set[int] = set()
@@ -615,18 +676,21 @@ class RuncSandbox:
             instance=b.tag,
             attach_dir=self.attach_dir,
             container_id=self.cid,
+            seccomp=b.seccomp,
         )
         (bundle / "config.json").write_text(json.dumps(oci_config(plan), indent=1))
 
         host, agent = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self._ctl = host
-        log_path = self.env_dir / "agent.log"
         pid_file = self.env_dir / "agent.pid"
         loop = asyncio.get_running_loop()
         self._ready = loop.create_future()
         host.setblocking(False)
         loop.add_reader(host.fileno(), self._on_ctl)
-        log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
+        # runc's messages and the agent's stdout and stderr (which a function can open
+        # as /proc/1/fd/1) go into a pipe of which only the last few KiB are kept
+        out_r, out_w = os.pipe2(os.O_CLOEXEC)
+        self._output = OutputTail(out_r)
         try:
             try:
                 rc, _ = await spawn.run(
@@ -636,15 +700,15 @@ class RuncSandbox:
                     ],
                     AGENT_READY_TIMEOUT_S,
                     stdin=agent.fileno(),
-                    stdout=log,
-                    stderr=log,
+                    stdout=out_w,
+                    stderr=out_w,
                 )
             except spawn.ToolTimeout as e:
                 raise SandboxError(str(e)) from None
             finally:
                 agent.close()
         finally:
-            os.close(log)
+            os.close(out_w)
         if rc != 0:
             raise SandboxError(f"runc run failed ({rc}): {self._log_tail()}")
         t2 = time.monotonic()
@@ -747,10 +811,9 @@ class RuncSandbox:
             self.attached[name] = source
 
     def _log_tail(self) -> str:
-        try:
-            return (self.env_dir / "agent.log").read_text(errors="replace")[-2000:].strip()
-        except OSError:
-            return "(no log)"
+        if self._output is None:
+            return "(no output)"
+        return self._output.text() or "(no output)"
 
     # -- agent connection -------------------------------------------------
 
@@ -1049,6 +1112,8 @@ class RuncSandbox:
         except SandboxError as e:
             errors.append(str(e))
         self._reap_agent()
+        if self._output is not None:
+            self._output.close()
         await self.net.remove()
         if self._tmp_mounted or await asyncio.to_thread(os.path.ismount, self.env_dir / "tmp"):
             try:
@@ -1089,6 +1154,26 @@ class RuncSandbox:
 
 # ---------------------------------------------------------------------------
 # the backend
+
+
+def protections(seccomp_note: str, host_network: bool) -> tuple[str, ...]:
+    """What ``lambdalet doctor`` lists for runc sandboxes (docs/security.md)."""
+    if not host_network:
+        control = "control plane: unreachable (sandboxes have no host access)"
+    elif netns.slirp_prefix() is not None:
+        control = (
+            "control plane: refused to sandboxes (host access runs as uid "
+            f"{peers.HOST_ACCESS_UID}; code URLs are presigned and expire)"
+        )
+    else:
+        control = "control plane: REACHABLE from sandboxes (setpriv missing)"
+    return (
+        seccomp_note,
+        control,
+        "capabilities: none; no_new_privs; read-only root; PID, mount, IPC, UTS, network "
+        "namespaces; no user namespace",
+        "agent (PID 1): not traceable (non-dumpable), its output a bounded pipe",
+    )
 
 
 class RuncBackend:
@@ -1139,6 +1224,16 @@ class RuncBackend:
         self._tasks: set[asyncio.Task[None]] = set()
         self._ro_views: dict[str, Path] = {}
         self._ro_lock = asyncio.Lock()
+        #: runc's linux.seccomp for every sandbox (None: no filter), and what it is
+        self.seccomp, seccomp_note = seccomp.for_this_host()
+        self._protections = protections(seccomp_note, host_network)
+        if self.seccomp is None:
+            self._warnings.append(seccomp_note)
+        if host_network and netns.slirp_prefix() is None:
+            self._warnings.append(
+                "setpriv not found (apt-get install util-linux): functions can reach the "
+                "lambdalet API through host.lambdalet.internal"
+            )
 
     def runc_cmd(self, *args: str) -> list[str]:
         return [self.runc, "--root", str(self.state_dir), *args]
@@ -1167,6 +1262,7 @@ class RuncBackend:
             agent=("compiled" if self.agent_compiled else "python") if self._started else "",
             spares_ready=len(self._spares),
             spares_wanted=self.spares_wanted,
+            protections=self._protections,
         )
 
     def add_warning(self, warning: str) -> None:

@@ -12,7 +12,7 @@ import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
@@ -160,7 +160,7 @@ async def test_get_function_by_alias_shows_the_alias_arn(api: Api) -> None:
         got = await api.call("GetFunction", "GET", path)
         cfg = got["Configuration"]
         assert (cfg["FunctionArn"], cfg["Version"]) == (f"{ARN}:fn:live", "2")
-        assert got["Code"]["Location"].endswith(".zip")
+        assert urlsplit(got["Code"]["Location"]).path.endswith(".zip")
     for path in (f"{FN}/fn/configuration?Qualifier=live", f"{FN}/fn:live/configuration"):
         cfg = await api.call("GetFunctionConfiguration", "GET", path)
         assert (cfg["FunctionArn"], cfg["Version"]) == (f"{ARN}:fn:live", "2")

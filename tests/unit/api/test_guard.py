@@ -1,0 +1,91 @@
+"""The sandbox guard in the real API app: requests from a sandbox are refused."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from lambdalet.api import build_api_app
+from lambdalet.config import ServerConfig
+from lambdalet.store import Store
+from tests.unit.api.test_api_app import HangingInvoker
+
+Address = tuple[str, int]
+
+
+class Peers:
+    """Says every connection comes from a sandbox (or none), and counts the questions."""
+
+    def __init__(self, sandbox: bool) -> None:
+        self.sandbox = sandbox
+        self.asked: list[tuple[Address, Address]] = []
+
+    def __call__(self, peer: Address, local: Address) -> bool:
+        self.asked.append((peer, local))
+        return self.sandbox
+
+
+async def _client(tmp_path: Path, peers: Peers, **config: Any) -> AsyncIterator[TestClient]:
+    cfg = ServerConfig(data_dir=tmp_path, **config)
+    store = Store(cfg)
+    app = build_api_app(cfg, store, HangingInvoker(), is_sandbox=peers)
+    client = TestClient(TestServer(app))
+    await client.start_server()
+    try:
+        yield client
+    finally:
+        await client.close()
+        store.close()
+
+
+@pytest.fixture
+async def from_sandbox(tmp_path: Path) -> AsyncIterator[tuple[TestClient, Peers]]:
+    peers = Peers(True)
+    async for client in _client(tmp_path, peers):
+        yield client, peers
+
+
+async def test_every_endpoint_refuses_a_sandbox(from_sandbox: tuple[TestClient, Peers]) -> None:
+    client, peers = from_sandbox
+    for method, path in [
+        ("GET", "/2015-03-31/functions/"),
+        ("POST", "/2015-03-31/functions"),
+        ("GET", "/2015-03-31/functions/f"),
+        ("GET", "/2016-08-19/account-settings/"),
+        ("GET", "/no/such/route"),
+    ]:
+        resp = await client.request(method, path)
+        assert resp.status == 403, (method, path)
+        assert resp.headers["X-Amzn-ErrorType"] == "AccessDeniedException"
+        assert "control plane" in (await resp.json())["Message"]
+    # one question per connection, not per request
+    assert len(peers.asked) == 1
+
+
+async def test_code_downloads_check_their_own_signature(
+    from_sandbox: tuple[TestClient, Peers],
+) -> None:
+    client, _ = from_sandbox
+    resp = await client.get(f"/lambdalet/code/{'ab' * 32}.zip")
+    assert resp.status == 403
+    assert "<Code>AccessDenied</Code>" in await resp.text()
+
+
+async def test_the_host_is_served(tmp_path: Path) -> None:
+    peers = Peers(False)
+    async for client in _client(tmp_path, peers):
+        resp = await client.get("/2015-03-31/functions/")
+        assert resp.status == 200
+        assert peers.asked
+
+
+async def test_with_credentials_the_signature_decides(tmp_path: Path) -> None:
+    peers = Peers(True)
+    async for client in _client(tmp_path, peers, credentials=(("AKID", "secret"),)):
+        resp = await client.get("/2015-03-31/functions/")
+        assert resp.headers["X-Amzn-ErrorType"] == "MissingAuthenticationTokenException"
+        assert not peers.asked
