@@ -173,6 +173,8 @@ def is_disk_full(exc: BaseException) -> bool:
             return True
         e = e.__cause__ or e.__context__
     return False
+
+
 class AccessDeniedException(UserError):
     """The caller may not call the API: a request from inside a sandbox with no credentials."""
 
