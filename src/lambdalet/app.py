@@ -89,8 +89,9 @@ async def build_platform(config: ServerConfig) -> Platform:
     )
     metrics = Metrics(pool.environments)
     recent = RecentInvocations()
-    pool.observer = FanOut(metrics, recent)
-    api = build_api_app(config, store, PoolInvoker(pool, metrics), limits=pool.limits, clock=clock)
+    observer = FanOut(metrics, recent)
+    pool.observer = observer
+    api = build_api_app(config, store, PoolInvoker(pool, observer), limits=pool.limits, clock=clock)
     api.add_subapp("/lambdalet/admin", build_admin_app(pool, backend, recent))
     api.add_subapp("/lambdalet/dashboard/", build_dashboard_app())
     api.router.add_get("/metrics", metrics_handler(metrics))

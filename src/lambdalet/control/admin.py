@@ -14,6 +14,7 @@ from aiohttp import web
 from lambdalet.control.pool import Pool
 from lambdalet.env.environment import Environment
 from lambdalet.env.observer import InitReport, InvokeReport
+from lambdalet.env.outcome import InvokeOutcome
 from lambdalet.sandbox.base import SandboxBackend
 
 #: how many recent invocations the admin API (and the dashboard) can show
@@ -41,14 +42,34 @@ class RecentInvocations:
                     round(report.init_ms, 3) if report.init_ms is not None else None
                 ),
                 "cold": report.init_ms is not None,
-                "status": report.status,
-                "errorType": report.error_type,
+                "status": report.outcome.kind.value,
+                "errorType": report.outcome.error_type,
                 "functionError": report.function_error,
             }
         )
 
     def init_reported(self, report: InitReport) -> None:
         pass
+
+    def throttled(self, function: str, version: str, reason: str) -> None:
+        outcome = InvokeOutcome.throttle(reason)
+        self._items.appendleft(
+            {
+                "time": time.time(),
+                "requestId": None,
+                "function": function,
+                "version": version,
+                "envId": None,
+                "durationMs": None,
+                "billedDurationMs": None,
+                "maxMemoryUsedMB": None,
+                "initDurationMs": None,
+                "cold": False,
+                "status": outcome.kind.value,
+                "errorType": outcome.error_type,
+                "functionError": None,
+            }
+        )
 
     def items(self) -> list[dict[str, Any]]:
         return list(self._items)

@@ -2,7 +2,8 @@
 
 One file per function under ``<data>/logs/<function>.log``; lines of every
 environment of the function are appended as they come (function output and
-platform lines alike), which is what ``lambdalet logs`` prints and follows.
+platform lines alike), each as one event with its time and log stream in the
+format of ``env/log_records.py``, which is what the Logs API serves.
 """
 
 from __future__ import annotations
@@ -10,7 +11,11 @@ from __future__ import annotations
 import base64
 import contextlib
 import os
+import time
+from collections.abc import Callable
 from pathlib import Path
+
+from lambdalet.env.log_records import encode, log_path
 
 #: ``LogType=Tail`` returns at most this many bytes of the invocation's log
 TAIL_BYTES = 4096
@@ -38,21 +43,28 @@ class FunctionLog:
 class LogStream:
     """One environment's log stream: writes through, and captures one invocation's lines."""
 
-    def __init__(self, log: FunctionLog, name: str) -> None:
+    def __init__(self, log: FunctionLog, name: str, now: Callable[[], float] = time.time) -> None:
         self.log = log
         self.name = name
+        self._now = now
         self._capture: list[bytes] | None = None
         self._captured = 0
 
     def line(self, text: str) -> None:
-        self.raw((text + "\n").encode())
+        self.lines(text)
 
     def lines(self, *texts: str) -> None:
-        """Several lines, written at once."""
-        self.raw("".join(t + "\n" for t in texts).encode())
+        """Several platform lines, one event each, written at once."""
+        ts = int(self._now() * 1000)
+        self.log.write(b"".join(encode(ts, self.name, t.encode()) for t in texts))
+        self._captured_text("".join(t + "\n" for t in texts).encode())
 
     def raw(self, data: bytes) -> None:
-        self.log.write(data)
+        """One line of a process's output (an event; ``\r`` in it separates its lines)."""
+        self.log.write(encode(int(self._now() * 1000), self.name, data))
+        self._captured_text(data)
+
+    def _captured_text(self, data: bytes) -> None:
         if self._capture is not None:
             self._capture.append(data)
             self._captured += len(data)
@@ -75,4 +87,4 @@ class LogStream:
 
 
 def function_log_path(logs_dir: Path, function_name: str) -> Path:
-    return logs_dir / f"{function_name}.log"
+    return log_path(logs_dir, function_name)
