@@ -12,6 +12,7 @@ from lambdalet.api import render
 from lambdalet.api.arns import Scope
 from lambdalet.api.auth import SigV4Verifier
 from lambdalet.api.handlers import CODE_ROUTE, REQUEST_ID_KEY, Handlers
+from lambdalet.api.logs_handlers import LogsApi
 from lambdalet.api.tasks import BackgroundTasks
 from lambdalet.api.validation import MAX_ZIP_REQUEST
 from lambdalet.clock import Clock, SystemClock
@@ -183,6 +184,9 @@ def build_api_app(
     app[HANDLERS_KEY] = handlers
     app[QUEUE_KEY] = queue
     app.add_routes(routes(handlers))
+    # the CloudWatch Logs read API (JSON 1.1: every operation is POST / with X-Amz-Target)
+    logs = LogsApi(store, config.logs_dir, config.region, config.account_id)
+    app.router.add_post("/", logs.handle, name="CloudWatchLogs")
 
     async def start(_: web.Application) -> None:
         queue.start()
