@@ -8,7 +8,6 @@ import json
 import logging
 import os
 import sys
-import time
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -84,17 +83,6 @@ def _parser() -> argparse.ArgumentParser:
     _data_dir(d)
     d.add_argument("--backend", choices=("auto", "runc", "process"), default="auto")
     d.add_argument("--json", action="store_true", help="machine-readable output")
-
-    lg = sub.add_parser("logs", help="print a function's log")
-    lg.add_argument("function", help="function name")
-    _data_dir(lg)
-    lg.add_argument("--follow", "-f", action="store_true", help="keep printing new lines")
-    lg.add_argument(
-        "--json",
-        action="store_true",
-        help="JSON Lines: one object per line with its message; platform lines (START, END, "
-        "REPORT, INIT_START, ...) also with their type and fields",
-    )
 
     _ops_parsers(sub)
     return p
@@ -196,6 +184,31 @@ def _ops_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     ip.add_argument("--tail", action="store_true", help="also print the log tail (stderr)")
     endpoint(ip)
 
+    lg = sub.add_parser(
+        "logs",
+        help="print a function's log (from the server's CloudWatch Logs API)",
+        description="Prints the events of the log group /aws/lambda/FUNCTION (or of FUNCTION "
+        "when it starts with /), oldest first, each with its time; a multi-line event (a "
+        "traceback) as several lines.  The same events as `aws logs filter-log-events "
+        "--log-group-name /aws/lambda/FUNCTION --endpoint-url ENDPOINT`.",
+    )
+    lg.add_argument("function", help="function name, or a log group name")
+    lg.add_argument(
+        "--follow", "-f", action="store_true",
+        help="keep printing new events until Ctrl-C; alone, starts at the end (only new events)",
+    )  # fmt: skip
+    lg.add_argument(
+        "--since", help="only events since: 30s, 10m, 2h, 1d, 1w ago, or an ISO-8601 time"
+    )
+    lg.add_argument("--tail", type=int, metavar="N", help="only the last N events")
+    lg.add_argument(
+        "--filter",
+        metavar="PATTERN",
+        help="a CloudWatch Logs filter pattern: ERROR, '?ERROR ?WARN', '\"a phrase\"', "
+        "'-DEBUG', '{ $.level = \"ERROR\" }'",
+    )
+    endpoint(lg)
+
     pp = sub.add_parser("ps", help="list execution environments")
     pp.add_argument("function", nargs="?", help="only this function's environments")
     endpoint(pp)
@@ -216,15 +229,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _serve(args)
     if args.command == "doctor":
         return _doctor(args)
-    if args.command == "logs":
-        return _logs(args)
-    if args.command in ("deploy", "invoke", "ps"):
+    if args.command in ("deploy", "invoke", "ps", "logs"):
         from lambdalet.ops import commands
 
         run = {
             "deploy": commands.deploy_command,
             "invoke": commands.invoke_command,
             "ps": commands.ps_command,
+            "logs": commands.logs_command,
         }[args.command]
         return run(args)
     return 2
@@ -293,68 +305,6 @@ def _doctor(args: argparse.Namespace) -> int:
     for warning in info.warnings:
         print(f"  WARNING: {warning}")
     return 0
-
-
-def _logs(args: argparse.Namespace) -> int:
-    from lambdalet.env.log_sink import function_log_path
-
-    path = function_log_path(args.data_dir.resolve() / "logs", args.function)
-    if not path.exists() and not args.follow:
-        message = f"no logs for function {args.function!r} in {path.parent}"
-        print(message, file=sys.stderr)
-        if args.json:
-            print(json.dumps({"error": message}), flush=True)
-        return 1
-    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C ends --follow
-        _print_log(path, args.follow, args.json)
-    return 0
-
-
-def _print_log(path: Path, follow: bool, as_json: bool = False, poll_s: float = 0.2) -> None:
-    """Print the log; with ``follow``, keep printing what is appended, until interrupted.
-
-    A log file replaced or emptied meanwhile (rotated by hand) is read again from its start.
-    With ``as_json``, each line is printed as a JSON object once it is complete.
-    """
-    from lambdalet.ops.logs import JsonLines
-
-    out = sys.stdout.buffer
-    lines = JsonLines()
-
-    def write(chunk: bytes) -> None:
-        data = lines.feed(chunk).encode() if as_json else chunk
-        if data:
-            out.write(data)
-            out.flush()
-
-    def flush_partial() -> None:
-        if as_json:
-            out.write(lines.flush().encode())
-            out.flush()
-
-    while not path.exists():
-        time.sleep(poll_s)
-    f = path.open("rb")
-    try:
-        while True:
-            chunk = f.read(65536)
-            if chunk:
-                write(chunk)
-                continue
-            if not follow:
-                flush_partial()
-                return
-            time.sleep(poll_s)
-            try:
-                st = path.stat()
-            except FileNotFoundError:
-                continue
-            if st.st_ino != os.fstat(f.fileno()).st_ino or st.st_size < f.tell():
-                flush_partial()
-                f.close()
-                f = path.open("rb")
-    finally:
-        f.close()
 
 
 if __name__ == "__main__":

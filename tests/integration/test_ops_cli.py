@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import re
 import signal
 import subprocess
 import sys
@@ -631,7 +632,7 @@ class LogFollower:
         self.proc = subprocess.Popen(
             [
                 sys.executable, "-m", "lambdalet.cli", "logs", name, "--follow",
-                "--data-dir", str(server.data_dir), *extra,
+                "--endpoint", server.url, *extra,
             ],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -641,6 +642,10 @@ class LogFollower:
         self.lines: queue.Queue[str] = queue.Queue()
         self.pumper = threading.Thread(target=self._pump, daemon=True)
         self.pumper.start()
+        # --follow alone starts at the end: the test goes on once it follows
+        assert self.proc.stderr is not None
+        said = self.proc.stderr.readline()
+        assert said.startswith("following /aws/lambda/"), said
 
     def _pump(self) -> None:
         assert self.proc.stdout is not None
@@ -702,12 +707,15 @@ def test_logs_json_gives_one_object_per_line_with_platform_fields(server: Server
         followed = [json.loads(line) for line in follow.wait_for(f"REPORT RequestId: {warm}")]
     finally:
         follow.stop()
-    whole = cli(server, "logs", name, "--json", "--data-dir", str(server.data_dir), endpoint=False)
+    whole = cli(server, "logs", name, "--json")
     records = [json.loads(line) for line in whole.stdout.splitlines()]
     assert records[: len(followed)] == followed  # --follow prints the same objects
     by_type: dict[str, list[dict[str, Any]]] = {}
+    stream = records[0]["logStream"]
     for r in records:
         assert isinstance(r["message"], str) and "\n" not in r["message"]
+        # every event has its time (epoch ms) and its environment's log stream
+        assert r.pop("time") > 1e12 and r.pop("logStream") == stream
         by_type.setdefault(r["type"], []).append(r)
     assert len(by_type["platform.initStart"]) == 1
     assert [r["requestId"] for r in by_type["platform.start"]] == [cold, warm]
@@ -722,6 +730,31 @@ def test_logs_json_gives_one_object_per_line_with_platform_fields(server: Server
     order = [r["type"] for r in records if r["type"] != "function"]
     assert order.index("platform.initStart") < order.index("platform.start")
 
-    missing = cli(server, "logs", f"{name}-nope", "--json", "--data-dir", str(server.data_dir),
-                  endpoint=False, check=False)  # fmt: skip
+    missing = cli(server, "logs", f"{name}-nope", "--json", check=False)
     assert missing.returncode == 1 and "no logs for function" in json.loads(missing.stdout)["error"]
+
+
+def test_logs_since_tail_and_filter_print_a_traceback_as_lines(server: Server, lam: Any) -> None:
+    code = "def handler(event, context):\n    print('hi')\n    raise ValueError('nope')\n"
+    name = create(lam, {"app.py": code})
+    failed = cli(server, "invoke", name, "--json", check=False)
+    rid = json.loads(failed.stdout)["RequestId"]
+    deadline = time.monotonic() + 30
+    # the caller hears of the error before the runtime's next ends the invoke and its REPORT
+    while f"REPORT RequestId: {rid}" not in (whole := cli(server, "logs", name).stdout):
+        assert time.monotonic() < deadline, whole
+    assert "\r" not in whole
+    # the traceback: its first line and the following ones each on a line of their own
+    lines = whole.splitlines()
+    at = next(i for i, line in enumerate(lines) if "[ERROR] ValueError: nope" in line)
+    assert lines[at + 1].strip() == "Traceback (most recent call last):"
+    assert re.match(r"\d\d:\d\d:\d\d\.\d{3} ", lines[at])  # each event with its time
+
+    last = cli(server, "logs", name, "--tail", "2").stdout.splitlines()
+    assert len(last) == 2 and last[0].split(" ", 1)[1].startswith(f"END RequestId: {rid}")
+    errors = cli(server, "logs", name, "--filter", "ERROR").stdout
+    assert "ValueError: nope" in errors and "START" not in errors and "hi" not in errors
+    assert "START RequestId" in cli(server, "logs", name, "--since", "1h").stdout
+    assert cli(server, "logs", name, "--since", "2999-01-01T00:00:00").stdout == ""
+    bad = cli(server, "logs", name, "--since", "yesterday", check=False)
+    assert bad.returncode == 1 and "--since" in bad.stderr

@@ -7,6 +7,7 @@ import base64
 import contextlib
 import json
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from lambdalet.ops.client import (
     admin_environments,
     human_age,
     lambda_client,
+    logs_client,
     progress,
     state_colour,
     table,
@@ -275,3 +277,70 @@ def ps_command(args: argparse.Namespace) -> int:
 
     print(table(headers, rows, style, colour))
     return 0
+
+
+# --------------------------------------------------------------------------- logs
+
+
+def logs_command(args: argparse.Namespace) -> int:
+    """Print a function's log through the server's CloudWatch Logs API."""
+    from botocore.exceptions import ClientError
+
+    from lambdalet.ops import tail
+
+    group = args.function if args.function.startswith("/") else f"/aws/lambda/{args.function}"
+    now = time.time()
+    try:
+        start = parse_since_arg(args.since, now)
+    except ValueError as e:
+        return _fail(str(e), args.json)
+    logs = logs_client(args.endpoint)
+    style = Style(sys.stdout)
+
+    def show(event: tail.Event) -> None:
+        text = tail.format_json(event) if args.json else tail.format_text(event, style)
+        print(text, flush=True)
+
+    try:
+        if not args.follow or args.since is not None or args.tail is not None:
+            events = tail.fetch(logs.filter_log_events, group, start, args.filter)
+            if args.tail is not None:
+                events = events[-args.tail :] if args.tail > 0 else []
+            for event in events:
+                show(event)
+            if not args.follow:
+                return 0
+            begin = events[-1].timestamp if events else int(now * 1000)
+            seen = {ev.event_id for ev in events if ev.timestamp == begin}
+        else:
+            # --follow alone starts at the end: only what is written from now on
+            begin, seen = int(now * 1000), set()
+        print(f"following {group} (Ctrl-C to stop)", file=sys.stderr, flush=True)
+        for event in tail.follow(
+            logs.filter_log_events,
+            group,
+            begin,
+            args.filter,
+            missing=logs.exceptions.ResourceNotFoundException,
+        ):
+            if event.timestamp == begin and event.event_id in seen:
+                continue
+            show(event)
+    except KeyboardInterrupt:
+        return 0
+    except ClientError as e:
+        err = e.response.get("Error", {})
+        if err.get("Code") == "ResourceNotFoundException":
+            return _fail(f"no logs for function {args.function!r} ({group})", args.json)
+        return _fail(f"{group}: {err.get('Code')}: {err.get('Message')}", args.json)
+    except Exception as e:
+        if _connection_error(e):
+            return _fail(f"cannot reach the lambdalet server at {args.endpoint}: {e}", args.json)
+        raise
+    return 0
+
+
+def parse_since_arg(since: str | None, now: float) -> int | None:
+    from lambdalet.ops.tail import parse_since
+
+    return None if since is None else parse_since(since, now)
