@@ -109,7 +109,10 @@ AWS::Lambda::LayerVersion, Globals.Function, Parameters (Default, --parameter-ov
 Mappings (!FindInMap), Conditions (!Equals, !Not, !And, !Or, !Condition; a resource's
 Condition; !If with AWS::NoValue), !Ref / !Sub / !GetAtt / !Join / !Select, and the pseudo
 parameters AWS::Region, AWS::AccountId, AWS::Partition, AWS::StackName.  Functions without
-FunctionName are named after their logical ID.  Other resource types are skipped with a note.
+FunctionName are named as CloudFormation names them, <stack>-<LogicalId>-<SUFFIX> (the suffix
+derived from both, so it is the same at every deploy); `lambdalet invoke LogicalId` and
+`lambdalet logs LogicalId` find them from the stack's folder.  Other resource types are
+skipped with a note.
 A !Ref, ${X} or !GetAtt X.Arn to a skipped AWS::S3::Bucket, AWS::DynamoDB::Table,
 AWS::SQS::Queue, AWS::SNS::Topic (!GetAtt X.TopicArn) or AWS::IAM::Role gets the value
 CloudFormation would give, from the name the template gives (BucketName, TableName,
@@ -121,7 +124,10 @@ Stacks: a deploy belongs to a stack, --stack-name, by default the name of the fo
 the template (or lambdalet.toml).  Functions are tagged lambdalet:stack, lambdalet:logical-id
 and lambdalet:source; at the end of a deploy, the stack's functions the template no longer
 declares are deleted (--no-prune keeps them).  Functions not tagged with the stack are never
-deleted.  Layer versions are immutable and are never deleted.
+deleted.  Layer versions are immutable and are never deleted.  A deploy that fails half-way
+rolls the functions back: those it created are deleted, those it updated get their
+configuration, code and tags back.  `lambdalet stacks` lists stacks; `lambdalet delete STACK`
+deletes one.
 """
 
 
@@ -209,6 +215,26 @@ def _ops_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     )
     endpoint(lg)
 
+    for cmd in (ip, lg):
+        cmd.add_argument(
+            "--stack-name",
+            help="the stack whose logical IDs FUNCTION may name (default: the stack of the "
+            "template or lambdalet.toml in this folder)",
+        )
+
+    st = sub.add_parser("stacks", help="list the stacks deployed on the server")
+    endpoint(st)
+
+    dl = sub.add_parser(
+        "delete",
+        help="delete a stack: every function deployed with it",
+        description="Deletes every function tagged with the stack (lambdalet:stack).  Asks "
+        "for confirmation when stdin is a terminal, unless --yes.  Layer versions stay.",
+    )
+    dl.add_argument("stack", help="stack name (see `lambdalet stacks`)")
+    dl.add_argument("--yes", "-y", action="store_true", help="do not ask")
+    endpoint(dl)
+
     pp = sub.add_parser("ps", help="list execution environments")
     pp.add_argument("function", nargs="?", help="only this function's environments")
     endpoint(pp)
@@ -229,7 +255,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _serve(args)
     if args.command == "doctor":
         return _doctor(args)
-    if args.command in ("deploy", "invoke", "ps", "logs"):
+    if args.command in ("deploy", "invoke", "ps", "logs", "stacks", "delete"):
         from lambdalet.ops import commands
 
         run = {
@@ -237,6 +263,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "invoke": commands.invoke_command,
             "ps": commands.ps_command,
             "logs": commands.logs_command,
+            "stacks": commands.stacks_command,
+            "delete": commands.delete_command,
         }[args.command]
         return run(args)
     return 2

@@ -758,3 +758,90 @@ def test_logs_since_tail_and_filter_print_a_traceback_as_lines(server: Server, l
     assert cli(server, "logs", name, "--since", "2999-01-01T00:00:00").stdout == ""
     bad = cli(server, "logs", name, "--since", "yesterday", check=False)
     assert bad.returncode == 1 and "--since" in bad.stderr
+
+
+SAM_APP = """\
+AWSTemplateFormatVersion: '2010-09-09'
+Transform: AWS::Serverless-2016-10-31
+Globals:
+  Function:
+    Timeout: {timeout}
+Resources:
+  HelloWorldFunction:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: hello/
+      Handler: app.handler
+      Runtime: {runtime}
+{extra}"""
+
+BROKEN = """\
+  Broken:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: hello/
+      Handler: app.handler
+      Runtime: {runtime}
+      Layers: [arn:aws:lambda:us-east-1:123456789012:layer:no-such-layer:1]
+"""
+
+
+def _sam_app(root: Path, folder: str, says: str, timeout: int = 3, extra: str = "") -> Path:
+    app = root / folder
+    (app / "hello").mkdir(parents=True, exist_ok=True)
+    (app / "hello" / "app.py").write_text(f"def handler(e, c):\n    return {says!r}\n")
+    (app / "template.yaml").write_text(
+        SAM_APP.format(timeout=timeout, runtime=HOST_PY, extra=extra)
+    )
+    return app
+
+
+def _in(folder: Path, server: Server, *args: str, check: bool = True) -> Any:
+    proc = subprocess.run(
+        [sys.executable, "-m", "lambdalet.cli", *args, "--endpoint", server.url],
+        capture_output=True, text=True, env=_env(), timeout=180, cwd=folder,
+        stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    if check:
+        assert proc.returncode == 0, f"{args}: {proc.stdout}\n{proc.stderr}"
+    return proc
+
+
+def test_stacks_names_rollback_and_delete(
+    server: Server, lam: Any, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    root = tmp_path_factory.mktemp("stacks")
+    one = _sam_app(root, f"{unique('one')}", "from one")
+    two = _sam_app(root, f"{unique('two')}", "from two")
+    names = {}
+    for app in (one, two):
+        out = json.loads(_in(app, server, "deploy", "--json").stdout)
+        names[app] = out["functions"][0]["name"]
+    # SAM's default logical ID in two apps: two functions, named as CloudFormation does
+    assert names[one] != names[two]
+    assert re.fullmatch(rf"{one.name}-HelloWorldFunction-[A-Z2-7]{{12}}", names[one])
+    # the logical ID names the function from the stack's folder
+    assert _in(one, server, "invoke", "HelloWorldFunction").stdout.strip() == '"from one"'
+    assert _in(two, server, "invoke", "HelloWorldFunction").stdout.strip() == '"from two"'
+
+    # a deploy that fails half-way rolls back: the update is undone, the creation too
+    before = lam.get_function(FunctionName=names[one])["Configuration"]
+    _sam_app(root, one.name, "changed", timeout=9, extra=BROKEN.format(runtime=HOST_PY))
+    failed = _in(one, server, "deploy", check=False)
+    assert failed.returncode == 1 and "Broken" in failed.stderr, failed.stderr
+    assert "rolling back" in failed.stderr
+    after = lam.get_function(FunctionName=names[one])["Configuration"]
+    assert (after["Timeout"], after["CodeSha256"]) == (before["Timeout"], before["CodeSha256"])
+    assert _in(one, server, "invoke", "HelloWorldFunction").stdout.strip() == '"from one"'
+    stacks = {s["name"]: s for s in json.loads(_in(root, server, "stacks", "--json").stdout)}
+    assert list(stacks[one.name]["functions"]) == [names[one]]  # no Broken left behind
+    assert stacks[two.name]["functions"] == {names[two]: "HelloWorldFunction"}
+
+    # delete: no question when stdin is not a terminal
+    gone = _in(root, server, "delete", two.name)
+    assert f"deleted stack {two.name}: 1 function(s)" in gone.stdout
+    with pytest.raises(lam.exceptions.ResourceNotFoundException):
+        lam.get_function(FunctionName=names[two])
+    assert two.name not in json.loads(_in(root, server, "stacks", "--json").stdout)
+    missing = _in(root, server, "delete", two.name, check=False)
+    assert missing.returncode == 1 and "no stack" in missing.stderr

@@ -9,6 +9,7 @@ import json
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -185,8 +186,14 @@ def invoke_command(args: argparse.Namespace) -> int:
     except json.JSONDecodeError as e:
         return _fail(f"--payload is not JSON: {e}", args.json)
     lam = lambda_client(args.endpoint)
+    try:
+        function = resolve_function(lam, args.function, args.stack_name)
+    except Exception as e:
+        if _connection_error(e):
+            return _fail(f"cannot reach the lambdalet server at {args.endpoint}: {e}", args.json)
+        raise
     kwargs: dict[str, Any] = {
-        "FunctionName": args.function,
+        "FunctionName": function,
         "Payload": payload.encode(),
         "LogType": "Tail" if args.tail else "None",
     }
@@ -288,7 +295,17 @@ def logs_command(args: argparse.Namespace) -> int:
 
     from lambdalet.ops import tail
 
-    group = args.function if args.function.startswith("/") else f"/aws/lambda/{args.function}"
+    function = args.function
+    if not function.startswith("/"):
+        try:
+            function = resolve_function(lambda_client(args.endpoint), function, args.stack_name)
+        except Exception as e:
+            if _connection_error(e):
+                return _fail(
+                    f"cannot reach the lambdalet server at {args.endpoint}: {e}", args.json
+                )
+            raise
+    group = function if function.startswith("/") else f"/aws/lambda/{function}"
     now = time.time()
     try:
         start = parse_since_arg(args.since, now)
@@ -344,3 +361,92 @@ def parse_since_arg(since: str | None, now: float) -> int | None:
     from lambdalet.ops.tail import parse_since
 
     return None if since is None else parse_since(since, now)
+
+
+# --------------------------------------------------------------------------- stacks
+
+
+def _here_stack(stack_name: str | None) -> str | None:
+    """``--stack-name``, or the stack of the template / lambdalet.toml in this folder."""
+    if stack_name:
+        return stack_name
+    from lambdalet.ops.loader import default_stack_name, find_source
+
+    try:
+        return default_stack_name(find_source(Path.cwd()))
+    except PlanError:
+        return None
+
+
+def resolve_function(lam: Any, name: str, stack_name: str | None) -> str:
+    """A function name, or the logical ID of a function of this folder's stack (as SAM's
+    ``sam local invoke HelloWorldFunction``); the name itself when it is neither."""
+    if ":" in name or "/" in name:
+        return name
+    try:
+        lam.get_function_configuration(FunctionName=name)
+        return name
+    except lam.exceptions.ResourceNotFoundException:
+        pass
+    stack = _here_stack(stack_name)
+    if stack is None:
+        return name
+    from lambdalet.ops.stack import by_logical_id, deployed_functions
+
+    return by_logical_id(deployed_functions(lam), stack, name) or name
+
+
+def stacks_command(args: argparse.Namespace) -> int:
+    from lambdalet.ops.stack import deployed_functions, stacks_of
+
+    try:
+        stacks = stacks_of(deployed_functions(lambda_client(args.endpoint)))
+    except Exception as e:
+        if _connection_error(e):
+            return _fail(f"cannot reach the lambdalet server at {args.endpoint}: {e}", args.json)
+        raise
+    if args.json:
+        print(json.dumps([asdict(s) for s in stacks.values()]))
+        return 0
+    style = Style(sys.stdout)
+    rows = [
+        [
+            s.name,
+            str(len(s.functions)),
+            ", ".join(f"{lid or '?'}={fn}" for fn, lid in s.functions.items()),
+            ", ".join(s.sources),
+        ]
+        for s in stacks.values()
+    ]
+    if not rows:
+        print("no stacks", file=sys.stderr)
+        return 0
+    print(table(["STACK", "FUNCTIONS", "LOGICAL ID=NAME", "TEMPLATE"], rows, style))
+    return 0
+
+
+def delete_command(args: argparse.Namespace) -> int:
+    """``lambdalet delete STACK``: every function of the stack; asks first on a terminal."""
+    from lambdalet.ops.stack import delete_stack, deployed_functions, stacks_of
+
+    try:
+        lam = lambda_client(args.endpoint)
+        info = stacks_of(deployed_functions(lam)).get(args.stack)
+        if info is None:
+            return _fail(f"no stack {args.stack!r} on {args.endpoint}", args.json)
+        if not args.yes and sys.stdin.isatty():
+            names = ", ".join(info.functions)
+            answer = input(f"delete stack {args.stack} ({names})? [y/N] ")
+            if answer.strip().lower() not in ("y", "yes"):
+                print("not deleted", file=sys.stderr)
+                return 1
+        deleted = delete_stack(lam, args.stack, progress)
+    except Exception as e:
+        if _connection_error(e):
+            return _fail(f"cannot reach the lambdalet server at {args.endpoint}: {e}", args.json)
+        raise
+    if args.json:
+        print(json.dumps({"stack": args.stack, "deleted": deleted}))
+    else:
+        print(f"deleted stack {args.stack}: {len(deleted)} function(s)")
+    return 0
