@@ -24,12 +24,14 @@ from lambdalet.control.invoker import PoolInvoker
 from lambdalet.control.launcher import RuntimeLauncher
 from lambdalet.control.metrics import Metrics, metrics_handler
 from lambdalet.control.pool import Pool, PoolSettings
+from lambdalet.control.stats import FunctionStats
 from lambdalet.dashboard import build_dashboard_app
 from lambdalet.env.environment import EnvSettings
 from lambdalet.env.observer import FanOut
 from lambdalet.sandbox.base import SandboxBackend
 from lambdalet.sandbox.detect import choose_backend
 from lambdalet.store.sqlite import Store
+from lambdalet.store.test_events import TestEvents
 
 log = logging.getLogger("lambdalet")
 
@@ -89,10 +91,14 @@ async def build_platform(config: ServerConfig) -> Platform:
     )
     metrics = Metrics(pool.environments)
     recent = RecentInvocations()
-    observer = FanOut(metrics, recent)
+    stats = FunctionStats()
+    observer = FanOut(metrics, recent, stats)
     pool.observer = observer
     api = build_api_app(config, store, PoolInvoker(pool, observer), limits=pool.limits, clock=clock)
-    api.add_subapp("/lambdalet/admin", build_admin_app(pool, backend, recent))
+    api.add_subapp(
+        "/lambdalet/admin",
+        build_admin_app(pool, backend, recent, stats, TestEvents(config.data_dir / "test-events")),
+    )
     api.add_subapp("/lambdalet/dashboard/", build_dashboard_app())
     api.router.add_get("/metrics", metrics_handler(metrics))
     return Platform(config, store, backend, pool, api)

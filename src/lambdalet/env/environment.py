@@ -786,6 +786,7 @@ class Environment:
                     billed_ms=billed,
                     time=self._clock.wall(),
                     function_error=function_error,
+                    log_stream=self.log_stream_name,
                 )
             )
         if caller.done():

@@ -25,6 +25,8 @@ class InvokeReport:
     time: float = 0.0  # epoch seconds of the REPORT
     #: "Unhandled" when the caller got a function error (also for errors the runtime reported)
     function_error: str | None = None
+    #: the environment's log stream (where this invoke's lines are)
+    log_stream: str = ""
 
 
 @dataclass(frozen=True)
