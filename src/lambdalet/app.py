@@ -25,6 +25,7 @@ from lambdalet.control.invoker import PoolInvoker
 from lambdalet.control.launcher import RuntimeLauncher
 from lambdalet.control.metrics import Metrics, metrics_handler
 from lambdalet.control.pool import Pool, PoolSettings
+from lambdalet.control.stats import FunctionStats
 from lambdalet.dashboard import build_dashboard_app
 from lambdalet.env.environment import EnvSettings
 from lambdalet.env.log_files import LogLimits, logged_functions, remove_logs
@@ -33,6 +34,7 @@ from lambdalet.sandbox.base import SandboxBackend
 from lambdalet.sandbox.detect import choose_backend
 from lambdalet.store.disk import secure
 from lambdalet.store.sqlite import Store
+from lambdalet.store.test_events import TestEvents
 
 log = logging.getLogger("lambdalet")
 
@@ -101,9 +103,14 @@ async def build_platform(config: ServerConfig) -> Platform:
         remove_logs(config.logs_dir, name)
     metrics = Metrics(pool.environments)
     recent = RecentInvocations()
-    pool.observer = FanOut(metrics, recent)
-    api = build_api_app(config, store, PoolInvoker(pool, metrics), limits=pool.limits, clock=clock)
-    api.add_subapp("/lambdalet/admin", build_admin_app(pool, backend, recent))
+    stats = FunctionStats()
+    observer = FanOut(metrics, recent, stats)
+    pool.observer = observer
+    api = build_api_app(config, store, PoolInvoker(pool, observer), limits=pool.limits, clock=clock)
+    api.add_subapp(
+        "/lambdalet/admin",
+        build_admin_app(pool, backend, recent, stats, TestEvents(config.data_dir / "test-events")),
+    )
     api.add_subapp("/lambdalet/dashboard/", build_dashboard_app())
     api.router.add_get("/metrics", metrics_handler(metrics))
     return Platform(config, store, backend, pool, api)

@@ -125,17 +125,6 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--backend", choices=("auto", "runc", "process"), default="auto")
     d.add_argument("--json", action="store_true", help="machine-readable output")
 
-    lg = sub.add_parser("logs", help="print a function's log")
-    lg.add_argument("function", help="function name")
-    _data_dir(lg)
-    lg.add_argument("--follow", "-f", action="store_true", help="keep printing new lines")
-    lg.add_argument(
-        "--json",
-        action="store_true",
-        help="JSON Lines: one object per line with its message; platform lines (START, END, "
-        "REPORT, INIT_START, ...) also with their type and fields",
-    )
-
     _ops_parsers(sub)
     return p
 
@@ -161,7 +150,10 @@ AWS::Lambda::LayerVersion, Globals.Function, Parameters (Default, --parameter-ov
 Mappings (!FindInMap), Conditions (!Equals, !Not, !And, !Or, !Condition; a resource's
 Condition; !If with AWS::NoValue), !Ref / !Sub / !GetAtt / !Join / !Select, and the pseudo
 parameters AWS::Region, AWS::AccountId, AWS::Partition, AWS::StackName.  Functions without
-FunctionName are named after their logical ID.  Other resource types are skipped with a note.
+FunctionName are named as CloudFormation names them, <stack>-<LogicalId>-<SUFFIX> (the suffix
+derived from both, so it is the same at every deploy); `lambdalet invoke LogicalId` and
+`lambdalet logs LogicalId` find them from the stack's folder.  Other resource types are
+skipped with a note.
 A !Ref, ${X} or !GetAtt X.Arn to a skipped AWS::S3::Bucket, AWS::DynamoDB::Table,
 AWS::SQS::Queue, AWS::SNS::Topic (!GetAtt X.TopicArn) or AWS::IAM::Role gets the value
 CloudFormation would give, from the name the template gives (BucketName, TableName,
@@ -173,7 +165,10 @@ Stacks: a deploy belongs to a stack, --stack-name, by default the name of the fo
 the template (or lambdalet.toml).  Functions are tagged lambdalet:stack, lambdalet:logical-id
 and lambdalet:source; at the end of a deploy, the stack's functions the template no longer
 declares are deleted (--no-prune keeps them).  Functions not tagged with the stack are never
-deleted.  Layer versions are immutable and are never deleted.
+deleted.  Layer versions are immutable and are never deleted.  A deploy that fails half-way
+rolls the functions back: those it created are deleted, those it updated get their
+configuration, code and tags back.  `lambdalet stacks` lists stacks; `lambdalet delete STACK`
+deletes one.
 """
 
 
@@ -236,6 +231,51 @@ def _ops_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     ip.add_argument("--tail", action="store_true", help="also print the log tail (stderr)")
     endpoint(ip)
 
+    lg = sub.add_parser(
+        "logs",
+        help="print a function's log (from the server's CloudWatch Logs API)",
+        description="Prints the events of the log group /aws/lambda/FUNCTION (or of FUNCTION "
+        "when it starts with /), oldest first, each with its time; a multi-line event (a "
+        "traceback) as several lines.  The same events as `aws logs filter-log-events "
+        "--log-group-name /aws/lambda/FUNCTION --endpoint-url ENDPOINT`.",
+    )
+    lg.add_argument("function", help="function name, or a log group name")
+    lg.add_argument(
+        "--follow", "-f", action="store_true",
+        help="keep printing new events until Ctrl-C; alone, starts at the end (only new events)",
+    )  # fmt: skip
+    lg.add_argument(
+        "--since", help="only events since: 30s, 10m, 2h, 1d, 1w ago, or an ISO-8601 time"
+    )
+    lg.add_argument("--tail", type=int, metavar="N", help="only the last N events")
+    lg.add_argument(
+        "--filter",
+        metavar="PATTERN",
+        help="a CloudWatch Logs filter pattern: ERROR, '?ERROR ?WARN', '\"a phrase\"', "
+        "'-DEBUG', '{ $.level = \"ERROR\" }'",
+    )
+    endpoint(lg)
+
+    for cmd in (ip, lg):
+        cmd.add_argument(
+            "--stack-name",
+            help="the stack whose logical IDs FUNCTION may name (default: the stack of the "
+            "template or lambdalet.toml in this folder)",
+        )
+
+    st = sub.add_parser("stacks", help="list the stacks deployed on the server")
+    endpoint(st)
+
+    dl = sub.add_parser(
+        "delete",
+        help="delete a stack: every function deployed with it",
+        description="Deletes every function tagged with the stack (lambdalet:stack).  Asks "
+        "for confirmation when stdin is a terminal, unless --yes.  Layer versions stay.",
+    )
+    dl.add_argument("stack", help="stack name (see `lambdalet stacks`)")
+    dl.add_argument("--yes", "-y", action="store_true", help="do not ask")
+    endpoint(dl)
+
     pp = sub.add_parser("ps", help="list execution environments")
     pp.add_argument("function", nargs="?", help="only this function's environments")
     endpoint(pp)
@@ -256,15 +296,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _serve(args)
     if args.command == "doctor":
         return _doctor(args)
-    if args.command == "logs":
-        return _logs(args)
-    if args.command in ("deploy", "invoke", "ps"):
+    if args.command in ("deploy", "invoke", "ps", "logs", "stacks", "delete"):
         from lambdalet.ops import commands
 
         run = {
             "deploy": commands.deploy_command,
             "invoke": commands.invoke_command,
             "ps": commands.ps_command,
+            "logs": commands.logs_command,
+            "stacks": commands.stacks_command,
+            "delete": commands.delete_command,
         }[args.command]
         return run(args)
     return 2
@@ -342,42 +383,6 @@ def _doctor(args: argparse.Namespace) -> int:
     for warning in info.warnings:
         print(f"  WARNING: {warning}")
     return 0
-
-
-def _logs(args: argparse.Namespace) -> int:
-    from lambdalet.env.log_files import log_files
-
-    logs_dir = args.data_dir.resolve() / "logs"
-    if not log_files(logs_dir, args.function) and not args.follow:
-        message = f"no logs for function {args.function!r} in {logs_dir}"
-        print(message, file=sys.stderr)
-        if args.json:
-            print(json.dumps({"error": message}), flush=True)
-        return 1
-    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C ends --follow
-        _print_log(logs_dir, args.function, args.follow, args.json)
-    return 0
-
-
-def _print_log(
-    logs_dir: Path, function: str, follow: bool, as_json: bool = False, poll_s: float = 0.2
-) -> None:
-    """Print the log (its rotated files first); with ``follow``, keep printing what is
-    appended, until interrupted.  With ``as_json``, each line is printed as a JSON object
-    once it is complete."""
-    from lambdalet.env.log_files import read_log
-    from lambdalet.ops.logs import JsonLines
-
-    out = sys.stdout.buffer
-    lines = JsonLines()
-    for chunk in read_log(logs_dir, function, follow=follow, poll_s=poll_s):
-        data = lines.feed(chunk).encode() if as_json else chunk
-        if data:
-            out.write(data)
-            out.flush()
-    if as_json:
-        out.write(lines.flush().encode())
-        out.flush()
 
 
 if __name__ == "__main__":

@@ -181,3 +181,24 @@ class AccessDeniedException(UserError):
     status = 403
     error_type = "AccessDeniedException"
     message_key = "Message"
+
+
+class LogsApiError(UserError):
+    """An error of the CloudWatch Logs API (AWS JSON 1.1): HTTP 400 and ``__type``."""
+
+    status = 400
+
+    def body(self) -> dict[str, object]:
+        return {"__type": self.error_type, "message": self.message}
+
+
+class LogsResourceNotFoundException(LogsApiError):
+    error_type = "ResourceNotFoundException"
+
+
+class LogsInvalidParameterException(LogsApiError):
+    error_type = "InvalidParameterException"
+
+
+class LogsUnknownOperationException(LogsApiError):
+    error_type = "UnknownOperationException"

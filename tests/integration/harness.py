@@ -26,6 +26,8 @@ import boto3
 import pytest
 from botocore.config import Config
 
+from lambdalet.env.log_records import plain_text, read_events
+
 ROOT = Path(__file__).resolve().parents[2]
 HOST_PY = f"python{sys.version_info.major}.{sys.version_info.minor}"
 
@@ -151,6 +153,20 @@ class Server:
 
     def log_tail(self) -> str:
         return self.log_path.read_text(errors="replace")[-6000:]
+
+    def function_log(self, name: str) -> str:
+        """A function's log as text (every event's message), read as the Logs API reads it."""
+        return plain_text(read_events(self.data_dir / "logs", name))
+
+    def logs_client(self) -> Any:
+        return boto3.client(
+            "logs",
+            endpoint_url=self.url,
+            region_name="us-east-1",
+            aws_access_key_id="test",
+            aws_secret_access_key="test",
+            config=Config(retries={"max_attempts": 1}),
+        )
 
 
 @pytest.fixture(scope="module")

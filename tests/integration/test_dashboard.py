@@ -54,7 +54,7 @@ const rows = (id) => Array.from(document.querySelectorAll('[data-testid="' + id 
 return {
   polls: Number(document.body.getAttribute('data-polls') || 0),
   status: document.getElementById('status').textContent,
-  functions: rows('function-row').map(r => r.dataset.functionName),
+  functions: rows('function-card').map(r => r.dataset.function),
   envs: rows('env-row').map(r => ({
     id: r.dataset.envId, fn: r.dataset.function, state: r.dataset.state,
     frozen: r.dataset.frozen === 'true'})),
@@ -264,3 +264,170 @@ def test_dashboard_shows_the_lifecycle_live(server: Server, lam: Any, browser: A
     wait_for_page(
         browser, server, "a clean status line", lambda p: p["status"].startswith("updated")
     )
+
+
+RAISES = """
+def handler(event, context):
+    print("working on", event.get("n"))
+    raise ValueError("bad n")
+"""
+
+# What the working parts of the page show, in one round trip.
+READ_WORK = """
+const q = (s) => document.querySelector(s);
+const all = (s) => Array.from(document.querySelectorAll(s));
+const visible = (n) => { if (!n) return false; const r = n.getBoundingClientRect();
+  return r.width > 0 && r.height > 0 && r.left >= 0 && r.right <= window.innerWidth; };
+return {
+  width: window.innerWidth,
+  scrollWidth: document.documentElement.scrollWidth,
+  statusColumn: visible(q('[data-testid="col-status"]')),
+  initColumn: visible(q('[data-testid="col-init"]')),
+  cards: Object.fromEntries(all('[data-testid="function-card"]').map(c => [c.dataset.function, {
+    invocations: c.querySelector('[data-testid="card-invocations"]').textContent,
+    errors: c.querySelector('[data-testid="card-errors"]').textContent,
+    coldStarts: c.querySelector('[data-testid="card-cold-starts"]').textContent,
+    p99: c.querySelector('[data-testid="card-p99"]').textContent,
+    charts: c.querySelectorAll('.chart canvas').length,
+    visible: visible(c)}])),
+  badges: Object.fromEntries(all('[data-testid="invocation-row"]').map(r => [r.dataset.requestId,
+    {status: r.dataset.status, text: r.querySelector('[data-testid="invocation-status"]')
+      .textContent, color: getComputedStyle(r.querySelector('.badge.' + r.dataset.status))
+      .backgroundColor}])),
+  invokeStatus: q('[data-testid="invoke-status"]').textContent,
+  invokeOutcome: q('[data-testid="invoke-status"]').dataset.outcome || '',
+  response: q('[data-testid="invoke-response"]').textContent,
+  invokeLog: q('[data-testid="invoke-log"]').textContent,
+  saved: all('[data-testid="saved-events"] option').map(o => o.value).filter(v => v),
+  logsTitle: q('[data-testid="logs-title"]').textContent,
+  logs: all('[data-testid="log-event"]').map(e => e.querySelector('.m').textContent),
+};
+"""
+
+
+def read_work(driver: Any) -> dict[str, Any]:
+    page: dict[str, Any] = driver.execute_script(READ_WORK)
+    return page
+
+
+def wait_work(
+    driver: Any, server: Server, what: str, check: Callable[[dict[str, Any]], bool]
+) -> dict[str, Any]:
+    deadline = time.monotonic() + 30
+    page = read_work(driver)
+    while time.monotonic() < deadline:
+        page = read_work(driver)
+        if check(page):
+            return page
+        time.sleep(0.2)
+    pytest.fail(
+        f"the dashboard never showed {what}; it showed:\n{json.dumps(page, indent=1)[-5000:]}"
+        f"\nserver log:\n{server.log_tail()}"
+    )
+
+
+def click(driver: Any, testid: str, within: Any = None) -> None:
+    from selenium.webdriver.common.by import By
+
+    (within or driver).find_element(By.CSS_SELECTOR, f'[data-testid="{testid}"]').click()
+
+
+def test_dashboard_is_a_workbench_at_1280_px(
+    server: Server, lam: Any, browser: Any, tmp_path: Path
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    browser.set_window_size(1280, 900)
+    fast = create(lam, {"app.py": FAST})
+    bad = create(lam, {"app.py": RAISES})
+    ok = invoke(lam, fast)
+    failed = invoke(lam, bad, {"n": 1})
+    assert failed.function_error == "Unhandled"
+    browser.get(server.url + DASHBOARD_PATH)
+
+    # cards with the truthful counts: the handler's ValueError is an error, with charts
+    def cards_shown(p: dict[str, Any]) -> bool:
+        c = p["cards"]
+        return (
+            c.get(bad, {}).get("errors") == "1"
+            and c.get(bad, {}).get("invocations") == "1"
+            and c.get(fast, {}).get("errors") == "0"
+            and c[fast]["coldStarts"] == "1"
+            and c[fast]["p99"][:1].isdigit()
+            and c[fast]["charts"] == 2
+            and failed.request_id in p["badges"]
+        )
+
+    page = wait_work(browser, server, "the cards and the error", cards_shown)
+    badge = page["badges"][failed.request_id]
+    assert (badge["status"], badge["text"]) == ("error", "error: ValueError")
+    assert badge["color"] == "rgb(220, 38, 38)"  # red, not the "ok" green
+    assert page["badges"][ok.request_id]["status"] == "ok"
+    # fits 1280 px: nothing scrolls sideways; Status and Init are on screen
+    assert page["scrollWidth"] <= page["width"], page
+    assert page["statusColumn"] and page["initColumn"], page
+    assert page["cards"][fast]["visible"]
+    browser.save_screenshot(str(tmp_path / "dashboard-1280.png"))
+
+    # the invoke form: a saved test event, then an invoke with it, its response and log tail
+    card = browser.find_element(
+        By.CSS_SELECTOR, f'[data-testid="function-card"][data-function="{bad}"]'
+    )
+    click(browser, "card-invoke", card)
+    payload = browser.find_element(By.CSS_SELECTOR, '[data-testid="payload"]')
+    payload.clear()
+    payload.send_keys('{"n": 42}')
+    browser.find_element(By.CSS_SELECTOR, '[data-testid="event-name"]').send_keys("answer")
+    click(browser, "save-event")
+    wait_work(browser, server, "the saved event", lambda p: p["saved"] == ["answer"])
+    with urllib.request.urlopen(
+        f"{server.url}/lambdalet/admin/functions/{bad}/test-events", timeout=5
+    ) as r:
+        assert json.load(r)["TestEvents"] == {"answer": {"n": 42}}  # kept by the server
+    click(browser, "invoke-button")
+    page = wait_work(browser, server, "the invoke's answer", lambda p: p["invokeOutcome"] != "")
+    assert page["invokeOutcome"] == "error" and '"errorType": "ValueError"' in page["response"]
+    assert "working on 42" in page["invokeLog"]
+    assert "ValueError: bad n\nTraceback" in page["invokeLog"]  # a traceback as lines
+
+    # the logs panel: the function's events from the Logs API, a traceback in one event
+    page = wait_work(
+        browser,
+        server,
+        "the function's logs",
+        lambda p: any("working on 42" in m for m in p["logs"]),
+    )
+    assert page["logsTitle"].startswith(f"/aws/lambda/{bad}")
+    assert any(m.startswith("[ERROR] ValueError: bad n\nTraceback") for m in page["logs"])
+
+    # one invocation's log events, from its row
+    row = browser.find_element(
+        By.CSS_SELECTOR, f'[data-testid="invocation-row"][data-request-id="{failed.request_id}"]'
+    )
+    click(browser, "invocation-logs", row)
+    page = wait_work(
+        browser, server, "the invocation's logs",
+        lambda p: p["logsTitle"] == f"request {failed.request_id}" and len(p["logs"]) > 2,
+    )  # fmt: skip
+    assert page["logs"][0].startswith("INIT_START")  # it was a cold start
+    assert page["logs"][-1].startswith(f"REPORT RequestId: {failed.request_id}")
+    assert not any("working on 42" in m for m in page["logs"])  # only this invocation's
+    assert read_work(browser)["scrollWidth"] <= 1280
+    browser.save_screenshot(str(tmp_path / "dashboard-logs.png"))
+
+    # filtering by function hides the others' cards
+    from selenium.webdriver.support.ui import Select
+
+    Select(
+        browser.find_element(By.CSS_SELECTOR, '[data-testid="function-filter"]')
+    ).select_by_value(fast)
+    wait_work(browser, server, "only one card", lambda p: list(p["cards"]) == [fast])
+    Select(
+        browser.find_element(By.CSS_SELECTOR, '[data-testid="function-filter"]')
+    ).select_by_value("")
+    browser.set_window_size(1280, 2600)  # the whole page, for a person to look at
+    browser.save_screenshot(str(tmp_path / "dashboard-whole.png"))
+    shots = os.environ.get("LAMBDALET_SCREENSHOTS")
+    if shots:
+        for png in tmp_path.glob("*.png"):
+            shutil.copy(png, Path(shots) / png.name)

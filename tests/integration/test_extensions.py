@@ -267,7 +267,7 @@ def recorder() -> Iterator[Recorder]:
 
 
 def function_log(server: Server, name: str) -> str:
-    return (server.data_dir / "logs" / f"{name}.log").read_text()
+    return server.function_log(name)
 
 
 def test_extension_registers_and_receives_invoke_events(lam: Any, server: Server) -> None:
@@ -404,13 +404,14 @@ def test_slow_extension_does_not_hold_the_caller_but_counts_in_the_report(
     r = invoke(lam, name, tail=False)
     assert time.monotonic() - started < 1.0, "the caller waited for the extension"
     assert r.function_error is None
-    log = server.data_dir / "logs" / f"{name}.log"
     deadline = time.monotonic() + 10
-    while f"REPORT RequestId: {r.request_id}" not in log.read_text():
+    while f"REPORT RequestId: {r.request_id}" not in server.function_log(name):
         assert time.monotonic() < deadline
         time.sleep(0.05)
     line = next(
-        x for x in log.read_text().splitlines() if x.startswith(f"REPORT RequestId: {r.request_id}")
+        x
+        for x in server.function_log(name).splitlines()
+        if x.startswith(f"REPORT RequestId: {r.request_id}")
     )
     duration = float(line.split("Duration: ")[1].split(" ms")[0])
     assert duration >= 1500, line

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import re
 import signal
 import subprocess
 import sys
@@ -631,7 +632,7 @@ class LogFollower:
         self.proc = subprocess.Popen(
             [
                 sys.executable, "-m", "lambdalet.cli", "logs", name, "--follow",
-                "--data-dir", str(server.data_dir), *extra,
+                "--endpoint", server.url, *extra,
             ],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -641,6 +642,10 @@ class LogFollower:
         self.lines: queue.Queue[str] = queue.Queue()
         self.pumper = threading.Thread(target=self._pump, daemon=True)
         self.pumper.start()
+        # --follow alone starts at the end: the test goes on once it follows
+        assert self.proc.stderr is not None
+        said = self.proc.stderr.readline()
+        assert said.startswith("following /aws/lambda/"), said
 
     def _pump(self) -> None:
         assert self.proc.stdout is not None
@@ -702,12 +707,15 @@ def test_logs_json_gives_one_object_per_line_with_platform_fields(server: Server
         followed = [json.loads(line) for line in follow.wait_for(f"REPORT RequestId: {warm}")]
     finally:
         follow.stop()
-    whole = cli(server, "logs", name, "--json", "--data-dir", str(server.data_dir), endpoint=False)
+    whole = cli(server, "logs", name, "--json")
     records = [json.loads(line) for line in whole.stdout.splitlines()]
     assert records[: len(followed)] == followed  # --follow prints the same objects
     by_type: dict[str, list[dict[str, Any]]] = {}
+    stream = records[0]["logStream"]
     for r in records:
         assert isinstance(r["message"], str) and "\n" not in r["message"]
+        # every event has its time (epoch ms) and its environment's log stream
+        assert r.pop("time") > 1e12 and r.pop("logStream") == stream
         by_type.setdefault(r["type"], []).append(r)
     assert len(by_type["platform.initStart"]) == 1
     assert [r["requestId"] for r in by_type["platform.start"]] == [cold, warm]
@@ -722,6 +730,118 @@ def test_logs_json_gives_one_object_per_line_with_platform_fields(server: Server
     order = [r["type"] for r in records if r["type"] != "function"]
     assert order.index("platform.initStart") < order.index("platform.start")
 
-    missing = cli(server, "logs", f"{name}-nope", "--json", "--data-dir", str(server.data_dir),
-                  endpoint=False, check=False)  # fmt: skip
+    missing = cli(server, "logs", f"{name}-nope", "--json", check=False)
     assert missing.returncode == 1 and "no logs for function" in json.loads(missing.stdout)["error"]
+
+
+def test_logs_since_tail_and_filter_print_a_traceback_as_lines(server: Server, lam: Any) -> None:
+    code = "def handler(event, context):\n    print('hi')\n    raise ValueError('nope')\n"
+    name = create(lam, {"app.py": code})
+    failed = cli(server, "invoke", name, "--json", check=False)
+    rid = json.loads(failed.stdout)["RequestId"]
+    deadline = time.monotonic() + 30
+    # the caller hears of the error before the runtime's next ends the invoke and its REPORT
+    while f"REPORT RequestId: {rid}" not in (whole := cli(server, "logs", name).stdout):
+        assert time.monotonic() < deadline, whole
+    assert "\r" not in whole
+    # the traceback: its first line and the following ones each on a line of their own
+    lines = whole.splitlines()
+    at = next(i for i, line in enumerate(lines) if "[ERROR] ValueError: nope" in line)
+    assert lines[at + 1].strip() == "Traceback (most recent call last):"
+    assert re.match(r"\d\d:\d\d:\d\d\.\d{3} ", lines[at])  # each event with its time
+
+    last = cli(server, "logs", name, "--tail", "2").stdout.splitlines()
+    assert len(last) == 2 and last[0].split(" ", 1)[1].startswith(f"END RequestId: {rid}")
+    errors = cli(server, "logs", name, "--filter", "ERROR").stdout
+    assert "ValueError: nope" in errors and "START" not in errors and "hi" not in errors
+    assert "START RequestId" in cli(server, "logs", name, "--since", "1h").stdout
+    assert cli(server, "logs", name, "--since", "2999-01-01T00:00:00").stdout == ""
+    bad = cli(server, "logs", name, "--since", "yesterday", check=False)
+    assert bad.returncode == 1 and "--since" in bad.stderr
+
+
+SAM_APP = """\
+AWSTemplateFormatVersion: '2010-09-09'
+Transform: AWS::Serverless-2016-10-31
+Globals:
+  Function:
+    Timeout: {timeout}
+Resources:
+  HelloWorldFunction:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: hello/
+      Handler: app.handler
+      Runtime: {runtime}
+{extra}"""
+
+BROKEN = """\
+  Broken:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: hello/
+      Handler: app.handler
+      Runtime: {runtime}
+      Layers: [arn:aws:lambda:us-east-1:123456789012:layer:no-such-layer:1]
+"""
+
+
+def _sam_app(root: Path, folder: str, says: str, timeout: int = 3, extra: str = "") -> Path:
+    app = root / folder
+    (app / "hello").mkdir(parents=True, exist_ok=True)
+    (app / "hello" / "app.py").write_text(f"def handler(e, c):\n    return {says!r}\n")
+    (app / "template.yaml").write_text(
+        SAM_APP.format(timeout=timeout, runtime=HOST_PY, extra=extra)
+    )
+    return app
+
+
+def _in(folder: Path, server: Server, *args: str, check: bool = True) -> Any:
+    proc = subprocess.run(
+        [sys.executable, "-m", "lambdalet.cli", *args, "--endpoint", server.url],
+        capture_output=True, text=True, env=_env(), timeout=180, cwd=folder,
+        stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    if check:
+        assert proc.returncode == 0, f"{args}: {proc.stdout}\n{proc.stderr}"
+    return proc
+
+
+def test_stacks_names_rollback_and_delete(
+    server: Server, lam: Any, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    root = tmp_path_factory.mktemp("stacks")
+    one = _sam_app(root, f"{unique('one')}", "from one")
+    two = _sam_app(root, f"{unique('two')}", "from two")
+    names = {}
+    for app in (one, two):
+        out = json.loads(_in(app, server, "deploy", "--json").stdout)
+        names[app] = out["functions"][0]["name"]
+    # SAM's default logical ID in two apps: two functions, named as CloudFormation does
+    assert names[one] != names[two]
+    assert re.fullmatch(rf"{one.name}-HelloWorldFunction-[A-Z2-7]{{12}}", names[one])
+    # the logical ID names the function from the stack's folder
+    assert _in(one, server, "invoke", "HelloWorldFunction").stdout.strip() == '"from one"'
+    assert _in(two, server, "invoke", "HelloWorldFunction").stdout.strip() == '"from two"'
+
+    # a deploy that fails half-way rolls back: the update is undone, the creation too
+    before = lam.get_function(FunctionName=names[one])["Configuration"]
+    _sam_app(root, one.name, "changed", timeout=9, extra=BROKEN.format(runtime=HOST_PY))
+    failed = _in(one, server, "deploy", check=False)
+    assert failed.returncode == 1 and "Broken" in failed.stderr, failed.stderr
+    assert "rolling back" in failed.stderr
+    after = lam.get_function(FunctionName=names[one])["Configuration"]
+    assert (after["Timeout"], after["CodeSha256"]) == (before["Timeout"], before["CodeSha256"])
+    assert _in(one, server, "invoke", "HelloWorldFunction").stdout.strip() == '"from one"'
+    stacks = {s["name"]: s for s in json.loads(_in(root, server, "stacks", "--json").stdout)}
+    assert list(stacks[one.name]["functions"]) == [names[one]]  # no Broken left behind
+    assert stacks[two.name]["functions"] == {names[two]: "HelloWorldFunction"}
+
+    # delete: no question when stdin is not a terminal
+    gone = _in(root, server, "delete", two.name)
+    assert f"deleted stack {two.name}: 1 function(s)" in gone.stdout
+    with pytest.raises(lam.exceptions.ResourceNotFoundException):
+        lam.get_function(FunctionName=names[two])
+    assert two.name not in json.loads(_in(root, server, "stacks", "--json").stdout)
+    missing = _in(root, server, "delete", two.name, check=False)
+    assert missing.returncode == 1 and "no stack" in missing.stderr

@@ -112,10 +112,9 @@ done
     )
     r = invoke(lam, name)
     assert r.json() == {"wrong": 400, "initerr": 403}
-    log_file = server.data_dir / "logs" / f"{name}.log"
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        text = log_file.read_text()
+        text = server.function_log(name)
         if "second: " in text:
             break
         time.sleep(0.05)

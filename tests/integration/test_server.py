@@ -155,8 +155,8 @@ def test_aws_cli_create_and_invoke(own_server: Server, tmp_path: Path) -> None:
             "lambdalet.cli",
             "logs",
             "cli-fn",
-            "--data-dir",
-            str(own_server.data_dir),
+            "--endpoint",
+            own_server.url,
         ],
         capture_output=True,
         text=True,
@@ -177,12 +177,16 @@ def test_logs_follow_prints_new_lines(own_server: Server) -> None:
             "logs",
             name,
             "--follow",
-            "--data-dir",
-            str(own_server.data_dir),
+            "--endpoint",
+            own_server.url,
         ],
         stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
     try:
+        # --follow alone starts at the end: invoke once it says it follows
+        assert follower.stderr is not None
+        assert "following" in follower.stderr.readline().decode()
         r = invoke(lam, name, tail=False)
         assert r.function_error is None
         assert follower.stdout is not None
@@ -194,8 +198,9 @@ def test_logs_follow_prints_new_lines(own_server: Server) -> None:
     finally:
         follower.kill()
         follower.wait()
-        if follower.stdout is not None:
-            follower.stdout.close()
+        for pipe in (follower.stdout, follower.stderr):
+            if pipe is not None:
+                pipe.close()
 
 
 def test_doctor_reports_backend() -> None:

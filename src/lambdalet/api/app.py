@@ -13,6 +13,7 @@ from lambdalet.api.arns import Scope
 from lambdalet.api.auth import UNSIGNED_PATHS, SigV4Verifier
 from lambdalet.api.guard import PeerCheck, sandbox_guard
 from lambdalet.api.handlers import CODE_ROUTE, REQUEST_ID_KEY, Handlers
+from lambdalet.api.logs_handlers import LogsApi
 from lambdalet.api.presign import CodeUrlSigner
 from lambdalet.api.tasks import BackgroundTasks
 from lambdalet.api.validation import MAX_ZIP_REQUEST
@@ -202,6 +203,9 @@ def build_api_app(
     app[HANDLERS_KEY] = handlers
     app[QUEUE_KEY] = queue
     app.add_routes(routes(handlers))
+    # the CloudWatch Logs read API (JSON 1.1: every operation is POST / with X-Amz-Target)
+    logs = LogsApi(store, config.logs_dir, config.region, config.account_id)
+    app.router.add_post("/", logs.handle, name="CloudWatchLogs")
 
     async def start(_: web.Application) -> None:
         queue.start()

@@ -12,9 +12,13 @@ from typing import Any
 from aiohttp import web
 
 from lambdalet.control.pool import Pool
+from lambdalet.control.stats import FunctionStats
 from lambdalet.env.environment import Environment
 from lambdalet.env.observer import InitReport, InvokeReport
+from lambdalet.env.outcome import InvokeOutcome
+from lambdalet.errors import InvalidRequestContentException
 from lambdalet.sandbox.base import SandboxBackend
+from lambdalet.store.test_events import TestEvents
 
 #: how many recent invocations the admin API (and the dashboard) can show
 RECENT_INVOCATIONS = 200
@@ -34,6 +38,7 @@ class RecentInvocations:
                 "function": report.function,
                 "version": report.version,
                 "envId": report.env_id,
+                "logStream": report.log_stream,
                 "durationMs": round(report.duration_ms, 3),
                 "billedDurationMs": report.billed_ms,
                 "maxMemoryUsedMB": report.max_memory_used_mb,
@@ -41,14 +46,35 @@ class RecentInvocations:
                     round(report.init_ms, 3) if report.init_ms is not None else None
                 ),
                 "cold": report.init_ms is not None,
-                "status": report.status,
-                "errorType": report.error_type,
+                "status": report.outcome.kind.value,
+                "errorType": report.outcome.error_type,
                 "functionError": report.function_error,
             }
         )
 
     def init_reported(self, report: InitReport) -> None:
         pass
+
+    def throttled(self, function: str, version: str, reason: str) -> None:
+        outcome = InvokeOutcome.throttle(reason)
+        self._items.appendleft(
+            {
+                "time": time.time(),
+                "requestId": None,
+                "function": function,
+                "version": version,
+                "envId": None,
+                "logStream": None,
+                "durationMs": None,
+                "billedDurationMs": None,
+                "maxMemoryUsedMB": None,
+                "initDurationMs": None,
+                "cold": False,
+                "status": outcome.kind.value,
+                "errorType": outcome.error_type,
+                "functionError": None,
+            }
+        )
 
     def items(self) -> list[dict[str, Any]]:
         return list(self._items)
@@ -57,6 +83,8 @@ class RecentInvocations:
 POOL_KEY = web.AppKey("pool", Pool)
 BACKEND_KEY = web.AppKey("backend", SandboxBackend)
 RECENT_KEY = web.AppKey("recent", RecentInvocations)
+STATS_KEY = web.AppKey("stats", FunctionStats)
+EVENTS_KEY = web.AppKey("test_events", TestEvents)
 
 
 def describe_environment(env: Environment, now: float) -> dict[str, Any]:
@@ -104,8 +132,35 @@ async def list_invocations(request: web.Request) -> web.Response:
     return web.json_response({"Invocations": request.app[RECENT_KEY].items()})
 
 
+async def function_stats(request: web.Request) -> web.Response:
+    return web.json_response(request.app[STATS_KEY].snapshot())
+
+
+async def list_test_events(request: web.Request) -> web.Response:
+    events = request.app[EVENTS_KEY].list(request.match_info["name"])
+    return web.json_response({"TestEvents": events})
+
+
+async def put_test_event(request: web.Request) -> web.Response:
+    try:
+        event = await request.json()
+    except ValueError:
+        raise InvalidRequestContentException("a test event must be JSON") from None
+    request.app[EVENTS_KEY].put(request.match_info["name"], request.match_info["event"], event)
+    return web.json_response({"saved": request.match_info["event"]})
+
+
+async def delete_test_event(request: web.Request) -> web.Response:
+    request.app[EVENTS_KEY].delete(request.match_info["name"], request.match_info["event"])
+    return web.Response(status=204)
+
+
 def build_admin_app(
-    pool: Pool, backend: SandboxBackend, recent: RecentInvocations
+    pool: Pool,
+    backend: SandboxBackend,
+    recent: RecentInvocations,
+    stats: FunctionStats | None = None,
+    test_events: TestEvents | None = None,
 ) -> web.Application:
     app = web.Application()
     app[POOL_KEY] = pool
@@ -114,4 +169,13 @@ def build_admin_app(
     app.router.add_get("/environments", list_environments)
     app.router.add_get("/invocations", list_invocations)
     app.router.add_get("/backend", backend_info)
+    if stats is not None:
+        app[STATS_KEY] = stats
+        app.router.add_get("/functions", function_stats)
+    if test_events is not None:
+        app[EVENTS_KEY] = test_events
+        events = "/functions/{name}/test-events"
+        app.router.add_get(events, list_test_events)
+        app.router.add_put(events + "/{event}", put_test_event)
+        app.router.add_delete(events + "/{event}", delete_test_event)
     return app

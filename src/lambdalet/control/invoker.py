@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from lambdalet.control.metrics import Metrics
 from lambdalet.control.pool import Pool
+from lambdalet.env.observer import EnvObserver
 from lambdalet.errors import TooManyRequestsException
 from lambdalet.model import FunctionRecord, InvokeInput, InvokeOutput, ProvisionResult
 
@@ -11,16 +11,18 @@ from lambdalet.model import FunctionRecord, InvokeInput, InvokeOutput, Provision
 class PoolInvoker:
     """Implements ``model.Invoker`` on top of the environment pool."""
 
-    def __init__(self, pool: Pool, metrics: Metrics | None = None) -> None:
+    def __init__(self, pool: Pool, observer: EnvObserver | None = None) -> None:
         self._pool = pool
-        self._metrics = metrics
+        #: told about throttles (environments tell it about everything else)
+        self._observer = observer
 
     async def invoke(self, request: InvokeInput) -> InvokeOutput:
         try:
             env = await self._pool.acquire(request.function)
         except TooManyRequestsException as e:
-            if self._metrics is not None:
-                self._metrics.throttled(request.function.name, str(e.extra.get("Reason", "")))
+            if self._observer is not None:
+                fn = request.function
+                self._observer.throttled(fn.name, fn.version, str(e.extra.get("Reason", "")))
             raise
         return await env.invoke(request)
 

@@ -59,13 +59,15 @@ class Metrics:
         r = self.registry
         self.invocations = Counter(
             "lambdalet_invocations",
-            "Invocations by function and outcome",
+            "Invocations that ran, by function and outcome (success, error, timeout, crash, "
+            "init_failure)",
             ["function", "outcome"],
             registry=r,
         )
         self.errors = Counter(
             "lambdalet_errors",
-            "Failed invocations by function and error type",
+            "Invocations that did not succeed, by function and error type (ValueError, "
+            "Sandbox.Timedout, Runtime.ImportModuleError, ...)",
             ["function", "error_type"],
             registry=r,
         )
@@ -106,10 +108,10 @@ class Metrics:
 
     def invoke_reported(self, report: InvokeReport) -> None:
         fn = report.function
-        outcome = report.status or "success"
-        self.invocations.labels(fn, outcome).inc()
-        if report.status is not None:
-            self.errors.labels(fn, report.error_type or "Unknown").inc()
+        outcome = report.outcome
+        self.invocations.labels(fn, outcome.kind.value).inc()
+        if not outcome.ok:
+            self.errors.labels(fn, outcome.error_type or "Unknown").inc()
         if report.init_ms is not None:
             self.cold_starts.labels(fn).inc()
         self.duration.labels(fn).observe(report.duration_ms / 1000.0)
@@ -120,7 +122,7 @@ class Metrics:
             report.duration_ms / 1000.0
         )
 
-    def throttled(self, function: str, reason: str) -> None:
+    def throttled(self, function: str, version: str, reason: str) -> None:
         self.throttles.labels(function, reason).inc()
 
     def render(self) -> bytes:

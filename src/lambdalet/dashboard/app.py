@@ -28,8 +28,30 @@ async def index(request: web.Request) -> web.Response:
     )
 
 
+#: vendored files the page loads (see static/VENDORED.md), served from package data
+VENDORED = {
+    "uplot-1.6.32.iife.min.js": "application/javascript",
+    "uplot-1.6.32.min.css": "text/css",
+}
+
+
+async def vendored(request: web.Request) -> web.Response:
+    name = request.match_info["file"]
+    kind = VENDORED.get(name)
+    if kind is None:
+        raise web.HTTPNotFound()
+    body = resources.files("lambdalet.dashboard").joinpath(f"static/{name}").read_bytes()
+    return web.Response(
+        body=body,
+        content_type=kind,
+        charset="utf-8",
+        headers={"Cache-Control": "max-age=86400"},
+    )
+
+
 def build_dashboard_app() -> web.Application:
     app = web.Application()
     app[PAGE_KEY] = load_page()
     app.router.add_get("/", index)
+    app.router.add_get("/vendor/{file}", vendored)
     return app

@@ -41,6 +41,7 @@ from lambdalet.env.lifecycle import (
 from lambdalet.env.log_sink import FunctionLog, LogStream
 from lambdalet.env.mailbox import Mailbox
 from lambdalet.env.observer import EnvObserver, InitReport, InvokeReport
+from lambdalet.env.outcome import InvokeOutcome, function_error_type
 from lambdalet.env.rapi_protocol import RapiRefused
 from lambdalet.env.runtime_api import InSandboxServer, build_app
 from lambdalet.env.telemetry import TelemetryHub
@@ -208,7 +209,7 @@ class Environment:
         self.log_stream_name = log_stream_name(
             function.version, now=datetime.fromtimestamp(clock.wall(), UTC)
         )
-        self.stream = LogStream(function_log, self.log_stream_name)
+        self.stream = LogStream(function_log, self.log_stream_name, clock.wall)
         self.created_at = clock.wall()
         self.invocations = 0
 
@@ -578,10 +579,13 @@ class Environment:
 
         init_ms = self._unreported_init_ms
         self._unreported_init_ms = None
+        #: an Init that ran as part of this invoke makes it a cold start, shown with its time
+        cold_init_ms = init_ms
         if self.state is EnvState.NEEDS_INIT:
             # suppressed init: runs inside this invoke, on this invoke's clock
             self._thaw()
             result = await self._init("invoke", deadline, rid)
+            cold_init_ms = result.duration_ms
             if not result.ok:
                 self.stream.line(log_lines.start(rid, fn.version))
                 if result.status == "timeout":
@@ -593,12 +597,12 @@ class Environment:
                     caller,
                     started,
                     None,
-                    result.status,
-                    result.error_type,
+                    InvokeOutcome.init_failure(result.status, result.error_type),
                     payload,
                     "Unhandled",
                     trace_id,
                     cap=result.status == "timeout",
+                    cold_init_ms=cold_init_ms,
                 )
                 return
 
@@ -630,8 +634,7 @@ class Environment:
         self._release_event(event)
 
         reply: tuple[bytes, str | None] | None = None
-        status: str | None = None
-        etype: str | None = None
+        outcome = InvokeOutcome.success()
         failure: EnvEvent | None = None
         reason = "failure"
         produced = 0
@@ -640,14 +643,18 @@ class Environment:
                 got = await self._answer
                 if got.kind in ("crash", "ext_error"):
                     reply = (self._crash_body(got, rid), "Unhandled")
-                    status, etype, failure = "error", self._crash_type(got), EnvEvent.CRASH
+                    outcome, failure = InvokeOutcome.crash(self._crash_type(got)), EnvEvent.CRASH
                 else:
                     self.machine.fire(EnvEvent.RESPONSE)
                     reply = self._reply_for(got)
                     produced = len(got.body) if got.produced is None else got.produced
                     answer(*reply)
                     if got.kind == "too_large":
-                        status, etype = "error", "Function.ResponseSizeTooLarge"
+                        outcome = InvokeOutcome.platform_error("Function.ResponseSizeTooLarge")
+                    elif got.kind == "error":
+                        outcome = InvokeOutcome.function_error(
+                            function_error_type(got.body, got.error_type)
+                        )
                     # the invoke phase lasts until the runtime and every INVOKE extension
                     # ask for their next event
                     self._done_gate = loop.create_future()
@@ -655,12 +662,12 @@ class Environment:
                     after = await self._done_gate
                     if after is not None:
                         # a process died after the answer: the caller keeps the answer
-                        status = "error"
-                        etype = etype or self._crash_type(after)
+                        if outcome.report_status is None:
+                            outcome = InvokeOutcome.crash(self._crash_type(after))
                         failure = EnvEvent.CRASH
         except TimeoutError:
             reply = reply or (rp.timed_out(rid, fn.timeout_s), "Unhandled")
-            status, etype, failure = "timeout", "Sandbox.Timedout", EnvEvent.TIMEOUT
+            outcome, failure = InvokeOutcome.timeout(), EnvEvent.TIMEOUT
             reason = "timeout"
 
         assert reply is not None
@@ -679,8 +686,12 @@ class Environment:
                 "platform.runtimeDone",
                 {
                     "requestId": rid,
-                    "status": _telemetry_status(status, etype),
-                    **({"errorType": etype} if etype and status else {}),
+                    "status": _telemetry_status(outcome),
+                    **(
+                        {"errorType": outcome.error_type}
+                        if outcome.error_type and outcome.report_status
+                        else {}
+                    ),
                     "metrics": {
                         "durationMs": round((runtime_done - released) * 1000.0, 3),
                         "producedBytes": produced,
@@ -694,12 +705,12 @@ class Environment:
             caller,
             started,
             init_ms,
-            status,
-            etype,
+            outcome,
             reply[0],
             reply[1],
             trace_id,
-            cap=status == "timeout",
+            cap=outcome.report_status == "timeout",
+            cold_init_ms=cold_init_ms,
             extension_overhead_ms=(
                 max(0.0, (self._clock.monotonic() - runtime_done) * 1000.0)
                 if self._runtime_done_at is not None
@@ -770,15 +781,19 @@ class Environment:
         caller: asyncio.Future[InvokeOutput],
         started: float,
         init_ms: float | None,
-        status: str | None,
-        error_type: str | None,
+        outcome: InvokeOutcome,
         payload: bytes,
         function_error: str | None,
         trace_id: str,
         *,
         cap: bool = False,
         extension_overhead_ms: float | None = None,
+        cold_init_ms: float | None = None,
     ) -> None:
+        """END and REPORT, telemetry's platform.report, the observers.  ``init_ms`` is the
+        REPORT's Init Duration; ``cold_init_ms`` the Init this invoke began with (also an
+        Init that ran inside it, failed or not), for the views that show cold starts."""
+        status, error_type = outcome.report_status, outcome.report_error_type
         fn = self.function
         duration_ms = (self._clock.monotonic() - started) * 1000.0
         if cap:
@@ -786,7 +801,7 @@ class Environment:
         assert self._sandbox is not None
         used_mb = min(math.ceil(self._sandbox.memory_peak_bytes() / MIB), fn.memory_mb)
         billed = log_lines.billed_ms(duration_ms, init_ms, self._settings.bill_init)
-        self._mark("invoke_end", f"status={status or 'success'}")
+        self._mark("invoke_end", f"status={outcome.kind.value}")
         self._emit("platform.end", {"requestId": request.request_id})
         # END and REPORT in one write: one system call less per invoke
         self.stream.lines(
@@ -813,7 +828,7 @@ class Environment:
                 metrics["initDurationMs"] = round(init_ms, 3)
             report: dict[str, object] = {
                 "requestId": request.request_id,
-                "status": _telemetry_status(status, error_type),
+                "status": _telemetry_status(outcome),
                 "metrics": metrics,
                 "tracing": {"type": "X-Amzn-Trace-Id", "value": trace_id},
             }
@@ -834,15 +849,15 @@ class Environment:
                     fn.name,
                     fn.version,
                     duration_ms,
-                    init_ms,
-                    status,
-                    error_type,
+                    cold_init_ms,
+                    outcome,
                     used_mb,
                     request_id=request.request_id,
                     env_id=self.env_id,
                     billed_ms=billed,
                     time=self._clock.wall(),
                     function_error=function_error,
+                    log_stream=self.log_stream_name,
                 )
             )
         if caller.done():
@@ -1194,8 +1209,10 @@ class Environment:
             )
 
 
-def _telemetry_status(status: str | None, error_type: str | None) -> str:
-    """Telemetry's status: timeout; failure for Sandbox.* errors; error otherwise."""
+def _telemetry_status(outcome: InvokeOutcome) -> str:
+    """Telemetry's status: timeout; failure for Sandbox.* errors; error otherwise (success
+    for an error the handler raised, as on REPORT)."""
+    status, error_type = outcome.report_status, outcome.error_type
     if status is None:
         return "success"
     if status == "timeout":

@@ -1,7 +1,7 @@
 """Function log files: their layout, bounded writing with rotation, reading and removal.
 
 Everything that touches a function's log files goes through this module (the server writes,
-``lambdalet logs`` reads, DeleteFunction removes).
+the Logs API reads through ``env/log_records.py``, DeleteFunction removes).
 
 Layout, under ``<data>/logs/`` (directory 0700, files 0600)::
 
@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import time
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -141,49 +139,3 @@ class FunctionLog:
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
-
-
-def read_log(
-    logs_dir: Path,
-    function_name: str,
-    *,
-    follow: bool = False,
-    poll_s: float = 0.2,
-    sleep: Callable[[float], None] = time.sleep,
-) -> Iterator[bytes]:
-    """The function's log as chunks, oldest first; with ``follow``, then what is appended,
-    forever (across rotations: a replaced or emptied current file is read again from its
-    start once the old one is read to its end)."""
-    for path in log_files(logs_dir, function_name)[:-1]:
-        with contextlib.suppress(FileNotFoundError), path.open("rb") as f:
-            while chunk := f.read(65536):
-                yield chunk
-    current = log_path(logs_dir, function_name)
-    while True:
-        try:
-            f = current.open("rb")
-            break
-        except FileNotFoundError:
-            if not follow:
-                return
-            sleep(poll_s)
-    try:
-        while True:
-            chunk = f.read(65536)
-            if chunk:
-                yield chunk
-                continue
-            if not follow:
-                return
-            sleep(poll_s)
-            try:
-                st = current.stat()
-            except FileNotFoundError:
-                continue
-            if st.st_ino != os.fstat(f.fileno()).st_ino or st.st_size < f.tell():
-                while chunk := f.read(65536):  # what was written before the rotation
-                    yield chunk
-                f.close()
-                f = current.open("rb")
-    finally:
-        f.close()

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from lambdalet.env.outcome import InvokeOutcome
+
 
 @dataclass(frozen=True)
 class InvokeReport:
@@ -13,9 +15,9 @@ class InvokeReport:
     function: str
     version: str
     duration_ms: float
-    init_ms: float | None  # set on a cold start
-    status: str | None  # None on success, "timeout" or "error"
-    error_type: str | None
+    #: set on a cold start: the Init it began with, also one that ran inside it and failed
+    init_ms: float | None
+    outcome: InvokeOutcome
     max_memory_used_mb: int
     request_id: str = ""
     env_id: str = ""
@@ -23,6 +25,8 @@ class InvokeReport:
     time: float = 0.0  # epoch seconds of the REPORT
     #: "Unhandled" when the caller got a function error (also for errors the runtime reported)
     function_error: str | None = None
+    #: the environment's log stream (where this invoke's lines are)
+    log_stream: str = ""
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,10 @@ class EnvObserver(Protocol):
 
     def init_reported(self, report: InitReport) -> None: ...
 
+    def throttled(self, function: str, version: str, reason: str) -> None:
+        """An invoke refused with 429 before any environment ran it."""
+        ...
+
 
 class FanOut:
     """Several observers behind one."""
@@ -54,3 +62,7 @@ class FanOut:
     def init_reported(self, report: InitReport) -> None:
         for o in self._observers:
             o.init_reported(report)
+
+    def throttled(self, function: str, version: str, reason: str) -> None:
+        for o in self._observers:
+            o.throttled(function, version, reason)

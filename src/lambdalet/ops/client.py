@@ -36,6 +36,24 @@ def lambda_client(endpoint: str, read_timeout: int = 900) -> Any:
     )
 
 
+def logs_client(endpoint: str) -> Any:
+    """boto3's CloudWatch Logs client for the server (its Logs read API)."""
+    import boto3
+    from botocore.config import Config
+
+    session = boto3.session.Session()
+    keys: dict[str, str] = {}
+    if session.get_credentials() is None:
+        keys = {"aws_access_key_id": "lambdalet", "aws_secret_access_key": "lambdalet"}
+    return session.client(
+        "logs",
+        endpoint_url=endpoint,
+        region_name=session.region_name or "us-east-1",
+        config=Config(retries={"max_attempts": 0}),
+        **keys,
+    )
+
+
 def admin_environments(endpoint: str) -> list[dict[str, Any]]:
     """``GET /lambdalet/admin/environments``: every live environment."""
     url = endpoint.rstrip("/") + "/lambdalet/admin/environments"

@@ -7,7 +7,9 @@ import base64
 import contextlib
 import json
 import sys
+import time
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,7 @@ from lambdalet.ops.client import (
     admin_environments,
     human_age,
     lambda_client,
+    logs_client,
     progress,
     state_colour,
     table,
@@ -183,8 +186,14 @@ def invoke_command(args: argparse.Namespace) -> int:
     except json.JSONDecodeError as e:
         return _fail(f"--payload is not JSON: {e}", args.json)
     lam = lambda_client(args.endpoint)
+    try:
+        function = resolve_function(lam, args.function, args.stack_name)
+    except Exception as e:
+        if _connection_error(e):
+            return _fail(f"cannot reach the lambdalet server at {args.endpoint}: {e}", args.json)
+        raise
     kwargs: dict[str, Any] = {
-        "FunctionName": args.function,
+        "FunctionName": function,
         "Payload": payload.encode(),
         "LogType": "Tail" if args.tail else "None",
     }
@@ -274,4 +283,170 @@ def ps_command(args: argparse.Namespace) -> int:
         return style.dim(padded) if column == 6 else padded
 
     print(table(headers, rows, style, colour))
+    return 0
+
+
+# --------------------------------------------------------------------------- logs
+
+
+def logs_command(args: argparse.Namespace) -> int:
+    """Print a function's log through the server's CloudWatch Logs API."""
+    from botocore.exceptions import ClientError
+
+    from lambdalet.ops import tail
+
+    function = args.function
+    if not function.startswith("/"):
+        try:
+            function = resolve_function(lambda_client(args.endpoint), function, args.stack_name)
+        except Exception as e:
+            if _connection_error(e):
+                return _fail(
+                    f"cannot reach the lambdalet server at {args.endpoint}: {e}", args.json
+                )
+            raise
+    group = function if function.startswith("/") else f"/aws/lambda/{function}"
+    now = time.time()
+    try:
+        start = parse_since_arg(args.since, now)
+    except ValueError as e:
+        return _fail(str(e), args.json)
+    logs = logs_client(args.endpoint)
+    style = Style(sys.stdout)
+
+    def show(event: tail.Event) -> None:
+        text = tail.format_json(event) if args.json else tail.format_text(event, style)
+        print(text, flush=True)
+
+    try:
+        if not args.follow or args.since is not None or args.tail is not None:
+            events = tail.fetch(logs.filter_log_events, group, start, args.filter)
+            if args.tail is not None:
+                events = events[-args.tail :] if args.tail > 0 else []
+            for event in events:
+                show(event)
+            if not args.follow:
+                return 0
+            begin = events[-1].timestamp if events else int(now * 1000)
+            seen = {ev.event_id for ev in events if ev.timestamp == begin}
+        else:
+            # --follow alone starts at the end: only what is written from now on
+            begin, seen = int(now * 1000), set()
+        print(f"following {group} (Ctrl-C to stop)", file=sys.stderr, flush=True)
+        for event in tail.follow(
+            logs.filter_log_events,
+            group,
+            begin,
+            args.filter,
+            missing=logs.exceptions.ResourceNotFoundException,
+        ):
+            if event.timestamp == begin and event.event_id in seen:
+                continue
+            show(event)
+    except KeyboardInterrupt:
+        return 0
+    except ClientError as e:
+        err = e.response.get("Error", {})
+        if err.get("Code") == "ResourceNotFoundException":
+            return _fail(f"no logs for function {args.function!r} ({group})", args.json)
+        return _fail(f"{group}: {err.get('Code')}: {err.get('Message')}", args.json)
+    except Exception as e:
+        if _connection_error(e):
+            return _fail(f"cannot reach the lambdalet server at {args.endpoint}: {e}", args.json)
+        raise
+    return 0
+
+
+def parse_since_arg(since: str | None, now: float) -> int | None:
+    from lambdalet.ops.tail import parse_since
+
+    return None if since is None else parse_since(since, now)
+
+
+# --------------------------------------------------------------------------- stacks
+
+
+def _here_stack(stack_name: str | None) -> str | None:
+    """``--stack-name``, or the stack of the template / lambdalet.toml in this folder."""
+    if stack_name:
+        return stack_name
+    from lambdalet.ops.loader import default_stack_name, find_source
+
+    try:
+        return default_stack_name(find_source(Path.cwd()))
+    except PlanError:
+        return None
+
+
+def resolve_function(lam: Any, name: str, stack_name: str | None) -> str:
+    """A function name, or the logical ID of a function of this folder's stack (as SAM's
+    ``sam local invoke HelloWorldFunction``); the name itself when it is neither."""
+    if ":" in name or "/" in name:
+        return name
+    try:
+        lam.get_function_configuration(FunctionName=name)
+        return name
+    except lam.exceptions.ResourceNotFoundException:
+        pass
+    stack = _here_stack(stack_name)
+    if stack is None:
+        return name
+    from lambdalet.ops.stack import by_logical_id, deployed_functions
+
+    return by_logical_id(deployed_functions(lam), stack, name) or name
+
+
+def stacks_command(args: argparse.Namespace) -> int:
+    from lambdalet.ops.stack import deployed_functions, stacks_of
+
+    try:
+        stacks = stacks_of(deployed_functions(lambda_client(args.endpoint)))
+    except Exception as e:
+        if _connection_error(e):
+            return _fail(f"cannot reach the lambdalet server at {args.endpoint}: {e}", args.json)
+        raise
+    if args.json:
+        print(json.dumps([asdict(s) for s in stacks.values()]))
+        return 0
+    style = Style(sys.stdout)
+    rows = [
+        [
+            s.name,
+            str(len(s.functions)),
+            ", ".join(f"{lid or '?'}={fn}" for fn, lid in s.functions.items()),
+            ", ".join(s.sources),
+        ]
+        for s in stacks.values()
+    ]
+    if not rows:
+        print("no stacks", file=sys.stderr)
+        return 0
+    print(table(["STACK", "FUNCTIONS", "LOGICAL ID=NAME", "TEMPLATE"], rows, style))
+    return 0
+
+
+def delete_command(args: argparse.Namespace) -> int:
+    """``lambdalet delete STACK``: every function of the stack; asks first on a terminal."""
+    from lambdalet.ops.stack import delete_stack, deployed_functions, stacks_of
+
+    try:
+        lam = lambda_client(args.endpoint)
+        info = stacks_of(deployed_functions(lam)).get(args.stack)
+        if info is None:
+            return _fail(f"no stack {args.stack!r} on {args.endpoint}", args.json)
+        if not args.yes and sys.stdin.isatty():
+            names = ", ".join(info.functions)
+            answer = input(f"delete stack {args.stack} ({names})? [y/N] ")
+            if answer.strip().lower() not in ("y", "yes"):
+                print("not deleted", file=sys.stderr)
+                return 1
+        deleted = delete_stack(lam, args.stack, progress)
+    except Exception as e:
+        if _connection_error(e):
+            return _fail(f"cannot reach the lambdalet server at {args.endpoint}: {e}", args.json)
+        raise
+    if args.json:
+        print(json.dumps({"stack": args.stack, "deleted": deleted}))
+    else:
+        print(f"deleted stack {args.stack}: {len(deleted)} function(s)")
     return 0

@@ -15,6 +15,7 @@ import io
 import os
 import stat
 import time
+import urllib.request
 import zipfile
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
@@ -153,12 +154,81 @@ def _error(resource: str, step: str, e: Exception) -> DeployError:
     return DeployError(resource, step, str(e))
 
 
+class Rollback:
+    """What a deploy changed, so a failure half-way puts the functions back as they were.
+
+    Functions it created are deleted; functions it updated get their configuration, code and
+    tags back.  Published layer versions and function versions stay (they are immutable and
+    unused by the restored functions); pruning runs only after every function deployed.
+    """
+
+    def __init__(self, lam: Any, say: Say) -> None:
+        self._lam = lam
+        self._say = say
+        self.created: list[str] = []
+        #: name -> (configuration, code zip or None if unchanged, tags) before the deploy
+        self.updated: dict[str, tuple[dict[str, Any], bytes | None, dict[str, str]]] = {}
+
+    def remember(
+        self, name: str, current: dict[str, Any], code_url: str | None, tags: dict[str, str]
+    ) -> None:
+        """Before the first change to an existing function."""
+        if name in self.updated:
+            return
+        code = None
+        if code_url:
+            with urllib.request.urlopen(code_url, timeout=60) as r:
+                code = r.read()
+        self.updated[name] = (current, code, dict(tags))
+
+    def run(self) -> None:
+        lam, say = self._lam, self._say
+        for name in reversed(self.created):
+            say(f"rolling back: deleting function {name}")
+            with contextlib.suppress(Exception):
+                lam.delete_function(FunctionName=name)
+        for name, (config, code, tags) in self.updated.items():
+            say(f"rolling back: restoring function {name}")
+            try:
+                lam.update_function_configuration(FunctionName=name, **_restorable(config))
+                lam.get_waiter("function_updated_v2").wait(FunctionName=name, WaiterConfig=WAIT)
+                if code is not None:
+                    lam.update_function_code(FunctionName=name, ZipFile=code)
+                    lam.get_waiter("function_updated_v2").wait(FunctionName=name, WaiterConfig=WAIT)
+                arn = config["FunctionArn"]
+                now = lam.list_tags(Resource=arn).get("Tags", {})
+                added = [k for k in now if k not in tags]
+                if added:
+                    lam.untag_resource(Resource=arn, TagKeys=added)
+                changed = {k: v for k, v in tags.items() if now.get(k) != v}
+                if changed:
+                    lam.tag_resource(Resource=arn, Tags=changed)
+            except Exception as e:  # keep restoring the others; say what could not be
+                say(f"rolling back {name} failed: {e}")
+
+
+def _restorable(config: dict[str, Any]) -> dict[str, Any]:
+    """UpdateFunctionConfiguration arguments that give a function this configuration back."""
+    return {
+        "Runtime": config.get("Runtime"),
+        "Handler": config.get("Handler"),
+        "MemorySize": config.get("MemorySize"),
+        "Timeout": config.get("Timeout"),
+        "Environment": {"Variables": config.get("Environment", {}).get("Variables", {})},
+        "Layers": [layer["Arn"] for layer in config.get("Layers", [])],
+        "Description": config.get("Description", ""),
+        "Role": config.get("Role"),
+    }
+
+
 def deploy(
     lam: Any, template: Template, source: str, say: Say, *, prune_dropped: bool = True
 ) -> DeployResult:
     """Publish changed layers, create or update every function, then delete dropped ones.
 
-    ``source`` is the template's file name, next to ``template.base_dir``.
+    Either every function deploys, or the functions are rolled back to what they were
+    (:class:`Rollback`) and the error is raised.  ``source`` is the template's file name,
+    next to ``template.base_dir``.
     """
     started = time.monotonic()
     stack = template.stack_name
@@ -170,10 +240,17 @@ def deploy(
     fn_plans = template.functions(arns)
     layer_dirs = [Path(p.content_dir) for p in layer_plans]
     path = str(Path(template.base_dir) / source)
-    fn_results = [
-        deploy_function(lam, p, say, layer_dirs, stack_tags(stack, p.logical_id, path))
-        for p in fn_plans
-    ]
+    undo = Rollback(lam, say)
+    try:
+        fn_results = [
+            deploy_function(
+                lam, p, say, layer_dirs, stack_tags(stack, p.logical_id, path), undo=undo
+            )
+            for p in fn_plans
+        ]
+    except Exception:
+        undo.run()
+        raise
     deleted: list[str] = []
     if prune_dropped:
         try:
@@ -253,6 +330,8 @@ def deploy_function(
     say: Say,
     layer_dirs: Iterable[Path] = (),
     tags: dict[str, str] | None = None,
+    *,
+    undo: Rollback | None = None,
 ) -> FunctionResult:
     """Create or update the function; ``tags`` (its stack's) are set on it either way."""
     lid, name = plan.logical_id, plan.name
@@ -266,8 +345,9 @@ def deploy_function(
         try:
             got = lam.get_function(FunctionName=name)
             current, current_tags = got["Configuration"], got.get("Tags", {})
+            code_url = got.get("Code", {}).get("Location")
         except lam.exceptions.ResourceNotFoundException:
-            current, current_tags = None, {}
+            current, current_tags, code_url = None, {}, None
         conflict = owner_conflict(tags[STACK_TAG], name, current_tags) if tags else None
         if conflict is not None:
             raise DeployError(lid, "stack", conflict)
@@ -284,6 +364,8 @@ def deploy_function(
                 **extra,
             )
             arn = out["FunctionArn"]
+            if undo is not None:
+                undo.created.append(name)
             say(f"waiting for {name} to be Active")
             step = "waiting for State Active"
             lam.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig=WAIT)
@@ -291,13 +373,19 @@ def deploy_function(
         else:
             arn = current["FunctionArn"]
             changes = _config_changes(current, plan)
+            code_changed = current.get("CodeSha256") != sha
+            if undo is not None and (
+                changes or code_changed or tags_to_set(current_tags, tags or {})
+            ):
+                step = "saving the function's state for a rollback"
+                undo.remember(name, current, code_url if code_changed else None, current_tags)
             if changes:
                 step = "UpdateFunctionConfiguration"
                 say(f"updating {name}: {', '.join(changes)}")
                 lam.update_function_configuration(FunctionName=name, **plan.configuration())
                 step = "waiting for LastUpdateStatus Successful"
                 lam.get_waiter("function_updated_v2").wait(FunctionName=name, WaiterConfig=WAIT)
-            if current.get("CodeSha256") != sha:
+            if code_changed:
                 changes.append("Code")
                 step = "UpdateFunctionCode"
                 say(f"updating {name}: code ({len(data) / 1024:.1f} KiB)")

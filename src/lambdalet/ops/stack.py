@@ -15,7 +15,9 @@ The decisions are pure functions; :func:`prune` does the API calls.
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import hashlib
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +26,25 @@ STACK_TAG = "lambdalet:stack"
 LOGICAL_ID_TAG = "lambdalet:logical-id"
 SOURCE_TAG = "lambdalet:source"
 _TAG_VALUE_MAX = 256
+#: Lambda's limit on a function name
+_NAME_MAX = 64
+_SUFFIX_LEN = 12
+
+
+def physical_name(stack: str, logical_id: str) -> str:
+    """The name of a function whose template sets no ``FunctionName``.
+
+    CloudFormation's pattern, ``<stack>-<LogicalId>-<SUFFIX>``, cut to Lambda's 64
+    characters, so that two stacks' ``HelloWorldFunction`` never collide.  CloudFormation's
+    suffix is random and remembered in the stack; here it is derived from the stack and
+    the logical ID (12 characters of base32 of their SHA-256), so every deploy of the stack
+    finds its functions again with no state kept.
+    """
+    digest = hashlib.sha256(f"{stack}/{logical_id}".encode()).digest()
+    suffix = base64.b32encode(digest).decode()[:_SUFFIX_LEN]
+    room = _NAME_MAX - len(suffix) - 2
+    lid = logical_id[: max(room - len(stack), room // 2)]
+    return f"{stack[: room - len(lid)]}-{lid}-{suffix}"
 
 
 def stack_tags(stack: str, logical_id: str, source: str) -> dict[str, str]:
@@ -111,3 +132,52 @@ def prune(
         with contextlib.suppress(lam.exceptions.ResourceNotFoundException):  # deleted meanwhile
             lam.delete_function(FunctionName=name)
     return decision.delete
+
+
+# --------------------------------------------------------------------------- stacks on a server
+
+
+@dataclass(frozen=True)
+class StackInfo:
+    name: str
+    functions: dict[str, str]  # function name -> logical ID
+    sources: tuple[str, ...]  # the template files it was deployed from
+
+
+def stacks_of(deployed: Mapping[str, Mapping[str, str]]) -> dict[str, StackInfo]:
+    """The stacks the functions' tags name (pure)."""
+    functions: dict[str, dict[str, str]] = {}
+    sources: dict[str, set[str]] = {}
+    for name, tags in deployed.items():
+        stack = tags.get(STACK_TAG)
+        if stack is None:
+            continue
+        functions.setdefault(stack, {})[name] = tags.get(LOGICAL_ID_TAG, "")
+        if tags.get(SOURCE_TAG):
+            sources.setdefault(stack, set()).add(tags[SOURCE_TAG])
+    return {
+        s: StackInfo(s, dict(sorted(fns.items())), tuple(sorted(sources.get(s, ()))))
+        for s, fns in sorted(functions.items())
+    }
+
+
+def by_logical_id(
+    deployed: Mapping[str, Mapping[str, str]], stack: str, logical_id: str
+) -> str | None:
+    """The name of the stack's function with this logical ID, if there is one (pure)."""
+    for name, tags in sorted(deployed.items()):
+        if tags.get(STACK_TAG) == stack and tags.get(LOGICAL_ID_TAG) == logical_id:
+            return name
+    return None
+
+
+def delete_stack(lam: Any, stack: str, say: Callable[[str], None]) -> list[str]:
+    """Delete every function tagged with the stack; returns their names."""
+    info = stacks_of(deployed_functions(lam)).get(stack)
+    if info is None:
+        return []
+    for name in info.functions:
+        say(f"deleting function {name}")
+        with contextlib.suppress(lam.exceptions.ResourceNotFoundException):
+            lam.delete_function(FunctionName=name)
+    return list(info.functions)

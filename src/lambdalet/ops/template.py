@@ -25,6 +25,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import PurePath
 from typing import Any
 
+from lambdalet.ops.stack import physical_name
 from lambdalet.ops.standins import STAND_INS, Reference, StandIn, generated_name
 
 DEFAULT_ROLE = "arn:aws:iam::123456789012:role/lambdalet"
@@ -208,7 +209,9 @@ class Template:
 
     def function_name(self, lid: str) -> str:
         props = _props(lid, self.resources[lid])
-        name = _Resolver(self, {}).prop(props, "FunctionName", lid, default=lid)
+        # no FunctionName: CloudFormation's <stack>-<LogicalId>-<SUFFIX> (ops/stack.py)
+        default = physical_name(self.stack_name, lid)
+        name = _Resolver(self, {}).prop(props, "FunctionName", lid, default=default)
         return _check_name(lid, "FunctionName", name)
 
     def _function(self, lid: str, r: _Resolver) -> FunctionPlan:

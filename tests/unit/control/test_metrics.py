@@ -4,6 +4,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from lambdalet.control.metrics import Metrics
 from lambdalet.env.observer import InitReport, InvokeReport
+from lambdalet.env.outcome import InvokeOutcome
 
 
 def samples(m: Metrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -16,10 +17,10 @@ def samples(m: Metrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 
 def test_reports_throttles_and_inits_become_metrics() -> None:
     m = Metrics(lambda: [])
-    m.invoke_reported(InvokeReport("f", "$LATEST", 12.0, 80.0, None, None, 40))
-    m.invoke_reported(InvokeReport("f", "$LATEST", 3000.0, None, "timeout", "Sandbox.Timedout", 41))
+    m.invoke_reported(InvokeReport("f", "$LATEST", 12.0, 80.0, InvokeOutcome.success(), 40))
+    m.invoke_reported(InvokeReport("f", "$LATEST", 3000.0, None, InvokeOutcome.timeout(), 41))
     m.init_reported(InitReport("f", "$LATEST", "invoke", "on-demand", 55.0, "error"))
-    m.throttled("f", "ReservedFunctionConcurrentInvocationLimitExceeded")
+    m.throttled("f", "$LATEST", "ReservedFunctionConcurrentInvocationLimitExceeded")
     s = samples(m)
     assert s[("lambdalet_invocations_total", (("function", "f"), ("outcome", "success")))] == 1
     assert s[("lambdalet_invocations_total", (("function", "f"), ("outcome", "timeout")))] == 1
@@ -36,5 +37,22 @@ def test_reports_throttles_and_inits_become_metrics() -> None:
 
 def test_registries_are_separate() -> None:
     a, b = Metrics(lambda: []), Metrics(lambda: [])
-    a.throttled("f", "x")
+    a.throttled("f", "$LATEST", "x")
     assert ("lambdalet_throttles_total", (("function", "f"), ("reason", "x"))) not in samples(b)
+
+
+def test_a_handler_error_and_an_init_failure_are_errors_not_successes() -> None:
+    m = Metrics(lambda: [])
+    raised = InvokeOutcome.function_error("ValueError")
+    m.invoke_reported(InvokeReport("f", "$LATEST", 5.0, None, raised, 40))
+    failed = InvokeOutcome.init_failure("error", "Runtime.ImportModuleError")
+    m.invoke_reported(InvokeReport("f", "$LATEST", 9.0, 7.0, failed, 40))
+    s = samples(m)
+    assert ("lambdalet_invocations_total", (("function", "f"), ("outcome", "success"))) not in s
+    assert s[("lambdalet_invocations_total", (("function", "f"), ("outcome", "error")))] == 1
+    assert s[("lambdalet_invocations_total", (("function", "f"), ("outcome", "init_failure")))] == 1
+    assert s[("lambdalet_errors_total", (("error_type", "ValueError"), ("function", "f")))] == 1
+    key = (("error_type", "Runtime.ImportModuleError"), ("function", "f"))
+    assert s[("lambdalet_errors_total", key)] == 1
+    # the failed Init began a cold start
+    assert s[("lambdalet_cold_starts_total", (("function", "f"),))] == 1

@@ -11,7 +11,6 @@ from lambdalet.env.log_files import (
     log_files,
     log_path,
     logged_functions,
-    read_log,
     remove_logs,
 )
 
@@ -29,7 +28,7 @@ def test_a_flood_stays_under_the_cap_and_keeps_the_newest_lines(tmp_path: Path) 
     names = [p.name for p in log_files(tmp_path, "fn")]
     assert names == ["fn.log.2", "fn.log.1", "fn.log"]
     assert _total(tmp_path, "fn") <= limits.total_bytes
-    text = b"".join(read_log(tmp_path, "fn")).decode()
+    text = b"".join(p.read_bytes() for p in log_files(tmp_path, "fn")).decode()
     lines = text.splitlines()
     assert lines[-1] == "line 004999"
     # oldest first, no gap: the kept lines are consecutive
@@ -92,32 +91,3 @@ def test_writes_after_close_are_dropped(tmp_path: Path) -> None:
     remove_logs(tmp_path, "fn")
     flog.write(b"late\n")
     assert log_files(tmp_path, "fn") == []
-
-
-def test_follow_reads_across_a_rotation(tmp_path: Path) -> None:
-    flog = FunctionLog(tmp_path, "fn", LogLimits(max_bytes=24, backups=1))
-    flog.write(b"first line\n")
-    # each poll, the function prints more: the 2nd line still goes to the file being read,
-    # the 3rd rotates it; the reader must finish the old file before the new one
-    steps = iter([[b"second one\n", b"third one\n"], [b"fourth\n"]])
-    seen: list[bytes] = []
-
-    class Done(Exception):
-        pass
-
-    polls: list[float] = []
-
-    def sleep(seconds: float) -> None:
-        polls.append(seconds)
-        for data in next(steps, None) or []:
-            flog.write(data)
-        if len(polls) > 10 or b"fourth" in b"".join(seen):
-            raise Done
-
-    try:
-        for chunk in read_log(tmp_path, "fn", follow=True, sleep=sleep):
-            seen.append(chunk)
-    except Done:
-        pass
-    flog.close()
-    assert b"".join(seen) == b"first line\nsecond one\nthird one\nfourth\n"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from lambdalet.ops.stack import (
     LOGICAL_ID_TAG,
     SOURCE_TAG,
@@ -60,3 +62,15 @@ def test_tags_to_set_leaves_other_tags_alone() -> None:
     current = {**_tags("shop", lid="Old"), "team": "x"}
     assert tags_to_set(current, wanted) == {LOGICAL_ID_TAG: "New"}
     assert tags_to_set(wanted, wanted) == {}
+
+
+def test_physical_names_follow_cloudformation_and_never_collide_across_stacks() -> None:
+    from lambdalet.ops.stack import physical_name
+
+    a = physical_name("app-one", "HelloWorldFunction")
+    b = physical_name("app-two", "HelloWorldFunction")
+    assert re.fullmatch(r"app-one-HelloWorldFunction-[A-Z2-7]{12}", a), a
+    assert a != b and physical_name("app-one", "HelloWorldFunction") == a  # stable
+    long = physical_name("s" * 100, "L" * 100)
+    assert len(long) == 64 and long.startswith("s" * 25 + "-" + "L" * 25 + "-")
+    assert len(physical_name("short", "L" * 100)) == 64

@@ -123,10 +123,12 @@ def test_globals_merge_into_serverless_functions() -> None:
 
 def test_intrinsics_between_resources() -> None:
     env = _functions(_template())["Api"].environment
-    assert env["WORKER"] == "Worker"  # no FunctionName: the logical ID is the name
-    assert env["WORKER_ARN"] == "arn:aws:lambda:us-east-1:123456789012:function:Worker"
+    # no FunctionName: CloudFormation's <stack>-<LogicalId>-<SUFFIX>
+    worker = "shop-Worker-A5ND4AHBLPW2"
+    assert env["WORKER"] == worker
+    assert env["WORKER_ARN"] == f"arn:aws:lambda:us-east-1:123456789012:function:{worker}"
     assert env["SUBBED"] == (
-        "worker is Worker at arn:aws:lambda:us-east-1:123456789012:function:Worker"
+        f"worker is {worker} at arn:aws:lambda:us-east-1:123456789012:function:{worker}"
         " in us-east-1, ${literal}"
     )
     assert env["JOINED"] == "a-dev"
