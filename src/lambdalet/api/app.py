@@ -13,6 +13,8 @@ from lambdalet.api.arns import Scope
 from lambdalet.api.auth import SigV4Verifier
 from lambdalet.api.handlers import CODE_ROUTE, REQUEST_ID_KEY, Handlers
 from lambdalet.api.tasks import BackgroundTasks
+from lambdalet.api.trigger_handlers import TriggerHandlers, trigger_routes
+from lambdalet.api.url_gateway import UrlGateway
 from lambdalet.api.validation import MAX_ZIP_REQUEST
 from lambdalet.clock import Clock, SystemClock
 from lambdalet.config import ServerConfig
@@ -164,13 +166,16 @@ def build_api_app(
     )
     provisioner = Provisioner(store, invoker, limits)
     auth = SigV4Verifier(config, clock) if config.credentials else None
+    scope = Scope(config.region, config.account_id)
+    # function URLs first: their requests never reach the API's routes or its SigV4 check
+    gateway = UrlGateway(scope, store, invoker, clock, auth)
     app = web.Application(
-        middlewares=[aws_errors] if auth is None else [aws_errors, auth.middleware],
+        middlewares=[gateway.middleware, aws_errors] + ([] if auth is None else [auth.middleware]),
         client_max_size=CLIENT_MAX_SIZE,
     )
     tasks = BackgroundTasks()
     handlers = Handlers(
-        Scope(config.region, config.account_id),
+        scope,
         store,
         invoker,
         tasks,
@@ -183,6 +188,7 @@ def build_api_app(
     app[HANDLERS_KEY] = handlers
     app[QUEUE_KEY] = queue
     app.add_routes(routes(handlers))
+    app.add_routes(trigger_routes(TriggerHandlers(scope, store, clock)))
 
     async def start(_: web.Application) -> None:
         queue.start()

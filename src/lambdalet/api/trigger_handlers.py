@@ -1,0 +1,174 @@
+"""Operations of resource policies and function URL configurations: parse → validate →
+one store call → render (the route table is ``trigger_routes``)."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import string
+
+from aiohttp import web
+
+from lambdalet.api import function_urls as urls
+from lambdalet.api import policies, render, validation
+from lambdalet.api.arns import Scope, function_arn, parse_function_name
+from lambdalet.clock import Clock
+from lambdalet.errors import InvalidParameterValueException, ResourceNotFoundException
+from lambdalet.model import LATEST
+from lambdalet.store import Store
+from lambdalet.store.triggers import NO_POLICY, UrlConfig
+
+POLICY_PATH = "/2015-03-31/functions/{name}/policy"
+URL_PATH = "/2021-10-31/functions/{name}/url"
+URLS_PATH = "/2021-10-31/functions/{name}/urls"
+_ID_ALPHABET = string.ascii_lowercase + string.digits
+
+
+def new_url_id() -> str:
+    return "".join(secrets.choice(_ID_ALPHABET) for _ in range(32))
+
+
+def function_url(request: web.Request, url_id: str) -> str:
+    """The address a client on this host opens as is: the server's own host and port."""
+    return f"{request.scheme}://{request.host}{urls.URL_PREFIX}{url_id}/"
+
+
+class TriggerHandlers:
+    def __init__(self, scope: Scope, store: Store, clock: Clock) -> None:
+        self.scope = scope
+        self.store = store
+        self.clock = clock
+
+    def _target(self, request: web.Request) -> tuple[str, str | None]:
+        ref = parse_function_name(
+            request.match_info["name"], self.scope, request.query.get("Qualifier")
+        )
+        return ref.name, ref.qualifier
+
+    # ------------------------------------------------------------- policies
+
+    def _policy_target(self, request: web.Request) -> tuple[str, str]:
+        """(function, qualifier or '') after checking both exist."""
+        name, qualifier = self._target(request)
+        if qualifier == LATEST:
+            raise InvalidParameterValueException(
+                "We currently do not support adding policies for $LATEST."
+            )
+        self.store.resolve(name, qualifier)
+        return name, qualifier or ""
+
+    async def add_permission(self, request: web.Request) -> web.Response:
+        name, qualifier = self._policy_target(request)
+        p = policies.permission(validation.json_body(await request.read()))
+        resource = function_arn(self.scope, name, qualifier or None)
+        st = policies.statement(p, resource)
+        self.store.add_statement(name, qualifier, st, p.revision_id)
+        return render.json_response({"Statement": json.dumps(st, separators=(",", ":"))}, 201)
+
+    async def get_policy(self, request: web.Request) -> web.Response:
+        name, qualifier = self._policy_target(request)
+        policy = self.store.get_policy(name, qualifier)
+        if policy is None:
+            raise ResourceNotFoundException(NO_POLICY)
+        text = json.dumps(policies.document(policy.statements), separators=(",", ":"))
+        return render.json_response({"Policy": text, "RevisionId": policy.revision_id})
+
+    async def remove_permission(self, request: web.Request) -> web.Response:
+        name, qualifier = self._policy_target(request)
+        sid = policies.statement_id(request.match_info["sid"])
+        self.store.remove_statement(name, qualifier, sid, request.query.get("RevisionId"))
+        return render.empty(204)
+
+    # -------------------------------------------------------- function URLs
+
+    def _url_target(self, request: web.Request) -> tuple[str, str]:
+        name, qualifier = self._target(request)
+        q = urls.url_qualifier(qualifier)
+        self.store.resolve(name, q or None)
+        return name, q
+
+    def _shape(
+        self, request: web.Request, cfg: UrlConfig, *, last_modified: bool = True
+    ) -> dict[str, object]:
+        return urls.url_config_shape(
+            url=function_url(request, cfg.url_id),
+            function_arn=function_arn(self.scope, cfg.function_name, cfg.qualifier or None),
+            auth_type=cfg.auth_type,
+            cors=cfg.cors,
+            invoke_mode=cfg.invoke_mode,
+            creation_time=cfg.creation_time,
+            last_modified=cfg.last_modified if last_modified else None,
+        )
+
+    async def create_url_config(self, request: web.Request) -> web.Response:
+        name, qualifier = self._url_target(request)
+        s = urls.url_settings(validation.json_body(await request.read()), create=True)
+        now = urls.iso_time(self.clock.wall())
+        assert s.auth_type is not None
+        cfg = self.store.create_url_config(
+            UrlConfig(
+                url_id=new_url_id(),
+                function_name=name,
+                qualifier=qualifier,
+                auth_type=s.auth_type,
+                cors=s.cors,
+                invoke_mode=s.invoke_mode or "BUFFERED",
+                creation_time=now,
+                last_modified=now,
+            )
+        )
+        return render.json_response(self._shape(request, cfg, last_modified=False), 201)
+
+    async def get_url_config(self, request: web.Request) -> web.Response:
+        name, qualifier = self._url_target(request)
+        return render.json_response(
+            self._shape(request, self.store.get_url_config(name, qualifier))
+        )
+
+    async def update_url_config(self, request: web.Request) -> web.Response:
+        name, qualifier = self._url_target(request)
+        s = urls.url_settings(validation.json_body(await request.read()), create=False)
+        old = self.store.get_url_config(name, qualifier)
+        cfg = self.store.update_url_config(
+            UrlConfig(
+                url_id=old.url_id,
+                function_name=name,
+                qualifier=qualifier,
+                auth_type=s.auth_type or old.auth_type,
+                cors=old.cors if s.cors is None else s.cors,
+                invoke_mode=s.invoke_mode or old.invoke_mode,
+                creation_time=old.creation_time,
+                last_modified=urls.iso_time(self.clock.wall()),
+            )
+        )
+        return render.json_response(self._shape(request, cfg))
+
+    async def delete_url_config(self, request: web.Request) -> web.Response:
+        name, qualifier = self._url_target(request)
+        self.store.delete_url_config(name, qualifier)
+        return render.empty(204)
+
+    async def list_url_configs(self, request: web.Request) -> web.Response:
+        name, _ = self._target(request)
+        self.store.get_function(name)
+        params = validation.list_params(request.query, 50)
+        page = self.store.list_url_configs(name, params.after, params.limit)
+        out: dict[str, object] = {
+            "FunctionUrlConfigs": [self._shape(request, c) for c in page.items]
+        }
+        if page.next_after is not None:
+            out["NextMarker"] = validation.encode_marker(page.next_after)
+        return render.json_response(out)
+
+
+def trigger_routes(h: TriggerHandlers) -> list[web.RouteDef]:
+    return [
+        web.post(POLICY_PATH, h.add_permission, name="AddPermission"),
+        web.get(POLICY_PATH, h.get_policy, name="GetPolicy"),
+        web.delete(POLICY_PATH + "/{sid}", h.remove_permission, name="RemovePermission"),
+        web.post(URL_PATH, h.create_url_config, name="CreateFunctionUrlConfig"),
+        web.get(URL_PATH, h.get_url_config, name="GetFunctionUrlConfig"),
+        web.put(URL_PATH, h.update_url_config, name="UpdateFunctionUrlConfig"),
+        web.delete(URL_PATH, h.delete_url_config, name="DeleteFunctionUrlConfig"),
+        web.get(URLS_PATH, h.list_url_configs, name="ListFunctionUrlConfigs"),
+    ]

@@ -1,0 +1,234 @@
+"""Resource policies and function URL configurations (part of ``Store``).
+
+A policy is stored per function and qualifier ('' for the unqualified function) as a list
+of statements with its own revision id; a function URL per function and qualifier
+('' or an alias), addressed by its url id.  Both go with the function when it is deleted
+(``forget_triggers``), and a policy or URL of an alias goes with the alias.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from lambdalet.errors import (
+    PreconditionFailedException,
+    ResourceConflictException,
+    ResourceNotFoundException,
+)
+from lambdalet.model import FunctionRecord
+from lambdalet.store.records import Page
+
+if TYPE_CHECKING:
+    from contextlib import AbstractContextManager
+
+    from lambdalet.clock import Clock
+
+NO_POLICY = "The resource you requested does not exist."
+POLICY_REVISION_MISMATCH = (
+    "The Revision Id provided does not match the latest Revision Id. "
+    "Call the GetPolicy API to retrieve the latest Revision Id"
+)
+
+
+@dataclass(frozen=True)
+class Policy:
+    statements: tuple[Mapping[str, Any], ...]
+    revision_id: str
+
+
+@dataclass(frozen=True)
+class UrlConfig:
+    """One function URL: ``qualifier`` is '' (the function) or an alias name."""
+
+    url_id: str
+    function_name: str
+    qualifier: str
+    auth_type: str
+    cors: Mapping[str, Any] | None
+    invoke_mode: str
+    creation_time: str
+    last_modified: str
+
+
+class TriggersMixin:
+    """Policies and URL configurations: methods of ``Store``."""
+
+    if TYPE_CHECKING:  # provided by Store
+        _db: sqlite3.Connection
+        _clock: Clock
+
+        def _tx(self) -> AbstractContextManager[None]: ...
+        def function_arn(self, name: str) -> str: ...
+        def get_function(self, name: str, qualifier: str | None = None) -> FunctionRecord: ...
+
+    # ----------------------------------------------------------------- policies
+
+    def get_policy(self, name: str, qualifier: str) -> Policy | None:
+        row = self._db.execute(
+            "SELECT statements, revision_id FROM resource_policies"
+            " WHERE name = ? AND qualifier = ?",
+            (name, qualifier),
+        ).fetchone()
+        if row is None:
+            return None
+        statements = json.loads(row["statements"])
+        if not statements:
+            return None
+        return Policy(tuple(statements), str(row["revision_id"]))
+
+    def add_statement(
+        self,
+        name: str,
+        qualifier: str,
+        statement: Mapping[str, Any],
+        revision_id: str | None = None,
+    ) -> Policy:
+        """Append a statement; 409 for a Sid in use, 412 if ``revision_id`` is stale."""
+        with self._tx():
+            current = self.get_policy(name, qualifier)
+            statements = list(current.statements) if current else []
+            if revision_id is not None and (current is None or current.revision_id != revision_id):
+                raise PreconditionFailedException(POLICY_REVISION_MISMATCH)
+            sid = statement["Sid"]
+            if any(s.get("Sid") == sid for s in statements):
+                raise ResourceConflictException(
+                    f"The statement id ({sid}) provided already exists. Please provide a new "
+                    "statement id, or remove the existing statement."
+                )
+            statements.append(dict(statement))
+            return self._write_policy(name, qualifier, statements)
+
+    def remove_statement(
+        self, name: str, qualifier: str, sid: str, revision_id: str | None = None
+    ) -> None:
+        with self._tx():
+            current = self.get_policy(name, qualifier)
+            if current is None:
+                raise ResourceNotFoundException(NO_POLICY)
+            if revision_id is not None and current.revision_id != revision_id:
+                raise PreconditionFailedException(POLICY_REVISION_MISMATCH)
+            kept = [s for s in current.statements if s.get("Sid") != sid]
+            if len(kept) == len(current.statements):
+                raise ResourceNotFoundException(f"Statement {sid} is not found in resource policy.")
+            self._write_policy(name, qualifier, kept)
+
+    def _write_policy(
+        self, name: str, qualifier: str, statements: list[Mapping[str, Any]]
+    ) -> Policy:
+        revision = str(uuid.uuid4())
+        self._db.execute(
+            "INSERT OR REPLACE INTO resource_policies (name, qualifier, statements, revision_id)"
+            " VALUES (?, ?, ?, ?)",
+            (name, qualifier, json.dumps(statements), revision),
+        )
+        return Policy(tuple(statements), revision)
+
+    # ------------------------------------------------------------ function URLs
+
+    def create_url_config(self, config: UrlConfig) -> UrlConfig:
+        with self._tx():
+            existing = self._url_row(config.function_name, config.qualifier)
+            if existing is not None:
+                arn = self.function_arn(config.function_name)
+                if config.qualifier:
+                    arn = f"{arn}:{config.qualifier}"
+                raise ResourceConflictException(
+                    f"Failed to create function url config for [functionArn = {arn}]. "
+                    "Error message:  FunctionUrlConfig exists for this Lambda function"
+                )
+            self._db.execute(
+                "INSERT INTO function_urls (url_id, name, qualifier, auth_type, cors,"
+                " invoke_mode, creation_time, last_modified) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    config.url_id,
+                    config.function_name,
+                    config.qualifier,
+                    config.auth_type,
+                    None if config.cors is None else json.dumps(config.cors),
+                    config.invoke_mode,
+                    config.creation_time,
+                    config.last_modified,
+                ),
+            )
+        return config
+
+    def get_url_config(self, name: str, qualifier: str) -> UrlConfig:
+        row = self._url_row(name, qualifier)
+        if row is None:
+            raise ResourceNotFoundException("The resource you requested does not exist.")
+        return _url(row)
+
+    def url_config_by_id(self, url_id: str) -> UrlConfig | None:
+        row = self._db.execute("SELECT * FROM function_urls WHERE url_id = ?", (url_id,)).fetchone()
+        return None if row is None else _url(row)
+
+    def update_url_config(self, config: UrlConfig) -> UrlConfig:
+        with self._tx():
+            self._db.execute(
+                "UPDATE function_urls SET auth_type = ?, cors = ?, invoke_mode = ?,"
+                " last_modified = ? WHERE url_id = ?",
+                (
+                    config.auth_type,
+                    None if config.cors is None else json.dumps(config.cors),
+                    config.invoke_mode,
+                    config.last_modified,
+                    config.url_id,
+                ),
+            )
+        return config
+
+    def delete_url_config(self, name: str, qualifier: str) -> None:
+        with self._tx():
+            cur = self._db.execute(
+                "DELETE FROM function_urls WHERE name = ? AND qualifier = ?", (name, qualifier)
+            )
+            if cur.rowcount == 0:
+                raise ResourceNotFoundException("The resource you requested does not exist.")
+
+    def list_url_configs(self, name: str, after: str | None, limit: int) -> Page[UrlConfig]:
+        """``after`` and ``next_after`` are ``#`` + the last qualifier shown."""
+        rows = self._db.execute(
+            "SELECT * FROM function_urls WHERE name = ? AND (? IS NULL OR qualifier > ?)"
+            " ORDER BY qualifier LIMIT ?",
+            (name, after, (after or "#")[1:], limit + 1),
+        ).fetchall()
+        items = tuple(_url(r) for r in rows[:limit])
+        more = len(rows) > limit
+        return Page(items, "#" + items[-1].qualifier if more else None)
+
+    def _url_row(self, name: str, qualifier: str) -> sqlite3.Row | None:
+        row: sqlite3.Row | None = self._db.execute(
+            "SELECT * FROM function_urls WHERE name = ? AND qualifier = ?", (name, qualifier)
+        ).fetchone()
+        return row
+
+    # ------------------------------------------------------------------ cleanup
+
+    def forget_triggers(self, name: str, qualifier: str | None = None) -> None:
+        """Drop the policies and URLs of a deleted function (or of one deleted alias or
+        version), inside the caller's transaction."""
+        for table in ("resource_policies", "function_urls"):
+            if qualifier is None:
+                self._db.execute(f"DELETE FROM {table} WHERE name = ?", (name,))
+            else:
+                self._db.execute(
+                    f"DELETE FROM {table} WHERE name = ? AND qualifier = ?", (name, qualifier)
+                )
+
+
+def _url(row: sqlite3.Row) -> UrlConfig:
+    return UrlConfig(
+        url_id=str(row["url_id"]),
+        function_name=str(row["name"]),
+        qualifier=str(row["qualifier"]),
+        auth_type=str(row["auth_type"]),
+        cors=None if row["cors"] is None else json.loads(row["cors"]),
+        invoke_mode=str(row["invoke_mode"]),
+        creation_time=str(row["creation_time"]),
+        last_modified=str(row["last_modified"]),
+    )
