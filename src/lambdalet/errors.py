@@ -134,3 +134,11 @@ class MissingAuthenticationTokenException(UserError):
     status = 403
     error_type = "MissingAuthenticationTokenException"
     message_key = "message"
+
+
+class ResourceInUseException(UserError):
+    """The resource is changing state (an event source mapping being created, updated or
+    deleted) and cannot take another change yet."""
+
+    status = 400
+    error_type = "ResourceInUseException"

@@ -29,6 +29,8 @@ from lambdalet.errors import (
 )
 from lambdalet.model import Invoker
 from lambdalet.store import Store
+from lambdalet.triggers.mappings import MappingManager
+from lambdalet.triggers.sqs_poller import SqsClientFactory, default_sqs_client
 
 log = logging.getLogger(__name__)
 
@@ -144,6 +146,7 @@ def build_api_app(
     settle_delay_s: float = 0.0,
     limits: ConcurrencyLimits | None = None,
     clock: Clock | None = None,
+    sqs_client_factory: SqsClientFactory | None = None,
 ) -> web.Application:
     """The Lambda API over ``store`` and ``invoker``, with the asynchronous-invocation queue
     and the provisioned-concurrency manager it owns (started and stopped with the app).
@@ -151,6 +154,8 @@ def build_api_app(
     ``settle_delay_s``: how long after a create/update the function stays Pending/InProgress
     (0: settled right after the response; tests raise it to observe the transient states).
     ``limits``: the concurrency accounting shared with the pool (a fresh one if omitted).
+    ``sqs_client_factory``: how event source mappings get an SQS client for a region (boto3's,
+    from the standard SDK configuration, if omitted).
     """
     clock = clock or SystemClock()
     limits = limits or ConcurrencyLimits(config.account_concurrency)
@@ -188,13 +193,16 @@ def build_api_app(
     app[HANDLERS_KEY] = handlers
     app[QUEUE_KEY] = queue
     app.add_routes(routes(handlers))
-    app.add_routes(trigger_routes(TriggerHandlers(scope, store, clock)))
+    mappings = MappingManager(store, invoker, sqs_client_factory or default_sqs_client)
+    app.add_routes(trigger_routes(TriggerHandlers(scope, store, clock, mappings)))
 
     async def start(_: web.Application) -> None:
         queue.start()
         provisioner.restore()
+        mappings.restore()
 
     async def stop(_: web.Application) -> None:
+        await mappings.close()
         await queue.close()
         await provisioner.close()
         await tasks.close()

@@ -6,21 +6,33 @@ from __future__ import annotations
 import json
 import secrets
 import string
+import uuid
+from dataclasses import replace
 
 from aiohttp import web
 
+from lambdalet.api import event_sources, policies, render, validation
 from lambdalet.api import function_urls as urls
-from lambdalet.api import policies, render, validation
-from lambdalet.api.arns import Scope, function_arn, parse_function_name
+from lambdalet.api.arns import Scope, function_arn, parse_function_name, validation_message
 from lambdalet.clock import Clock
-from lambdalet.errors import InvalidParameterValueException, ResourceNotFoundException
+from lambdalet.errors import (
+    InvalidParameterValueException,
+    ResourceInUseException,
+    ResourceNotFoundException,
+    ValidationException,
+)
 from lambdalet.model import LATEST
 from lambdalet.store import Store
-from lambdalet.store.triggers import NO_POLICY, UrlConfig
+from lambdalet.store.triggers import NO_POLICY, MappingRecord, UrlConfig
+from lambdalet.triggers import states
+from lambdalet.triggers.mappings import MappingManager
+from lambdalet.triggers.sqs_events import parse_queue_arn
+from lambdalet.triggers.sqs_poller import NO_RECORDS
 
 POLICY_PATH = "/2015-03-31/functions/{name}/policy"
 URL_PATH = "/2021-10-31/functions/{name}/url"
 URLS_PATH = "/2021-10-31/functions/{name}/urls"
+ESM_PATH = "/2015-03-31/event-source-mappings"
 _ID_ALPHABET = string.ascii_lowercase + string.digits
 
 
@@ -34,10 +46,11 @@ def function_url(request: web.Request, url_id: str) -> str:
 
 
 class TriggerHandlers:
-    def __init__(self, scope: Scope, store: Store, clock: Clock) -> None:
+    def __init__(self, scope: Scope, store: Store, clock: Clock, mappings: MappingManager) -> None:
         self.scope = scope
         self.store = store
         self.clock = clock
+        self.mappings = mappings
 
     def _target(self, request: web.Request) -> tuple[str, str | None]:
         ref = parse_function_name(
@@ -160,6 +173,109 @@ class TriggerHandlers:
             out["NextMarker"] = validation.encode_marker(page.next_after)
         return render.json_response(out)
 
+    # ------------------------------------------------- event source mappings
+
+    def _esm_shape(self, m: MappingRecord) -> dict[str, object]:
+        return event_sources.configuration(
+            uuid=m.uuid,
+            mapping_arn=(
+                f"arn:aws:lambda:{self.scope.region}:{self.scope.account_id}"
+                f":event-source-mapping:{m.uuid}"
+            ),
+            source_arn=m.source_arn,
+            function_arn=function_arn(self.scope, m.function_name, m.qualifier or None),
+            settings=m.settings,
+            state=m.state,
+            last_modified=m.last_modified,
+            last_result=m.last_result,
+        )
+
+    def _esm_function(self, value: object) -> tuple[str, str]:
+        if not isinstance(value, str):
+            raise ValidationException(
+                validation_message(value, "functionName", "Member must not be null")
+            )
+        ref = parse_function_name(value, self.scope)
+        self.store.resolve(ref.name, ref.qualifier)
+        return ref.name, "" if ref.qualifier in (None, LATEST) else str(ref.qualifier)
+
+    async def create_mapping(self, request: web.Request) -> web.Response:
+        body = validation.json_body(await request.read())
+        name, qualifier = self._esm_function(body.get("FunctionName"))
+        patch = event_sources.settings(body, create=True)
+        queue = parse_queue_arn(body["EventSourceArn"])
+        mapping = self.store.put_mapping(
+            MappingRecord(
+                uuid=str(uuid.uuid4()),
+                function_name=name,
+                qualifier=qualifier,
+                source_arn=queue.arn,
+                settings=event_sources.merged({}, patch, queue.fifo),
+                state=states.CREATING,
+                last_modified=self.clock.wall(),
+                last_result=NO_RECORDS,
+            )
+        )
+        self.mappings.settle(mapping.uuid)
+        return render.json_response(self._esm_shape(mapping), 202)
+
+    async def get_mapping(self, request: web.Request) -> web.Response:
+        return render.json_response(
+            self._esm_shape(self.store.get_mapping(request.match_info["uuid"]))
+        )
+
+    def _changeable(self, mapping_uuid: str) -> MappingRecord:
+        m = self.store.get_mapping(mapping_uuid)
+        if m.state in states.TRANSITIONAL:
+            raise ResourceInUseException(
+                f"Cannot update the event source mapping because it is in use. "
+                f"Current state: {m.state}"
+            )
+        return m
+
+    async def update_mapping(self, request: web.Request) -> web.Response:
+        body = validation.json_body(await request.read())
+        old = self._changeable(request.match_info["uuid"])
+        name, qualifier = old.function_name, old.qualifier
+        if body.get("FunctionName") is not None:
+            name, qualifier = self._esm_function(body["FunctionName"])
+        patch = event_sources.settings(body, create=False)
+        queue = parse_queue_arn(old.source_arn)
+        settings = event_sources.merged(old.settings, patch, queue.fifo)
+        was, now = bool(old.settings.get("Enabled", True)), bool(settings["Enabled"])
+        state = states.UPDATING if was == now else (states.ENABLING if now else states.DISABLING)
+        mapping = self.store.put_mapping(
+            replace(
+                old,
+                function_name=name,
+                qualifier=qualifier,
+                settings=settings,
+                state=state,
+                last_modified=self.clock.wall(),
+            )
+        )
+        self.mappings.settle(mapping.uuid)
+        return render.json_response(self._esm_shape(mapping), 202)
+
+    async def delete_mapping(self, request: web.Request) -> web.Response:
+        old = self._changeable(request.match_info["uuid"])
+        self.store.set_mapping_state(old.uuid, states.DELETING)
+        self.mappings.settle(old.uuid)
+        return render.json_response(self._esm_shape(replace(old, state=states.DELETING)), 202)
+
+    async def list_mappings(self, request: web.Request) -> web.Response:
+        params = validation.list_params(request.query, 10000)
+        fn = request.query.get("FunctionName")
+        name = None if fn is None else parse_function_name(fn, self.scope).name
+        source = request.query.get("EventSourceArn")
+        page = self.store.list_mappings(
+            function_name=name, source_arn=source, after=params.after, limit=params.limit
+        )
+        out: dict[str, object] = {"EventSourceMappings": [self._esm_shape(m) for m in page.items]}
+        if page.next_after is not None:
+            out["NextMarker"] = validation.encode_marker(page.next_after)
+        return render.json_response(out)
+
 
 def trigger_routes(h: TriggerHandlers) -> list[web.RouteDef]:
     return [
@@ -171,4 +287,11 @@ def trigger_routes(h: TriggerHandlers) -> list[web.RouteDef]:
         web.put(URL_PATH, h.update_url_config, name="UpdateFunctionUrlConfig"),
         web.delete(URL_PATH, h.delete_url_config, name="DeleteFunctionUrlConfig"),
         web.get(URLS_PATH, h.list_url_configs, name="ListFunctionUrlConfigs"),
+        web.post(ESM_PATH, h.create_mapping, name="CreateEventSourceMapping"),
+        web.post(ESM_PATH + "/", h.create_mapping),
+        web.get(ESM_PATH, h.list_mappings, name="ListEventSourceMappings"),
+        web.get(ESM_PATH + "/", h.list_mappings),
+        web.get(ESM_PATH + "/{uuid}", h.get_mapping, name="GetEventSourceMapping"),
+        web.put(ESM_PATH + "/{uuid}", h.update_mapping, name="UpdateEventSourceMapping"),
+        web.delete(ESM_PATH + "/{uuid}", h.delete_mapping, name="DeleteEventSourceMapping"),
     ]

@@ -55,6 +55,20 @@ class UrlConfig:
     last_modified: str
 
 
+@dataclass(frozen=True)
+class MappingRecord:
+    """One event source mapping; ``settings`` under AWS's field names."""
+
+    uuid: str
+    function_name: str
+    qualifier: str  # '' when the mapping names the function unqualified
+    source_arn: str
+    settings: Mapping[str, Any]
+    state: str
+    last_modified: float
+    last_result: str
+
+
 class TriggersMixin:
     """Policies and URL configurations: methods of ``Store``."""
 
@@ -207,6 +221,93 @@ class TriggersMixin:
         ).fetchone()
         return row
 
+    # ------------------------------------------------------ event source mappings
+
+    def put_mapping(self, mapping: MappingRecord) -> MappingRecord:
+        """Insert or replace a mapping; 409 if another maps the same queue to the function."""
+        with self._tx():
+            other = self._db.execute(
+                "SELECT uuid FROM event_source_mappings WHERE name = ? AND source_arn = ?"
+                " AND uuid != ?",
+                (mapping.function_name, mapping.source_arn, mapping.uuid),
+            ).fetchone()
+            if other is not None:
+                raise ResourceConflictException(
+                    f'An event source mapping with SQS arn (" {mapping.source_arn} ") and '
+                    f'function (" {mapping.function_name} ") already exists. Please update or '
+                    f"delete the existing mapping with UUID {other['uuid']}"
+                )
+            self._db.execute(
+                "INSERT OR REPLACE INTO event_source_mappings (uuid, name, qualifier,"
+                " source_arn, config, state, last_modified, last_result)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    mapping.uuid,
+                    mapping.function_name,
+                    mapping.qualifier,
+                    mapping.source_arn,
+                    json.dumps(dict(mapping.settings)),
+                    mapping.state,
+                    mapping.last_modified,
+                    mapping.last_result,
+                ),
+            )
+        return mapping
+
+    def get_mapping(self, mapping_uuid: str) -> MappingRecord:
+        row = self._db.execute(
+            "SELECT * FROM event_source_mappings WHERE uuid = ?", (mapping_uuid,)
+        ).fetchone()
+        if row is None:
+            raise ResourceNotFoundException(
+                f"The resource you requested does not exist. (Service: Lambda, Status Code: 404,"
+                f" Request ID: {mapping_uuid})"
+            )
+        return _mapping(row)
+
+    def set_mapping_state(
+        self, mapping_uuid: str, state: str, last_result: str | None = None
+    ) -> None:
+        with self._tx():
+            if last_result is None:
+                self._db.execute(
+                    "UPDATE event_source_mappings SET state = ? WHERE uuid = ?",
+                    (state, mapping_uuid),
+                )
+            else:
+                self._db.execute(
+                    "UPDATE event_source_mappings SET state = ?, last_result = ? WHERE uuid = ?",
+                    (state, last_result, mapping_uuid),
+                )
+
+    def set_mapping_result(self, mapping_uuid: str, last_result: str) -> None:
+        with self._tx():
+            self._db.execute(
+                "UPDATE event_source_mappings SET last_result = ? WHERE uuid = ?",
+                (last_result, mapping_uuid),
+            )
+
+    def delete_mapping(self, mapping_uuid: str) -> None:
+        with self._tx():
+            self._db.execute("DELETE FROM event_source_mappings WHERE uuid = ?", (mapping_uuid,))
+
+    def list_mappings(
+        self,
+        *,
+        function_name: str | None = None,
+        source_arn: str | None = None,
+        after: str | None = None,
+        limit: int = 10000,
+    ) -> Page[MappingRecord]:
+        rows = self._db.execute(
+            "SELECT * FROM event_source_mappings WHERE (? IS NULL OR name = ?)"
+            " AND (? IS NULL OR source_arn = ?) AND (? IS NULL OR uuid > ?)"
+            " ORDER BY uuid LIMIT ?",
+            (function_name, function_name, source_arn, source_arn, after, after, limit + 1),
+        ).fetchall()
+        items = tuple(_mapping(r) for r in rows[:limit])
+        return Page(items, items[-1].uuid if len(rows) > limit else None)
+
     # ------------------------------------------------------------------ cleanup
 
     def forget_triggers(self, name: str, qualifier: str | None = None) -> None:
@@ -231,4 +332,17 @@ def _url(row: sqlite3.Row) -> UrlConfig:
         invoke_mode=str(row["invoke_mode"]),
         creation_time=str(row["creation_time"]),
         last_modified=str(row["last_modified"]),
+    )
+
+
+def _mapping(row: sqlite3.Row) -> MappingRecord:
+    return MappingRecord(
+        uuid=str(row["uuid"]),
+        function_name=str(row["name"]),
+        qualifier=str(row["qualifier"]),
+        source_arn=str(row["source_arn"]),
+        settings=json.loads(row["config"]),
+        state=str(row["state"]),
+        last_modified=float(row["last_modified"]),
+        last_result=str(row["last_result"]),
     )
