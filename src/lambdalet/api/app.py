@@ -30,6 +30,7 @@ from lambdalet.errors import (
 from lambdalet.model import Invoker
 from lambdalet.store import Store
 from lambdalet.triggers.mappings import MappingManager
+from lambdalet.triggers.schedules import Region, ScheduleRunner
 from lambdalet.triggers.sqs_poller import SqsClientFactory, default_sqs_client
 
 log = logging.getLogger(__name__)
@@ -194,14 +195,17 @@ def build_api_app(
     app[QUEUE_KEY] = queue
     app.add_routes(routes(handlers))
     mappings = MappingManager(store, invoker, sqs_client_factory or default_sqs_client)
-    app.add_routes(trigger_routes(TriggerHandlers(scope, store, clock, mappings)))
+    schedules = ScheduleRunner(store, queue.submit, clock, Region(config.region, config.account_id))
+    app.add_routes(trigger_routes(TriggerHandlers(scope, store, clock, mappings, schedules)))
 
     async def start(_: web.Application) -> None:
         queue.start()
         provisioner.restore()
         mappings.restore()
+        schedules.start()
 
     async def stop(_: web.Application) -> None:
+        await schedules.close()
         await mappings.close()
         await queue.close()
         await provisioner.close()

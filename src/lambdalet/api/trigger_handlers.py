@@ -1,9 +1,11 @@
-"""Operations of resource policies and function URL configurations: parse → validate →
+"""Operations of resource policies, function URL configurations, event source mappings and
+lambdalet's schedules endpoints: parse → validate →
 one store call → render (the route table is ``trigger_routes``)."""
 
 from __future__ import annotations
 
 import json
+import math
 import secrets
 import string
 import uuid
@@ -17,15 +19,18 @@ from lambdalet.api.arns import Scope, function_arn, parse_function_name, validat
 from lambdalet.clock import Clock
 from lambdalet.errors import (
     InvalidParameterValueException,
+    InvalidRequestContentException,
     ResourceInUseException,
     ResourceNotFoundException,
     ValidationException,
 )
 from lambdalet.model import LATEST
 from lambdalet.store import Store
-from lambdalet.store.triggers import NO_POLICY, MappingRecord, UrlConfig
+from lambdalet.store.triggers import NO_POLICY, MappingRecord, ScheduleRow, UrlConfig
 from lambdalet.triggers import states
 from lambdalet.triggers.mappings import MappingManager
+from lambdalet.triggers.schedules import ScheduleRunner
+from lambdalet.triggers.schedules import iso_z as schedule_iso
 from lambdalet.triggers.sqs_events import parse_queue_arn
 from lambdalet.triggers.sqs_poller import NO_RECORDS
 
@@ -33,6 +38,9 @@ POLICY_PATH = "/2015-03-31/functions/{name}/policy"
 URL_PATH = "/2021-10-31/functions/{name}/url"
 URLS_PATH = "/2021-10-31/functions/{name}/urls"
 ESM_PATH = "/2015-03-31/event-source-mappings"
+#: lambdalet's own endpoints, used by ``lambdalet deploy`` and ``lambdalet schedules``
+SCHEDULES_PATH = "/lambdalet/triggers/schedules"
+STACK_PATH = "/lambdalet/triggers/stacks/{stack}"
 _ID_ALPHABET = string.ascii_lowercase + string.digits
 
 
@@ -46,11 +54,19 @@ def function_url(request: web.Request, url_id: str) -> str:
 
 
 class TriggerHandlers:
-    def __init__(self, scope: Scope, store: Store, clock: Clock, mappings: MappingManager) -> None:
+    def __init__(
+        self,
+        scope: Scope,
+        store: Store,
+        clock: Clock,
+        mappings: MappingManager,
+        schedules: ScheduleRunner,
+    ) -> None:
         self.scope = scope
         self.store = store
         self.clock = clock
         self.mappings = mappings
+        self.schedules = schedules
 
     def _target(self, request: web.Request) -> tuple[str, str | None]:
         ref = parse_function_name(
@@ -276,6 +292,31 @@ class TriggerHandlers:
             out["NextMarker"] = validation.encode_marker(page.next_after)
         return render.json_response(out)
 
+    # ------------------------------------------- schedules (lambdalet's own API)
+
+    @staticmethod
+    def _schedule_shape(row: ScheduleRow) -> dict[str, object]:
+        nxt = row.next_fire
+        return {
+            "Stack": row.stack,
+            **dict(row.spec),
+            "NextFireTime": schedule_iso(nxt) if math.isfinite(nxt) else None,
+        }
+
+    async def put_stack_schedules(self, request: web.Request) -> web.Response:
+        body = validation.json_body(await request.read())
+        raw = body.get("Schedules", [])
+        if not isinstance(raw, list) or not all(isinstance(r, dict) for r in raw):
+            raise InvalidRequestContentException(
+                "Could not parse request body into json: Schedules must be a list of objects"
+            )
+        rows = self.schedules.replace_stack(request.match_info["stack"], raw)
+        return render.json_response({"Schedules": [self._schedule_shape(r) for r in rows]})
+
+    async def list_schedules(self, request: web.Request) -> web.Response:
+        rows = self.store.schedules(request.query.get("Stack"))
+        return render.json_response({"Schedules": [self._schedule_shape(r) for r in rows]})
+
 
 def trigger_routes(h: TriggerHandlers) -> list[web.RouteDef]:
     return [
@@ -294,4 +335,6 @@ def trigger_routes(h: TriggerHandlers) -> list[web.RouteDef]:
         web.get(ESM_PATH + "/{uuid}", h.get_mapping, name="GetEventSourceMapping"),
         web.put(ESM_PATH + "/{uuid}", h.update_mapping, name="UpdateEventSourceMapping"),
         web.delete(ESM_PATH + "/{uuid}", h.delete_mapping, name="DeleteEventSourceMapping"),
+        web.get(SCHEDULES_PATH, h.list_schedules, name="lambdalet:ListSchedules"),
+        web.put(STACK_PATH + "/schedules", h.put_stack_schedules, name="lambdalet:PutSchedules"),
     ]

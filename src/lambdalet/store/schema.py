@@ -129,6 +129,14 @@ MIGRATIONS: tuple[str, ...] = (
         last_modified REAL NOT NULL,
         last_result TEXT NOT NULL
     );
+    CREATE TABLE schedules (
+        stack TEXT NOT NULL,
+        name TEXT NOT NULL,                       -- rule / schedule name
+        spec TEXT NOT NULL,                       -- JSON: function, type, expression, ...
+        anchor REAL NOT NULL,                     -- wall clock a rate counts from
+        next_fire REAL NOT NULL,                  -- wall clock of the next fire
+        PRIMARY KEY (stack, name)
+    );
     """,
 )
 

@@ -69,6 +69,17 @@ class MappingRecord:
     last_result: str
 
 
+@dataclass(frozen=True)
+class ScheduleRow:
+    """One schedule of a stack: ``spec`` is the validated JSON the deploy sent."""
+
+    stack: str
+    name: str
+    spec: Mapping[str, Any]
+    anchor: float
+    next_fire: float
+
+
 class TriggersMixin:
     """Policies and URL configurations: methods of ``Store``."""
 
@@ -307,6 +318,41 @@ class TriggersMixin:
         ).fetchall()
         items = tuple(_mapping(r) for r in rows[:limit])
         return Page(items, items[-1].uuid if len(rows) > limit else None)
+
+    # ------------------------------------------------------------------ schedules
+
+    def schedules(self, stack: str | None = None) -> list[ScheduleRow]:
+        rows = self._db.execute(
+            "SELECT * FROM schedules WHERE (? IS NULL OR stack = ?) ORDER BY stack, name",
+            (stack, stack),
+        ).fetchall()
+        return [
+            ScheduleRow(
+                str(r["stack"]),
+                str(r["name"]),
+                json.loads(r["spec"]),
+                float(r["anchor"]),
+                float(r["next_fire"]),
+            )
+            for r in rows
+        ]
+
+    def replace_schedules(self, stack: str, rows: list[ScheduleRow]) -> None:
+        """The stack's schedules become ``rows`` (others of the stack are removed)."""
+        with self._tx():
+            self._db.execute("DELETE FROM schedules WHERE stack = ?", (stack,))
+            self._db.executemany(
+                "INSERT INTO schedules (stack, name, spec, anchor, next_fire)"
+                " VALUES (?, ?, ?, ?, ?)",
+                [(stack, r.name, json.dumps(dict(r.spec)), r.anchor, r.next_fire) for r in rows],
+            )
+
+    def set_next_fire(self, stack: str, name: str, next_fire: float) -> None:
+        with self._tx():
+            self._db.execute(
+                "UPDATE schedules SET next_fire = ? WHERE stack = ? AND name = ?",
+                (next_fire, stack, name),
+            )
 
     # ------------------------------------------------------------------ cleanup
 
