@@ -6,11 +6,13 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import urllib.error
 import urllib.request
+from pathlib import Path
 from typing import Any
 
-from tests.integration.harness import ROOT, Server, create, unique
+from tests.integration.harness import HOST_PY, ROOT, Server, create, unique
 
 AWS_CLI = ROOT / ".venv" / "bin" / "aws"
 
@@ -166,3 +168,89 @@ def test_function_url_end_to_end(server: Server, lam: Any) -> None:
     lam.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=0)
     status, _, _ = http(url)
     assert status == 429
+
+
+SAM_TEMPLATE = """
+AWSTemplateFormatVersion: '2010-09-09'
+Transform: AWS::Serverless-2016-10-31
+Resources:
+  Web:
+    Type: AWS::Serverless::Function
+    Properties:
+      FunctionName: {prefix}-web
+      Runtime: {runtime}
+      Handler: app.handler
+      CodeUri: src
+      Tracing: Active
+      FunctionUrlConfig:
+        AuthType: NONE
+      Events:
+        Nightly:
+          Type: Schedule
+          Properties:
+            Schedule: cron(0 3 * * ? *)
+        Morning:
+          Type: ScheduleV2
+          Properties:
+            ScheduleExpression: rate(5 minutes)
+        Upload:
+          Type: S3
+          Properties:
+            Bucket: my-bucket
+"""
+
+
+def cli(server: Server, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "PYTHONPATH": str(ROOT / "src"),
+        "NO_COLOR": "1",
+    }
+    env.pop("AWS_PROFILE", None)
+    proc = subprocess.run(
+        [sys.executable, "-m", "lambdalet.cli", *args, "--endpoint", server.url],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=180,
+    )
+    assert proc.returncode == 0, f"{proc.stdout}\n{proc.stderr}\n{server.log_tail()}"
+    return proc
+
+
+def test_deploy_sets_up_urls_and_schedules_and_notes_the_rest(
+    server: Server, tmp_path: Path
+) -> None:
+    prefix = unique("sam")
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "app.py").write_text(ECHO)
+    (tmp_path / "template.yaml").write_text(SAM_TEMPLATE.format(prefix=prefix, runtime=HOST_PY))
+    out = cli(server, "deploy", str(tmp_path), "--stack-name", prefix, "--json")
+    result = json.loads(out.stdout)
+    assert "note: Web: property Tracing is not acted on" in out.stderr
+    assert "Web.Events.Upload (S3): event type S3 is not run by lambdalet" in out.stderr
+    assert any("Tracing" in n for n in result["notes"])
+    (url,) = result["urls"]
+    status, headers, _ = http(url["url"] + "deployed")  # SAM's public permission was added
+    assert status == 200 and headers["x-seen"] == "/deployed"
+    names = {s["Name"]: s for s in result["schedules"]}
+    assert set(names) == {"WebNightly", "WebMorning"}
+    assert names["WebNightly"]["NextFireTime"].endswith("T03:00:00Z")
+    listed = json.loads(cli(server, "schedules", "--stack", prefix, "--json").stdout)["Schedules"]
+    assert {s["Name"] for s in listed} == {"WebNightly", "WebMorning"}
+    table = cli(server, "schedules", "--stack", prefix).stdout
+    assert "WebNightly" in table and "cron(0 3 * * ? *)" in table
+    # a redeploy without the events removes the schedules
+    (tmp_path / "template.yaml").write_text(
+        SAM_TEMPLATE.format(prefix=prefix, runtime=HOST_PY).split("      Events:")[0]
+    )
+    again = json.loads(
+        cli(server, "deploy", str(tmp_path), "--stack-name", prefix, "--json").stdout
+    )
+    assert again["schedules"] == []
+    assert (
+        json.loads(cli(server, "schedules", "--stack", prefix, "--json").stdout)["Schedules"] == []
+    )

@@ -21,8 +21,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lambdalet.ops.deploy_events import apply_events
 from lambdalet.ops.stack import STACK_TAG, owner_conflict, prune, stack_tags, tags_to_set
 from lambdalet.ops.template import FunctionPlan, LayerPlan, PlanError, Template
+from lambdalet.ops.template_events import plan_events
 
 Say = Callable[[str], None]
 
@@ -72,6 +74,12 @@ class DeployResult:
     skipped: list[dict[str, str]] = field(default_factory=list)  # {logicalId, type}
     # uses of skipped resources: {logicalId, field, target, type, value}
     references: list[dict[str, str]] = field(default_factory=list)
+    # triggers (ops/deploy_events.py): function URLs, SQS mappings, schedules, HTTP routes
+    urls: list[dict[str, Any]] = field(default_factory=list)
+    mappings: list[dict[str, Any]] = field(default_factory=list)
+    schedules: list[dict[str, Any]] = field(default_factory=list)
+    endpoints: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what lambdalet does not act on
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -174,6 +182,12 @@ def deploy(
         deploy_function(lam, p, say, layer_dirs, stack_tags(stack, p.logical_id, path))
         for p in fn_plans
     ]
+    try:
+        triggers = apply_events(lam, plan_events(template), stack, say)
+    except PlanError:
+        raise
+    except Exception as e:
+        raise _error(stack, "setting up triggers (URLs, queues, schedules, routes)", e) from None
     deleted: list[str] = []
     if prune_dropped:
         try:
@@ -189,6 +203,11 @@ def deploy(
         deleted=deleted,
         skipped=[{"logicalId": lid, "type": t} for lid, t in template.skipped()],
         references=[r.as_json() for r in template.skipped_references()],
+        urls=triggers["urls"],
+        mappings=triggers["mappings"],
+        schedules=triggers["schedules"],
+        endpoints=triggers["endpoints"],
+        notes=plan_events(template).notes,
     )
 
 
