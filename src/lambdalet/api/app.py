@@ -12,6 +12,7 @@ from lambdalet.api import render
 from lambdalet.api.arns import Scope
 from lambdalet.api.auth import SigV4Verifier
 from lambdalet.api.handlers import CODE_ROUTE, REQUEST_ID_KEY, Handlers
+from lambdalet.api.route_gateway import RouteGateway
 from lambdalet.api.tasks import BackgroundTasks
 from lambdalet.api.trigger_handlers import TriggerHandlers, trigger_routes
 from lambdalet.api.url_gateway import UrlGateway
@@ -173,10 +174,13 @@ def build_api_app(
     provisioner = Provisioner(store, invoker, limits)
     auth = SigV4Verifier(config, clock) if config.credentials else None
     scope = Scope(config.region, config.account_id)
-    # function URLs first: their requests never reach the API's routes or its SigV4 check
+    # function URLs and template routes first: their requests never reach the API's routes
+    # or its SigV4 check
     gateway = UrlGateway(scope, store, invoker, clock, auth)
+    http_routes = RouteGateway(scope, store, invoker, clock)
     app = web.Application(
-        middlewares=[gateway.middleware, aws_errors] + ([] if auth is None else [auth.middleware]),
+        middlewares=[gateway.middleware, http_routes.middleware, aws_errors]
+        + ([] if auth is None else [auth.middleware]),
         client_max_size=CLIENT_MAX_SIZE,
     )
     tasks = BackgroundTasks()
@@ -196,7 +200,9 @@ def build_api_app(
     app.add_routes(routes(handlers))
     mappings = MappingManager(store, invoker, sqs_client_factory or default_sqs_client)
     schedules = ScheduleRunner(store, queue.submit, clock, Region(config.region, config.account_id))
-    app.add_routes(trigger_routes(TriggerHandlers(scope, store, clock, mappings, schedules)))
+    app.add_routes(
+        trigger_routes(TriggerHandlers(scope, store, clock, mappings, schedules, http_routes))
+    )
 
     async def start(_: web.Application) -> None:
         queue.start()

@@ -16,6 +16,8 @@ from aiohttp import web
 from lambdalet.api import event_sources, policies, render, validation
 from lambdalet.api import function_urls as urls
 from lambdalet.api.arns import Scope, function_arn, parse_function_name, validation_message
+from lambdalet.api.http_apis import HttpApi
+from lambdalet.api.route_gateway import RouteGateway
 from lambdalet.clock import Clock
 from lambdalet.errors import (
     InvalidParameterValueException,
@@ -41,6 +43,7 @@ ESM_PATH = "/2015-03-31/event-source-mappings"
 #: lambdalet's own endpoints, used by ``lambdalet deploy`` and ``lambdalet schedules``
 SCHEDULES_PATH = "/lambdalet/triggers/schedules"
 STACK_PATH = "/lambdalet/triggers/stacks/{stack}"
+APIS_PATH = "/lambdalet/triggers/apis"
 _ID_ALPHABET = string.ascii_lowercase + string.digits
 
 
@@ -61,12 +64,14 @@ class TriggerHandlers:
         clock: Clock,
         mappings: MappingManager,
         schedules: ScheduleRunner,
+        routes: RouteGateway,
     ) -> None:
         self.scope = scope
         self.store = store
         self.clock = clock
         self.mappings = mappings
         self.schedules = schedules
+        self.routes = routes
 
     def _target(self, request: web.Request) -> tuple[str, str | None]:
         ref = parse_function_name(
@@ -317,6 +322,42 @@ class TriggerHandlers:
         rows = self.store.schedules(request.query.get("Stack"))
         return render.json_response({"Schedules": [self._schedule_shape(r) for r in rows]})
 
+    # ------------------------------------------- HTTP APIs (lambdalet's own API)
+
+    @staticmethod
+    def _endpoints(request: web.Request, apis: list[HttpApi]) -> list[dict[str, object]]:
+        base = f"{request.scheme}://{request.host}"
+        out: list[dict[str, object]] = []
+        for api in apis:
+            for r in api.routes:
+                path = "/" if r.path == "$default" else r.path
+                out.append(
+                    {
+                        "stack": api.stack,
+                        "api": api.api_id,
+                        "kind": api.kind,
+                        "route": r.route_key if api.kind == "HttpApi" else f"{r.method} {r.path}",
+                        "function": r.function_name + (f":{r.qualifier}" if r.qualifier else ""),
+                        "payloadFormatVersion": r.payload_version,
+                        "url": base + api.base_path + path,
+                    }
+                )
+        return out
+
+    async def put_stack_apis(self, request: web.Request) -> web.Response:
+        body = validation.json_body(await request.read())
+        raw = body.get("Apis", [])
+        if not isinstance(raw, list) or not all(isinstance(r, dict) for r in raw):
+            raise InvalidRequestContentException(
+                "Could not parse request body into json: Apis must be a list of objects"
+            )
+        apis = self.routes.replace_stack(request.match_info["stack"], raw)
+        return render.json_response({"Endpoints": self._endpoints(request, apis)})
+
+    async def list_apis(self, request: web.Request) -> web.Response:
+        apis = self.routes.apis(request.query.get("Stack"))
+        return render.json_response({"Endpoints": self._endpoints(request, apis)})
+
 
 def trigger_routes(h: TriggerHandlers) -> list[web.RouteDef]:
     return [
@@ -337,4 +378,6 @@ def trigger_routes(h: TriggerHandlers) -> list[web.RouteDef]:
         web.delete(ESM_PATH + "/{uuid}", h.delete_mapping, name="DeleteEventSourceMapping"),
         web.get(SCHEDULES_PATH, h.list_schedules, name="lambdalet:ListSchedules"),
         web.put(STACK_PATH + "/schedules", h.put_stack_schedules, name="lambdalet:PutSchedules"),
+        web.get(APIS_PATH, h.list_apis, name="lambdalet:ListApis"),
+        web.put(STACK_PATH + "/apis", h.put_stack_apis, name="lambdalet:PutApis"),
     ]

@@ -30,7 +30,7 @@ from lambdalet.api.render import REQUEST_ID_HEADER
 from lambdalet.api.validation import MAX_SYNC_PAYLOAD
 from lambdalet.clock import Clock
 from lambdalet.errors import LambdaApiError, TooManyRequestsException
-from lambdalet.model import InvokeInput, Invoker
+from lambdalet.model import InvokeInput, InvokeOutput, Invoker
 from lambdalet.store import Store
 from lambdalet.store.records import pick_version
 from lambdalet.store.triggers import UrlConfig
@@ -218,18 +218,15 @@ class UrlGateway:
 
     async def _invoke(self, cfg: UrlConfig, payload: bytes, request_id: str) -> urls.HttpAnswer:
         try:
-            record, alias = self.store.resolve(cfg.function_name, cfg.qualifier or None)
-            if alias is not None and alias.weights:
-                version = pick_version(alias, self.draw())
-                if version != record.version:
-                    record = self.store.get_function(cfg.function_name, version)
-            out = await self.invoker.invoke(
-                InvokeInput(
-                    function=record,
-                    invoked_arn=function_arn(self.scope, cfg.function_name, cfg.qualifier or None),
-                    request_id=request_id,
-                    payload=payload,
-                )
+            out = await invoke_sync(
+                self.store,
+                self.invoker,
+                function_arn(self.scope, cfg.function_name, cfg.qualifier or None),
+                cfg.function_name,
+                cfg.qualifier or None,
+                payload,
+                request_id,
+                self.draw,
             )
         except TooManyRequestsException:
             return urls.HttpAnswer(
@@ -245,6 +242,34 @@ class UrlGateway:
         except urls.MalformedResponse as e:
             log.warning("function URL %s: malformed response: %s", cfg.url_id, e)
             return urls.HttpAnswer(502, [("Content-Type", "text/plain")], b"Internal Server Error")
+
+
+async def invoke_sync(
+    store: Store,
+    invoker: Invoker,
+    invoked_arn: str,
+    name: str,
+    qualifier: str | None,
+    payload: bytes,
+    request_id: str,
+    draw: Callable[[], float],
+) -> InvokeOutput:
+    """One synchronous invoke of a function (an alias's weights honoured), as an HTTP front
+    end makes it; raises the API's errors (TooManyRequestsException when throttled)."""
+    record, alias = store.resolve(name, qualifier)
+    if alias is not None and alias.weights:
+        version = pick_version(alias, draw())
+        if version != record.version:
+            record = store.get_function(name, version)
+    return await invoker.invoke(
+        InvokeInput(
+            function=record, invoked_arn=invoked_arn, request_id=request_id, payload=payload
+        )
+    )
+
+
+def render_answer(answer: urls.HttpAnswer) -> web.Response:
+    return _render(answer)
 
 
 def _render(answer: urls.HttpAnswer) -> web.Response:

@@ -23,7 +23,7 @@ from lambdalet.ops.client import (
 )
 from lambdalet.ops.deploy import DeployError, DeployResult, deploy
 from lambdalet.ops.template import PlanError, Template
-from lambdalet.ops.template_events import plan_events
+from lambdalet.ops.template_events import api_specs, plan_events
 
 
 def _fail(message: str, as_json: bool = False, error: Exception | None = None) -> int:
@@ -129,7 +129,9 @@ def _say_skipped(template: Template, said: set[str], say: Callable[[str], None])
         if ref.warning() not in said:
             said.add(ref.warning())
             say(f"warning: {ref.warning()}")
-    for note in plan_events(template).notes:
+    events = plan_events(template)
+    api_specs(template, events)  # adds the notes of API resources
+    for note in events.notes:
         if note not in said:
             said.add(note)
             say(f"note: {note}")

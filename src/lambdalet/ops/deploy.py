@@ -24,7 +24,7 @@ from typing import Any
 from lambdalet.ops.deploy_events import apply_events
 from lambdalet.ops.stack import STACK_TAG, owner_conflict, prune, stack_tags, tags_to_set
 from lambdalet.ops.template import FunctionPlan, LayerPlan, PlanError, Template
-from lambdalet.ops.template_events import plan_events
+from lambdalet.ops.template_events import api_specs, plan_events
 
 Say = Callable[[str], None]
 
@@ -182,8 +182,10 @@ def deploy(
         deploy_function(lam, p, say, layer_dirs, stack_tags(stack, p.logical_id, path))
         for p in fn_plans
     ]
+    events = plan_events(template)
+    apis = api_specs(template, events)
     try:
-        triggers = apply_events(lam, plan_events(template), stack, say)
+        triggers = apply_events(lam, events, apis, stack, say)
     except PlanError:
         raise
     except Exception as e:
@@ -207,7 +209,7 @@ def deploy(
         mappings=triggers["mappings"],
         schedules=triggers["schedules"],
         endpoints=triggers["endpoints"],
-        notes=plan_events(template).notes,
+        notes=events.notes,
     )
 
 

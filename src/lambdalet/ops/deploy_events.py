@@ -104,7 +104,9 @@ def apply_queue(lam: Any, plan: QueuePlan, say: Say) -> dict[str, Any]:
     }
 
 
-def apply_events(lam: Any, plans: EventPlans, stack: str, say: Say) -> dict[str, list[Any]]:
+def apply_events(
+    lam: Any, plans: EventPlans, apis: list[dict[str, Any]], stack: str, say: Say
+) -> dict[str, list[Any]]:
     """Apply every plan; returns ``urls``, ``mappings``, ``schedules``, ``endpoints``."""
     endpoint = str(lam.meta.endpoint_url)
     urls = [apply_url(lam, p, say) for p in plans.urls]
@@ -113,4 +115,6 @@ def apply_events(lam: Any, plans: EventPlans, stack: str, say: Say) -> dict[str,
         endpoint, f"/lambdalet/triggers/stacks/{stack}/schedules", {"Schedules": plans.schedules}
     )
     schedules = list(got.get("Schedules", []))
-    return {"urls": urls, "mappings": mappings, "schedules": schedules, "endpoints": []}
+    served = _put(endpoint, f"/lambdalet/triggers/stacks/{stack}/apis", {"Apis": apis})
+    endpoints = list(served.get("Endpoints", []))
+    return {"urls": urls, "mappings": mappings, "schedules": schedules, "endpoints": endpoints}

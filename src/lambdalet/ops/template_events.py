@@ -286,3 +286,70 @@ def _route(
     out.routes.append(
         RoutePlan(lid, name, fn, qualifier, kind, api, path, "ANY" if m == "ANY" else m, version)
     )
+
+
+SERVERLESS_API = "AWS::Serverless::Api"
+SERVERLESS_HTTP_API = "AWS::Serverless::HttpApi"
+#: properties of API resources that lambdalet acts on
+API_RESOURCE_PROPS = {SERVERLESS_API: {"StageName", "Variables", "BinaryMediaTypes"}}
+HTTP_API_RESOURCE_PROPS = {"StageName", "StageVariables"}
+
+
+def api_specs(template: Template, plans: EventPlans) -> list[dict[str, Any]]:
+    """The ``Apis`` body of ``PUT /lambdalet/triggers/stacks/<stack>/apis``: the routes
+    grouped by API, with the stage, stage variables and binary media types of the API's
+    resource when the template declares one.  Notes what else an API resource sets."""
+    r = _Resolver(template, {})
+    out: dict[tuple[str, str], dict[str, Any]] = {}
+    for route in plans.routes:
+        key = (route.kind, route.api)
+        spec = out.get(key)
+        if spec is None:
+            spec = {"Id": route.api, "Kind": route.kind, "Routes": []}
+            res = template.resources.get(route.api)
+            if res is not None:
+                wanted = SERVERLESS_API if route.kind == "Api" else SERVERLESS_HTTP_API
+                if res.get("Type") != wanted:
+                    raise PlanError(
+                        route.logical_id,
+                        f"Events.{route.event}",
+                        f"{route.api} is not an {wanted}",
+                    )
+                props = _props(route.api, res)
+                known = (
+                    API_RESOURCE_PROPS[SERVERLESS_API]
+                    if route.kind == "Api"
+                    else HTTP_API_RESOURCE_PROPS
+                )
+                for k in sorted(props):
+                    if k not in known:
+                        plans.notes.append(
+                            f"{route.api} ({wanted}): property {k} is not acted on; its routes "
+                            "are served without it"
+                        )
+                if route.kind == "Api":
+                    spec["Stage"] = r.prop(props, "StageName", route.api)
+                    spec["StageVariables"] = r.prop(props, "Variables", route.api) or {}
+                    spec["BinaryMediaTypes"] = r.prop(props, "BinaryMediaTypes", route.api) or []
+                else:
+                    spec["StageVariables"] = r.prop(props, "StageVariables", route.api) or {}
+            out[key] = spec
+        spec["Routes"].append(
+            {
+                "Path": route.path,
+                "Method": route.method,
+                "FunctionName": route.function,
+                "Qualifier": route.qualifier,
+                "PayloadFormatVersion": route.payload_version,
+            }
+        )
+    used = {api for _, api in out}
+    for lid in template.resources:
+        rtype = template.resources[lid].get("Type")
+        served = rtype in (SERVERLESS_API, SERVERLESS_HTTP_API) and template.created(lid)
+        if served and lid not in used:
+            plans.notes.append(
+                f"{lid} ({rtype}): no function event routes to it, so nothing is served; "
+                "routes come from functions' Api / HttpApi events (DefinitionBody is not read)"
+            )
+    return list(out.values())

@@ -137,6 +137,10 @@ MIGRATIONS: tuple[str, ...] = (
         next_fire REAL NOT NULL,                  -- wall clock of the next fire
         PRIMARY KEY (stack, name)
     );
+    CREATE TABLE http_apis (
+        stack TEXT PRIMARY KEY,
+        apis TEXT NOT NULL                        -- JSON list of APIs with their routes
+    );
     """,
 )
 

@@ -354,6 +354,23 @@ class TriggersMixin:
                 (next_fire, stack, name),
             )
 
+    # ------------------------------------------------------------------ HTTP APIs
+
+    def http_apis(self) -> dict[str, list[Mapping[str, Any]]]:
+        """Every stack's APIs (as ``PUT .../apis`` gave them)."""
+        rows = self._db.execute("SELECT stack, apis FROM http_apis").fetchall()
+        return {str(r["stack"]): json.loads(r["apis"]) for r in rows}
+
+    def put_http_apis(self, stack: str, apis: list[Mapping[str, Any]]) -> None:
+        with self._tx():
+            if apis:
+                self._db.execute(
+                    "INSERT OR REPLACE INTO http_apis (stack, apis) VALUES (?, ?)",
+                    (stack, json.dumps([dict(a) for a in apis])),
+                )
+            else:
+                self._db.execute("DELETE FROM http_apis WHERE stack = ?", (stack,))
+
     # ------------------------------------------------------------------ cleanup
 
     def forget_triggers(self, name: str, qualifier: str | None = None) -> None:
