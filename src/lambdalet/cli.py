@@ -280,6 +280,10 @@ def _ops_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     pp.add_argument("function", nargs="?", help="only this function's environments")
     endpoint(pp)
 
+    sp = sub.add_parser("schedules", help="list schedules and their next fire times")
+    sp.add_argument("--stack", help="only this stack's schedules")
+    endpoint(sp)
+
 
 def _data_dir(p: argparse.ArgumentParser) -> None:
     p.add_argument(
@@ -296,6 +300,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _serve(args)
     if args.command == "doctor":
         return _doctor(args)
+    if args.command == "schedules":
+        from lambdalet.ops.trigger_commands import schedules_command
+
+        return schedules_command(args)
     if args.command in ("deploy", "invoke", "ps", "logs", "stacks", "delete"):
         from lambdalet.ops import commands
 

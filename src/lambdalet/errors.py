@@ -202,3 +202,11 @@ class LogsInvalidParameterException(LogsApiError):
 
 class LogsUnknownOperationException(LogsApiError):
     error_type = "UnknownOperationException"
+
+
+class ResourceInUseException(UserError):
+    """The resource is changing state (an event source mapping being created, updated or
+    deleted) and cannot take another change yet."""
+
+    status = 400
+    error_type = "ResourceInUseException"

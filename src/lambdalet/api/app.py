@@ -15,7 +15,10 @@ from lambdalet.api.guard import PeerCheck, sandbox_guard
 from lambdalet.api.handlers import CODE_ROUTE, REQUEST_ID_KEY, Handlers
 from lambdalet.api.logs_handlers import LogsApi
 from lambdalet.api.presign import CodeUrlSigner
+from lambdalet.api.route_gateway import RouteGateway
 from lambdalet.api.tasks import BackgroundTasks
+from lambdalet.api.trigger_handlers import TriggerHandlers, trigger_routes
+from lambdalet.api.url_gateway import UrlGateway
 from lambdalet.api.validation import MAX_ZIP_REQUEST
 from lambdalet.clock import Clock, SystemClock
 from lambdalet.config import ServerConfig
@@ -32,6 +35,9 @@ from lambdalet.errors import (
 from lambdalet.model import Invoker
 from lambdalet.store import Store
 from lambdalet.store.disk import is_disk_full
+from lambdalet.triggers.mappings import MappingManager
+from lambdalet.triggers.schedules import Region, ScheduleRunner
+from lambdalet.triggers.sqs_poller import SqsClientFactory, default_sqs_client
 
 log = logging.getLogger(__name__)
 
@@ -153,6 +159,7 @@ def build_api_app(
     clock: Clock | None = None,
     is_sandbox: PeerCheck | None = None,
     signer: CodeUrlSigner | None = None,
+    sqs_client_factory: SqsClientFactory | None = None,
 ) -> web.Application:
     """The Lambda API over ``store`` and ``invoker``, with the asynchronous-invocation queue
     and the provisioned-concurrency manager it owns (started and stopped with the app).
@@ -163,6 +170,8 @@ def build_api_app(
     ``is_sandbox``: tells connections made from inside a sandbox (refused unless signed;
     by default :func:`lambdalet.sandbox.peers.from_sandbox`).
     ``signer``: signs the code-download URLs (a fresh secret if omitted).
+    ``sqs_client_factory``: how event source mappings get an SQS client for a region (boto3's,
+    from the standard SDK configuration, if omitted).
     """
     clock = clock or SystemClock()
     limits = limits or ConcurrencyLimits(config.account_concurrency)
@@ -183,13 +192,19 @@ def build_api_app(
 
         is_sandbox = from_sandbox
     guard = sandbox_guard(is_sandbox, signed_api=auth is not None, open_prefixes=UNSIGNED_PATHS)
+    scope = Scope(config.region, config.account_id)
+    # function URLs and template routes first: their requests never reach the API's routes,
+    # its sandbox guard (a function may call a public URL, as on AWS) or its SigV4 check
+    gateway = UrlGateway(scope, store, invoker, clock, auth)
+    http_routes = RouteGateway(scope, store, invoker, clock)
     app = web.Application(
-        middlewares=[aws_errors, guard] if auth is None else [aws_errors, guard, auth.middleware],
+        middlewares=[gateway.middleware, http_routes.middleware, aws_errors, guard]
+        + ([] if auth is None else [auth.middleware]),
         client_max_size=CLIENT_MAX_SIZE,
     )
     tasks = BackgroundTasks()
     handlers = Handlers(
-        Scope(config.region, config.account_id),
+        scope,
         store,
         invoker,
         tasks,
@@ -206,12 +221,21 @@ def build_api_app(
     # the CloudWatch Logs read API (JSON 1.1: every operation is POST / with X-Amz-Target)
     logs = LogsApi(store, config.logs_dir, config.region, config.account_id)
     app.router.add_post("/", logs.handle, name="CloudWatchLogs")
+    mappings = MappingManager(store, invoker, sqs_client_factory or default_sqs_client)
+    schedules = ScheduleRunner(store, queue.submit, clock, Region(config.region, config.account_id))
+    app.add_routes(
+        trigger_routes(TriggerHandlers(scope, store, clock, mappings, schedules, http_routes))
+    )
 
     async def start(_: web.Application) -> None:
         queue.start()
         provisioner.restore()
+        mappings.restore()
+        schedules.start()
 
     async def stop(_: web.Application) -> None:
+        await schedules.close()
+        await mappings.close()
         await queue.close()
         await provisioner.close()
         await tasks.close()

@@ -296,6 +296,14 @@ def role(value: str) -> str:
     return value
 
 
+def _utf8(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def environment(value: Mapping[str, Any]) -> dict[str, str]:
     """``Environment``: reserved keys, key syntax, string values, 4 KB of compact JSON."""
     variables = _obj(value, "Variables") or {}
@@ -320,6 +328,13 @@ def environment(value: Mapping[str, Any]) -> dict[str, str]:
         raise InvalidParameterValueException(
             "Lambda was unable to configure your environment variables because the value of "
             f"{with_nul[0]} contains a NUL character, which an environment variable cannot hold."
+        )
+    unencodable = sorted(k for k, v in variables.items() if not _utf8(v))
+    if unencodable:
+        # a lone surrogate (JSON's "\ud800") has no UTF-8 form a process could be given
+        raise InvalidParameterValueException(
+            "Lambda was unable to configure your environment variables because the value of "
+            f"{unencodable[0]} is not valid Unicode text."
         )
     measured = json.dumps(variables, separators=(",", ":"), ensure_ascii=False)
     if len(measured.encode()) > MAX_ENV_BYTES:

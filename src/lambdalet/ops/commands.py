@@ -26,6 +26,7 @@ from lambdalet.ops.client import (
 )
 from lambdalet.ops.deploy import DeployError, DeployResult, deploy
 from lambdalet.ops.template import PlanError, Template
+from lambdalet.ops.template_events import api_specs, plan_events
 
 
 def _fail(message: str, as_json: bool = False, error: Exception | None = None) -> int:
@@ -104,6 +105,15 @@ def _print_result(result: DeployResult, as_json: bool) -> None:
     rows.extend(
         ["function", name, "deleted", "(no longer in the template)"] for name in result.deleted
     )
+    rows.extend(["url", u["function"], u["authType"], u["url"]] for u in result.urls)
+    rows.extend(
+        ["sqs", m["queue"].rsplit(":", 1)[-1], m["state"], m["uuid"]] for m in result.mappings
+    )
+    rows.extend(
+        ["schedule", s["Name"], s["Expression"], f"next {s.get('NextFireTime') or 'never'}"]
+        for s in result.schedules
+    )
+    rows.extend(["route", e["route"], e["function"], e["url"]] for e in result.endpoints)
     print(table(["KIND", "NAME", "ACTION", "ARN"], rows, style))
     print(
         style.green(f"deployed {result.source} (stack {result.stack}) in {result.seconds:.1f}s"),
@@ -122,6 +132,12 @@ def _say_skipped(template: Template, said: set[str], say: Callable[[str], None])
         if ref.warning() not in said:
             said.add(ref.warning())
             say(f"warning: {ref.warning()}")
+    events = plan_events(template)
+    api_specs(template, events)  # adds the notes of API resources
+    for note in events.notes:
+        if note not in said:
+            said.add(note)
+            say(f"note: {note}")
 
 
 def deploy_command(args: argparse.Namespace) -> int:

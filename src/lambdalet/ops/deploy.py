@@ -22,8 +22,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lambdalet.ops.deploy_events import apply_events
 from lambdalet.ops.stack import STACK_TAG, owner_conflict, prune, stack_tags, tags_to_set
 from lambdalet.ops.template import FunctionPlan, LayerPlan, PlanError, Template
+from lambdalet.ops.template_events import api_specs, plan_events
 
 Say = Callable[[str], None]
 
@@ -73,6 +75,12 @@ class DeployResult:
     skipped: list[dict[str, str]] = field(default_factory=list)  # {logicalId, type}
     # uses of skipped resources: {logicalId, field, target, type, value}
     references: list[dict[str, str]] = field(default_factory=list)
+    # triggers (ops/deploy_events.py): function URLs, SQS mappings, schedules, HTTP routes
+    urls: list[dict[str, Any]] = field(default_factory=list)
+    mappings: list[dict[str, Any]] = field(default_factory=list)
+    schedules: list[dict[str, Any]] = field(default_factory=list)
+    endpoints: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what lambdalet does not act on
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -248,6 +256,16 @@ def deploy(
             )
             for p in fn_plans
         ]
+        events = plan_events(template)
+        apis = api_specs(template, events)
+        try:
+            triggers = apply_events(lam, events, apis, stack, say)
+        except PlanError:
+            raise
+        except Exception as e:
+            raise _error(
+                stack, "setting up triggers (URLs, queues, schedules, routes)", e
+            ) from None
     except Exception:
         undo.run()
         raise
@@ -266,6 +284,11 @@ def deploy(
         deleted=deleted,
         skipped=[{"logicalId": lid, "type": t} for lid, t in template.skipped()],
         references=[r.as_json() for r in template.skipped_references()],
+        urls=triggers["urls"],
+        mappings=triggers["mappings"],
+        schedules=triggers["schedules"],
+        endpoints=triggers["endpoints"],
+        notes=events.notes,
     )
 
 

@@ -99,6 +99,49 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX async_events_due ON async_events (due_at, seq);
     """,
+    # 3: triggers: resource policies, function URLs, event source mappings
+    """
+    CREATE TABLE resource_policies (
+        name TEXT NOT NULL,
+        qualifier TEXT NOT NULL,                  -- '' for the unqualified function
+        statements TEXT NOT NULL,                 -- JSON list of policy statements
+        revision_id TEXT NOT NULL,
+        PRIMARY KEY (name, qualifier)
+    );
+    CREATE TABLE function_urls (
+        url_id TEXT PRIMARY KEY,                  -- 32 lower-case alphanumerics
+        name TEXT NOT NULL,
+        qualifier TEXT NOT NULL,                  -- '' for the unqualified function, or an alias
+        auth_type TEXT NOT NULL,
+        cors TEXT,                                -- JSON object, NULL when not configured
+        invoke_mode TEXT NOT NULL,
+        creation_time TEXT NOT NULL,
+        last_modified TEXT NOT NULL,
+        UNIQUE (name, qualifier)
+    );
+    CREATE TABLE event_source_mappings (
+        uuid TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        qualifier TEXT NOT NULL,                  -- '' when unqualified
+        source_arn TEXT NOT NULL,
+        config TEXT NOT NULL,                     -- JSON: BatchSize, FilterCriteria, ...
+        state TEXT NOT NULL,
+        last_modified REAL NOT NULL,
+        last_result TEXT NOT NULL
+    );
+    CREATE TABLE schedules (
+        stack TEXT NOT NULL,
+        name TEXT NOT NULL,                       -- rule / schedule name
+        spec TEXT NOT NULL,                       -- JSON: function, type, expression, ...
+        anchor REAL NOT NULL,                     -- wall clock a rate counts from
+        next_fire REAL NOT NULL,                  -- wall clock of the next fire
+        PRIMARY KEY (stack, name)
+    );
+    CREATE TABLE http_apis (
+        stack TEXT PRIMARY KEY,
+        apis TEXT NOT NULL                        -- JSON list of APIs with their routes
+    );
+    """,
 )
 
 

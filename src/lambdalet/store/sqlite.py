@@ -49,6 +49,7 @@ from lambdalet.store.records import (
     Page,
 )
 from lambdalet.store.schema import migrate
+from lambdalet.store.triggers import TriggersMixin
 from lambdalet.store.versions import VersionsMixin
 
 REVISION_MISMATCH = (
@@ -79,7 +80,7 @@ def aws_timestamp(epoch_s: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{millis:03d}+0000"
 
 
-class Store(VersionsMixin, AsyncEventsMixin):
+class Store(VersionsMixin, AsyncEventsMixin, TriggersMixin):
     """Functions (versions, aliases), layer versions, code and the async queue of one data
     directory.  Reopening keeps everything."""
 

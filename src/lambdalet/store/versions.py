@@ -198,6 +198,9 @@ class VersionsMixin:
             self._db.execute(
                 "DELETE FROM functions WHERE name = ? AND version = ?", (name, version)
             )
+            self._db.execute(
+                "DELETE FROM resource_policies WHERE name = ? AND qualifier = ?", (name, version)
+            )
             for table in ("event_invoke_configs", "provisioned_configs"):
                 self._db.execute(
                     f"DELETE FROM {table} WHERE name = ? AND qualifier = ?", (name, version)
@@ -205,7 +208,14 @@ class VersionsMixin:
 
     def _forget_function(self, name: str) -> None:
         """Everything a deleted function leaves behind (inside the caller's transaction)."""
-        for table in ("function_meta", "aliases", "event_invoke_configs", "provisioned_configs"):
+        for table in (
+            "function_meta",
+            "aliases",
+            "event_invoke_configs",
+            "provisioned_configs",
+            "resource_policies",
+            "function_urls",
+        ):
             self._db.execute(f"DELETE FROM {table} WHERE name = ?", (name,))
 
     # ------------------------------------------------------------------ qualifiers
@@ -287,7 +297,12 @@ class VersionsMixin:
             self._db.execute(
                 "DELETE FROM aliases WHERE name = ? AND alias = ?", (function_name, name)
             )
-            for table in ("event_invoke_configs", "provisioned_configs"):
+            for table in (
+                "event_invoke_configs",
+                "provisioned_configs",
+                "resource_policies",
+                "function_urls",
+            ):
                 self._db.execute(
                     f"DELETE FROM {table} WHERE name = ? AND qualifier = ?", (function_name, name)
                 )

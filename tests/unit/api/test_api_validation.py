@@ -158,7 +158,10 @@ def test_environment_key_syntax(key: str) -> None:
 @given(
     st.dictionaries(
         st.from_regex(r"[A-Z][A-Z0-9_]{1,10}", fullmatch=True),
-        st.text(st.characters(blacklist_characters="\x00"), max_size=50),  # NUL: refused
+        # NUL and lone surrogates: refused
+        st.text(
+            st.characters(blacklist_characters="\x00", blacklist_categories=["Cs"]), max_size=50
+        ),
         max_size=8,
     )
 )
@@ -323,6 +326,11 @@ def test_invoke_payload() -> None:
 def test_environment_value_with_nul_is_refused(value: str) -> None:
     with pytest.raises(InvalidParameterValueException, match="NUL character"):
         v.environment({"Variables": {"OK_KEY": "fine", "BAD_KEY": value}})
+
+
+def test_environment_value_with_a_lone_surrogate_is_refused() -> None:
+    with pytest.raises(InvalidParameterValueException, match="BAD_KEY is not valid Unicode"):
+        v.environment({"Variables": {"OK_KEY": "fine", "BAD_KEY": "x\ud800"}})
 
 
 @pytest.mark.parametrize("raw", [b"[" * 100_000 + b"]" * 100_000, b'{"a":' * 50_000 + b"0"])
