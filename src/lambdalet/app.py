@@ -27,6 +27,7 @@ from lambdalet.control.pool import Pool, PoolSettings
 from lambdalet.dashboard import build_dashboard_app
 from lambdalet.env.environment import EnvSettings
 from lambdalet.env.observer import FanOut
+from lambdalet.images.service import cache_for
 from lambdalet.sandbox.base import SandboxBackend
 from lambdalet.sandbox.detect import choose_backend
 from lambdalet.store.sqlite import Store
@@ -65,7 +66,8 @@ async def build_platform(config: ServerConfig) -> Platform:
     for warning in info.warnings:
         log.warning("%s", warning)
     store = Store(config, clock)
-    launcher = RuntimeLauncher(config)
+    image_cache = cache_for(config)
+    launcher = RuntimeLauncher(config, image_cache)
     try:
         # spares pre-start the host Python's runtime from the start, not only once a
         # first function taught them: the first cold start is as fast as the later ones
@@ -90,7 +92,14 @@ async def build_platform(config: ServerConfig) -> Platform:
     metrics = Metrics(pool.environments)
     recent = RecentInvocations()
     pool.observer = FanOut(metrics, recent)
-    api = build_api_app(config, store, PoolInvoker(pool, metrics), limits=pool.limits, clock=clock)
+    api = build_api_app(
+        config,
+        store,
+        PoolInvoker(pool, metrics),
+        limits=pool.limits,
+        clock=clock,
+        images=image_cache,
+    )
     api.add_subapp("/lambdalet/admin", build_admin_app(pool, backend, recent))
     api.add_subapp("/lambdalet/dashboard/", build_dashboard_app())
     api.router.add_get("/metrics", metrics_handler(metrics))

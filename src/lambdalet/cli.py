@@ -78,6 +78,20 @@ def _parser() -> argparse.ArgumentParser:
         "accepts (also LAMBDALET_ACCESS_KEY_ID / LAMBDALET_SECRET_ACCESS_KEY); required "
         "with a --host beyond loopback",
     )
+    s.add_argument(
+        "--insecure-registry",
+        action="append",
+        default=[],
+        metavar="HOST[:PORT]",
+        help="pull container images from this registry over plain HTTP (loopback registries "
+        "always are); repeatable",
+    )
+    s.add_argument(
+        "--registry-auth-file",
+        type=Path,
+        help="registry credentials (Docker's config.json format; default: skopeo's, which "
+        "include ~/.docker/config.json)",
+    )
     s.add_argument("--log-level", default="INFO", help="server log level (default INFO)")
 
     d = sub.add_parser("doctor", help="show the sandbox backend, cgroup and network mode in use")
@@ -95,6 +109,13 @@ def _parser() -> argparse.ArgumentParser:
         help="JSON Lines: one object per line with its message; platform lines (START, END, "
         "REPORT, INIT_START, ...) also with their type and fields",
     )
+
+    im = sub.add_parser("images", help="list pulled container images, or prune unused ones")
+    im.add_argument(
+        "action", nargs="?", choices=("list", "prune"), default="list", help="(default list)"
+    )
+    _data_dir(im)
+    im.add_argument("--json", action="store_true", help="machine-readable output")
 
     _ops_parsers(sub)
     return p
@@ -218,6 +239,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _doctor(args)
     if args.command == "logs":
         return _logs(args)
+    if args.command == "images":
+        from lambdalet.images.commands import images_command
+
+        return images_command(args.data_dir.resolve(), args.action, args.json)
     if args.command in ("deploy", "invoke", "ps"):
         from lambdalet.ops import commands
 
@@ -266,6 +291,8 @@ def _serve(args: argparse.Namespace) -> int:
         async_delay_scale=args.async_delay_scale,
         async_workers=args.async_workers,
         credentials=_credentials(args),
+        insecure_registries=tuple(args.insecure_registry),
+        registry_auth_file=args.registry_auth_file,
     )
     try:
         with contextlib.suppress(KeyboardInterrupt):

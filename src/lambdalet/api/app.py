@@ -25,6 +25,8 @@ from lambdalet.errors import (
     ServiceException,
     UnknownOperationException,
 )
+from lambdalet.images import service as image_service
+from lambdalet.images.cache import ImageCache
 from lambdalet.model import Invoker
 from lambdalet.store import Store
 
@@ -142,6 +144,7 @@ def build_api_app(
     settle_delay_s: float = 0.0,
     limits: ConcurrencyLimits | None = None,
     clock: Clock | None = None,
+    images: ImageCache | None = None,
 ) -> web.Application:
     """The Lambda API over ``store`` and ``invoker``, with the asynchronous-invocation queue
     and the provisioned-concurrency manager it owns (started and stopped with the app).
@@ -178,6 +181,7 @@ def build_api_app(
         queue=queue,
         limits=limits,
         provisioner=provisioner,
+        images=images if images is not None else image_service.cache_for(config),
     )
     app[TASKS_KEY] = tasks
     app[HANDLERS_KEY] = handlers

@@ -25,6 +25,8 @@ class RuntimeMounts:
     runtime_version_arn: str
     #: lines the function log shows at every Init (e.g. a Python version fallback)
     notes: Sequence[str] = field(default_factory=tuple)
+    #: a container image function's unpacked image: the sandbox's whole root
+    image_rootfs: Path | None = None
 
 
 @dataclass(frozen=True)

@@ -64,6 +64,9 @@ class SandboxSpec:
     pids_limit: int = 1024
     nofile_limit: int = 1024
     hostname: str = "sandbox"
+    #: a container image function: this unpacked image is the whole root (read-only), in
+    #: place of the shared base with the host's /usr and the code, layer and runtime dirs
+    image_rootfs: Path | None = None
 
 
 @dataclass(frozen=True)

@@ -52,6 +52,8 @@ _COPIED = (
     "logging",
     "tags",
     "code_sha256",
+    "package_type",
+    "image",
 )
 #: What makes two versions the same for PublishVersion (no new version when unchanged).
 _SAME = tuple(c for c in _COPIED if c != "tags")

@@ -1,0 +1,227 @@
+"""Container image functions end to end: a real registry (docker-registry on loopback),
+real images (buildah, FROM scratch + a static probe runtime), the real server and boto3."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.integration.harness import Server, free_port, invoke, require_sandbox, unique
+from tests.integration.images.tools import (
+    Builder,
+    Registry,
+    build_probe,
+    manifest_digest,
+    require_image_tools,
+)
+
+pytestmark = pytest.mark.integration
+
+ROLE = "arn:aws:iam::123456789012:role/lambda-role"
+
+PROBE_DOCKERFILE = """\
+FROM scratch
+COPY probe /bin/probe
+ENV FOO=from-image PATH=/bin SHARED=image
+WORKDIR /work
+ENTRYPOINT ["/bin/probe"]
+CMD ["app.handler"]
+"""
+
+
+@dataclass
+class Env:
+    server: Server
+    lam: Any
+    registry: Registry
+    builder: Builder
+    probe: Path
+
+    def push(self, repo_tag: str, dockerfile: str, **extra: Path | bytes) -> str:
+        """Build and push ``repo_tag`` to the registry; returns its ImageUri."""
+        local = f"localhost/{repo_tag}"
+        self.builder.build(local, dockerfile, {"probe": self.probe, **extra})
+        uri = f"{self.registry.host}/{repo_tag}"
+        self.builder.push(local, uri)
+        return uri
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+    require_sandbox()
+    require_image_tools()
+    base = tmp_path_factory.mktemp("images")
+    registry = Registry(base / "registry", free_port())
+    registry.start()
+    server = Server(base / "data", free_port())
+    try:
+        server.start()
+        yield Env(server, server.client(), registry, Builder(base / "buildah"), build_probe(base))
+    finally:
+        if server.proc is not None and server.proc.poll() is None:
+            server.stop()
+        registry.stop()
+
+
+def wait_settled(lam: Any, name: str, timeout_s: float = 120) -> dict[str, Any]:
+    """The configuration once the image is pulled (or failed to be)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        cfg: dict[str, Any] = lam.get_function_configuration(FunctionName=name)
+        if cfg["State"] != "Pending" and cfg["LastUpdateStatus"] != "InProgress":
+            return cfg
+        assert time.monotonic() < deadline, cfg
+        time.sleep(0.1)
+
+
+def create_image_function(env: Env, uri: str, **kwargs: Any) -> tuple[str, dict[str, Any]]:
+    name = unique("img")
+    created = env.lam.create_function(
+        FunctionName=name, Role=ROLE, PackageType="Image", Code={"ImageUri": uri}, **kwargs
+    )
+    return name, created
+
+
+def probe(env: Env, name: str, event: Any = None) -> dict[str, Any]:
+    r = invoke(env.lam, name, event or {"ping": 1})
+    assert r.function_error is None, (r.payload, r.log, env.server.log_tail())
+    out: dict[str, Any] = r.json()
+    return out
+
+
+def test_create_and_invoke_an_image_function(env: Env) -> None:
+    uri = env.push("probe:v1", PROBE_DOCKERFILE)
+    digest = manifest_digest(uri)
+    name, created = create_image_function(
+        env,
+        uri,
+        Environment={"Variables": {"BAR": "from-function", "SHARED": "function"}},
+        MemorySize=256,
+    )
+    assert created["PackageType"] == "Image"
+    assert created["State"] == "Pending"
+    assert created["CodeSha256"] == digest.removeprefix("sha256:")
+    assert "Runtime" not in created and "Handler" not in created
+    assert wait_settled(env.lam, name)["State"] == "Active"
+
+    got = env.lam.get_function(FunctionName=name)
+    assert got["Code"] == {
+        "RepositoryType": "ECR",
+        "ImageUri": uri,
+        "ResolvedImageUri": f"{env.registry.host}/probe@{digest}",
+    }
+    seen = probe(env, name, {"hello": "image"})
+    assert seen["event"] == {"hello": "image"}
+    assert seen["argv"] == ["/bin/probe", "app.handler"]
+    assert seen["cwd"] == "/work"
+    assert (seen["uid"], seen["gid"]) == (993, 990)  # sbx_user1051, as Lambda
+    assert seen["tmpWritable"] is True and seen["rootWritable"] is False
+    e = seen["env"]
+    assert e["FOO"] == "from-image" and e["PATH"] == "/bin"
+    assert e["BAR"] == "from-function" and e["SHARED"] == "function"
+    assert e["AWS_LAMBDA_FUNCTION_NAME"] == name
+    assert e["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"] == "256"
+    assert e["AWS_LAMBDA_RUNTIME_API"] == "169.254.100.1:9001"
+    assert "_HANDLER" not in e
+    assert seen["extension"] is False
+    # warm: the same environment answers again
+    assert probe(env, name)["event"] == {"ping": 1}
+
+
+def test_image_config_overrides_and_code_update(env: Env) -> None:
+    uri = env.push("probe:v1", PROBE_DOCKERFILE)
+    name, created = create_image_function(
+        env,
+        uri,
+        ImageConfig={
+            "EntryPoint": ["/bin/probe", "--flag"],
+            "Command": ["other.handler"],
+            "WorkingDirectory": "/tmp",
+        },
+    )
+    assert created["ImageConfigResponse"]["ImageConfig"]["Command"] == ["other.handler"]
+    wait_settled(env.lam, name)
+    seen = probe(env, name)
+    assert seen["argv"] == ["/bin/probe", "--flag", "other.handler"]
+    assert seen["cwd"] == "/tmp"
+
+    env.lam.update_function_configuration(FunctionName=name, ImageConfig={"Command": ["x.y"]})
+    wait_settled(env.lam, name)
+    assert probe(env, name)["argv"] == ["/bin/probe", "x.y"]
+
+    v2 = env.push("probe:v2", PROBE_DOCKERFILE + "ENV VERSION=2\n")
+    updated = env.lam.update_function_code(FunctionName=name, ImageUri=v2)
+    assert updated["CodeSha256"] == manifest_digest(v2).removeprefix("sha256:")
+    assert wait_settled(env.lam, name)["LastUpdateStatus"] == "Successful"
+    assert probe(env, name)["env"]["VERSION"] == "2"
+
+
+def test_extension_in_the_image(env: Env) -> None:
+    dockerfile = PROBE_DOCKERFILE + "COPY probe /opt/extensions/probe-ext\n"
+    uri = env.push("probe-ext:v1", dockerfile)
+    name, _ = create_image_function(env, uri)
+    wait_settled(env.lam, name)
+    seen = probe(env, name)
+    assert seen["extension"] is True
+    log = invoke(env.lam, name).log
+    assert "probe-ext" in env.lam.get_function(FunctionName=name)["Code"]["ImageUri"]
+    assert "REPORT RequestId" in log
+
+
+def test_refused_requests(env: Env) -> None:
+    lam = env.lam
+    uri = env.push("probe:v1", PROBE_DOCKERFILE)
+
+    def error_of(**kwargs: Any) -> tuple[str, str]:
+        with pytest.raises(lam.exceptions.ClientError) as e:
+            lam.create_function(FunctionName=unique("bad"), Role=ROLE, **kwargs)
+        err = e.value.response["Error"]
+        return err["Code"], err["Message"]
+
+    code, msg = error_of(PackageType="Image", Code={"ImageUri": uri}, Runtime="python3.12")
+    assert code == "InvalidParameterValueException"
+    assert msg == (
+        "Please don't provide Handler or Runtime or Layer when the intended function "
+        "PackageType is Image."
+    )
+    missing = f"{env.registry.host}/probe:nope"
+    code, msg = error_of(PackageType="Image", Code={"ImageUri": missing})
+    assert (code, msg) == (
+        "InvalidParameterValueException",
+        f"Source image {missing} does not exist. Provide a valid source image.",
+    )
+    code, msg = error_of(PackageType="Image", Code={"ImageUri": "no-registry-or-tag"})
+    assert msg == "Source image no-registry-or-tag is not valid. Provide a valid source image."
+
+    zip_fn = unique("zip")
+    lam.create_function(
+        FunctionName=zip_fn,
+        Role=ROLE,
+        Runtime="provided.al2023",
+        Handler="x",
+        Code={"ZipFile": b"PK\x05\x06" + b"\0" * 18},
+    )
+    wait_settled(lam, zip_fn)
+    with pytest.raises(lam.exceptions.InvalidParameterValueException):
+        lam.update_function_code(FunctionName=zip_fn, ImageUri=uri)
+
+
+def test_corrupt_image_fails_the_function(env: Env) -> None:
+    uri = env.push("corrupt:v1", PROBE_DOCKERFILE + "ENV CORRUPT=1\n")
+    manifest = json.loads(env.registry.blob_path(manifest_digest(uri)).read_bytes())
+    layer = env.registry.blob_path(manifest["layers"][-1]["digest"])
+    layer.write_bytes(b"not the layer it claims to be")
+    name, _ = create_image_function(env, uri)
+    cfg = wait_settled(env.lam, name)
+    assert cfg["State"] == "Failed"
+    assert cfg["StateReasonCode"] == "InvalidImage"
+    assert cfg["LastUpdateStatus"] == "Failed"
+    with pytest.raises(env.lam.exceptions.ResourceConflictException) as e:
+        env.lam.invoke(FunctionName=name, Payload=b"{}")
+    assert "Failed" in e.value.response["Error"]["Message"]
