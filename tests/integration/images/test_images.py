@@ -28,7 +28,7 @@ ROLE = "arn:aws:iam::123456789012:role/lambda-role"
 PROBE_DOCKERFILE = """\
 FROM scratch
 COPY probe /bin/probe
-ENV FOO=from-image PATH=/bin SHARED=image
+ENV FOO=from-image PATH=/bin SHARED=image LANG=C.image
 WORKDIR /work
 ENTRYPOINT ["/bin/probe"]
 CMD ["app.handler"]
@@ -101,7 +101,9 @@ def test_create_and_invoke_an_image_function(env: Env) -> None:
     name, created = create_image_function(
         env,
         uri,
-        Environment={"Variables": {"BAR": "from-function", "SHARED": "function"}},
+        Environment={
+            "Variables": {"BAR": "from-function", "SHARED": "function", "LANG": "C.function"}
+        },
         MemorySize=256,
     )
     assert created["PackageType"] == "Image"
@@ -125,6 +127,8 @@ def test_create_and_invoke_an_image_function(env: Env) -> None:
     e = seen["env"]
     assert e["FOO"] == "from-image" and e["PATH"] == "/bin"
     assert e["BAR"] == "from-function" and e["SHARED"] == "function"
+    # Lambda's defaults (PATH, LANG, TZ, ...) < the image's ENV < the function's variables
+    assert e["LANG"] == "C.function" and e["TZ"] == ":UTC"
     assert e["AWS_LAMBDA_FUNCTION_NAME"] == name
     assert e["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"] == "256"
     assert e["AWS_LAMBDA_RUNTIME_API"] == "169.254.100.1:9001"
