@@ -28,6 +28,7 @@ from lambdalet.dashboard import build_dashboard_app
 from lambdalet.env.environment import EnvSettings
 from lambdalet.env.observer import FanOut
 from lambdalet.images.service import cache_for
+from lambdalet.images.upload import upload_handler
 from lambdalet.sandbox.base import SandboxBackend
 from lambdalet.sandbox.detect import choose_backend
 from lambdalet.store.sqlite import Store
@@ -100,7 +101,9 @@ async def build_platform(config: ServerConfig) -> Platform:
         clock=clock,
         images=image_cache,
     )
-    api.add_subapp("/lambdalet/admin", build_admin_app(pool, backend, recent))
+    admin = build_admin_app(pool, backend, recent)
+    admin.router.add_post("/images", upload_handler(image_cache))
+    api.add_subapp("/lambdalet/admin", admin)
     api.add_subapp("/lambdalet/dashboard/", build_dashboard_app())
     api.router.add_get("/metrics", metrics_handler(metrics))
     return Platform(config, store, backend, pool, api)

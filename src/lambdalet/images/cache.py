@@ -58,6 +58,10 @@ MANIFEST_TYPES = frozenset(
 MOUNT_DIRS = ("proc", "dev", "sys", "tmp", "var/rapid/agent", "var/task", "var/runtime", "opt")
 MOUNT_FILES = ("etc/hosts", "etc/resolv.conf", "etc/hostname")
 
+#: the registry name of images built locally and imported (``lambdalet deploy``): resolved
+#: from ``local-refs.json``, never pulled
+LOCAL_REGISTRY = "lambdalet.local"
+
 # Lambda's StateReasonCode / LastUpdateStatusReasonCode values for image problems
 IMAGE_DELETED = "ImageDeleted"
 IMAGE_ACCESS_DENIED = "ImageAccessDenied"
@@ -161,9 +165,21 @@ class ImageCache:
             raise PullError(classify(err), _tool_message(done.stderr))
         return done.stdout
 
+    def _local_refs(self) -> dict[str, str]:
+        try:
+            refs = json.loads((self.root / "local-refs.json").read_text())
+        except (OSError, ValueError):
+            return {}
+        return {str(k): str(v) for k, v in refs.items()}
+
     async def resolve(self, ref: ImageRef, architecture: str) -> str:
         """The digest of the image's manifest for ``architecture`` (an index is resolved to
         the entry of that platform).  Raises :class:`PullError`."""
+        if ref.registry == LOCAL_REGISTRY:
+            digest = ref.digest or self._local_refs().get(str(ref))
+            if digest is None or self.load(digest) is None:
+                raise PullError(IMAGE_DELETED, f"no image {ref} was built here")
+            return digest
         raw = await self._inspect_raw(ref, str(ref))
         doc = _json(raw)
         media = doc.get("mediaType") or ""
@@ -213,6 +229,8 @@ class ImageCache:
             have = self.load(digest)
             if have is not None:
                 return have
+            if ref.registry == LOCAL_REGISTRY:
+                raise PullError(IMAGE_DELETED, f"the image {ref} built here was removed")
             self.layout.parent.mkdir(parents=True, exist_ok=True)
             tag = f"sha256-{_hex(digest)}"
             await self._skopeo(
@@ -227,13 +245,13 @@ class ImageCache:
             )
             return await asyncio.to_thread(self._unpack, tag, digest, architecture)
 
-    async def import_layout(self, source: Path, source_ref: str, architecture: str) -> str:
-        """Copy an image from another OCI layout (a local build) into the store; its digest."""
+    async def import_archive(self, archive: Path, name: str, architecture: str) -> str:
+        """Store an OCI archive (a local build) as ``lambdalet.local/<name>``; its digest."""
         async with self._lock:
             self.layout.parent.mkdir(parents=True, exist_ok=True)
             tmp_tag = f"import-{os.getpid()}"
             await self._skopeo(
-                ["copy", "--quiet", f"oci:{source}:{source_ref}", f"oci:{self.layout}:{tmp_tag}"],
+                ["copy", "--quiet", f"oci-archive:{archive}", f"oci:{self.layout}:{tmp_tag}"],
                 PULL_TIMEOUT_S,
             )
             digest = await asyncio.to_thread(self._retag, tmp_tag)
@@ -241,6 +259,9 @@ class ImageCache:
                 await asyncio.to_thread(
                     self._unpack, f"sha256-{_hex(digest)}", digest, architecture
                 )
+            refs = self._local_refs()
+            refs[f"{LOCAL_REGISTRY}/{name}"] = digest
+            _write_json(self.root / "local-refs.json", refs)
             return digest
 
     def _retag(self, tmp_tag: str) -> str:
@@ -344,6 +365,10 @@ class ImageCache:
                 shutil.rmtree(self.roots / _hex(img.digest), ignore_errors=True)
                 self._loaded.pop(img.digest, None)
                 removed.append(img.digest)
+        refs = self._local_refs()
+        if any(d in removed for d in refs.values()):
+            kept = {k: d for k, d in refs.items() if d not in removed}
+            _write_json(self.root / "local-refs.json", kept)
         index_path = self.layout / "index.json"
         if index_path.is_file():
             index = json.loads(index_path.read_text())

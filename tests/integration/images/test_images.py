@@ -229,3 +229,91 @@ def test_corrupt_image_fails_the_function(env: Env) -> None:
     with pytest.raises(env.lam.exceptions.ResourceConflictException) as e:
         env.lam.invoke(FunctionName=name, Payload=b"{}")
     assert "Failed" in e.value.response["Error"]["Message"]
+
+
+SAM_TEMPLATE = """\
+AWSTemplateFormatVersion: '2010-09-09'
+Transform: AWS::Serverless-2016-10-31
+Globals:
+  Function:
+    Timeout: 10
+Resources:
+  ImgFunction:
+    Type: AWS::Serverless::Function
+    Properties:
+      PackageType: Image
+      FunctionName: {name}
+      ImageConfig:
+        Command: ["sam.handler"]
+    Metadata:
+      Dockerfile: Dockerfile
+      DockerContext: ./img
+      DockerTag: v1
+      DockerBuildArgs:
+        GREETING: {greeting}
+"""
+
+SAM_DOCKERFILE = """\
+FROM scratch
+ARG GREETING
+COPY probe /bin/probe
+ENV GREETING=$GREETING
+ENTRYPOINT ["/bin/probe"]
+CMD ["ignored.handler"]
+"""
+
+
+def lambdalet_cli(env: Env, *args: str, endpoint: bool = True) -> str:
+    import os
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "lambdalet.cli",
+            *args,
+            *(["--endpoint", env.server.url] if endpoint else []),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "LAMBDALET_BUILDAH_ROOT": str(env.builder.root)},
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def test_sam_image_function_built_from_its_dockerfile(env: Env, tmp_path: Path) -> None:
+    name = unique("sam-img")
+    proj = tmp_path / "samimg"
+    (proj / "img").mkdir(parents=True)
+    (proj / "img" / "Dockerfile").write_text(SAM_DOCKERFILE)
+    (proj / "img" / "probe").write_bytes(env.probe.read_bytes())
+    (proj / "img" / "probe").chmod(0o755)
+    (proj / "template.yaml").write_text(SAM_TEMPLATE.format(name=name, greeting="hello"))
+    lambdalet_cli(env, "deploy", str(proj), "--json")
+    got = env.lam.get_function(FunctionName=name)
+    assert got["Configuration"]["PackageType"] == "Image"
+    assert got["Code"]["ImageUri"] == "lambdalet.local/samimg/imgfunction:v1"
+    seen = probe(env, name)
+    assert seen["env"]["GREETING"] == "hello"
+    assert seen["argv"] == ["/bin/probe", "sam.handler"]
+
+    # a changed build argument is a new image: the redeploy updates the code
+    (proj / "template.yaml").write_text(SAM_TEMPLATE.format(name=name, greeting="again"))
+    summary = json.loads(lambdalet_cli(env, "deploy", str(proj), "--json"))
+    assert summary["functions"][0]["changes"] == ["Code"], summary
+    assert probe(env, name)["env"]["GREETING"] == "again"
+    unchanged = json.loads(lambdalet_cli(env, "deploy", str(proj), "--json"))
+    assert unchanged["functions"][0]["action"] == "unchanged"
+
+    # the first build's image is used by no version any more: it was pruned
+    data = ["--data-dir", str(env.server.data_dir)]
+    listed = json.loads(lambdalet_cli(env, "images", "--json", *data, endpoint=False))
+    digests = {row["digest"] for row in listed}
+    current = "sha256:" + env.lam.get_function(FunctionName=name)["Configuration"]["CodeSha256"]
+    assert current in digests
+    assert all(row["usedBy"] for row in listed), listed
