@@ -16,7 +16,9 @@ from tests.integration.harness import Server, free_port, invoke, require_sandbox
 from tests.integration.images.tools import (
     Builder,
     Registry,
+    TokenServer,
     build_probe,
+    docker_config,
     manifest_digest,
     require_image_tools,
 )
@@ -42,6 +44,7 @@ class Env:
     registry: Registry
     builder: Builder
     probe: Path
+    auth_file: Path  # the server's --registry-auth-file (Docker's config.json format)
 
     def push(self, repo_tag: str, dockerfile: str, **extra: Path | bytes) -> str:
         """Build and push ``repo_tag`` to the registry; returns its ImageUri."""
@@ -59,10 +62,19 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     base = tmp_path_factory.mktemp("images")
     registry = Registry(base / "registry", free_port())
     registry.start()
-    server = Server(base / "data", free_port())
+    auth_file = base / "docker-config.json"
+    auth_file.write_text('{"auths": {}}')
+    server = Server(base / "data", free_port(), extra_args=("--registry-auth-file", str(auth_file)))
     try:
         server.start()
-        yield Env(server, server.client(), registry, Builder(base / "buildah"), build_probe(base))
+        yield Env(
+            server,
+            server.client(),
+            registry,
+            Builder(base / "buildah"),
+            build_probe(base),
+            auth_file,
+        )
     finally:
         if server.proc is not None and server.proc.poll() is None:
             server.stop()
@@ -317,3 +329,33 @@ def test_sam_image_function_built_from_its_dockerfile(env: Env, tmp_path: Path) 
     current = "sha256:" + env.lam.get_function(FunctionName=name)["Configuration"]["CodeSha256"]
     assert current in digests
     assert all(row["usedBy"] for row in listed), listed
+
+
+def test_registry_with_bearer_tokens(env: Env, tmp_path: Path) -> None:
+    tokens = TokenServer(tmp_path / "token", free_port(), "puller", "s3cret")
+    registry = Registry(tmp_path / "registry", free_port(), auth_yaml=tokens.auth_yaml)
+    registry.start()
+    try:
+        pusher = tmp_path / "push-auth.json"
+        docker_config(pusher, registry.host, "puller", "s3cret")
+        env.builder.build("localhost/private:v1", PROBE_DOCKERFILE, {"probe": env.probe})
+        uri = f"{registry.host}/private:v1"
+        env.builder.push("localhost/private:v1", uri, authfile=pusher)
+
+        # no credentials for this registry yet: refused as Lambda refuses an image it
+        # may not read
+        with pytest.raises(env.lam.exceptions.InvalidParameterValueException) as e:
+            create_image_function(env, uri)
+        assert e.value.response["Error"]["Message"] == (
+            "Lambda does not have permission to access the ECR image. Check the ECR permissions."
+        )
+        # the server's Docker config.json has them: the token flow gets the image
+        docker_config(env.auth_file, registry.host, "puller", "s3cret")
+        name, created = create_image_function(env, uri)
+        assert created["CodeSha256"] == manifest_digest(uri, pusher).removeprefix("sha256:")
+        assert wait_settled(env.lam, name)["State"] == "Active"
+        assert probe(env, name)["argv"] == ["/bin/probe", "app.handler"]
+    finally:
+        env.auth_file.write_text('{"auths": {}}')
+        registry.stop()
+        tokens.stop()

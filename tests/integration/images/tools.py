@@ -148,3 +148,111 @@ def manifest_digest(ref: str, authfile: Path | None = None) -> str:
         check=True,
     )
     return out.stdout.strip()
+
+
+class TokenServer:
+    """A Docker token server (distribution's token auth): Basic credentials in, an RS256
+    JWT out, signed by a key whose self-signed certificate the registry trusts."""
+
+    def __init__(self, root: Path, port: int, user: str, password: str) -> None:
+        import http.server
+        import threading
+
+        self.root, self.port = root, port
+        self.user, self.password = user, password
+        self.service, self.issuer = "lambdalet-test-registry", "lambdalet-test-issuer"
+        root.mkdir(parents=True, exist_ok=True)
+        self.key, self.cert = root / "key.pem", root / "cert.pem"
+        subprocess.run(
+            [
+                "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                "-subj", "/CN=lambdalet-test-token", "-keyout", str(self.key),
+                "-out", str(self.cert),
+            ],
+            check=True,
+            capture_output=True,
+        )  # fmt: skip
+        owner = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                body, status = owner.answer(self.path, self.headers.get("Authorization", ""))
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    @property
+    def auth_yaml(self) -> str:
+        return (
+            "auth:\n  token:\n"
+            f"    realm: http://127.0.0.1:{self.port}/token\n"
+            f"    service: {self.service}\n"
+            f"    issuer: {self.issuer}\n"
+            f"    rootcertbundle: {self.cert}\n"
+        )
+
+    def answer(self, path: str, authorization: str) -> tuple[bytes, int]:
+        import base64
+        import json
+        import secrets
+        import urllib.parse
+
+        want = "Basic " + base64.b64encode(f"{self.user}:{self.password}".encode()).decode()
+        if authorization != want:
+            return b'{"details":"bad credentials"}', 401
+        query = urllib.parse.parse_qs(urllib.parse.urlparse(path).query)
+        access = []
+        for scope in query.get("scope", []):
+            kind, name, actions = scope.split(":")
+            access.append({"type": kind, "name": name, "actions": actions.split(",")})
+        der = subprocess.run(
+            ["openssl", "x509", "-in", str(self.cert), "-outform", "DER"],
+            capture_output=True,
+            check=True,
+        ).stdout
+        now = int(time.time())
+
+        def b64(data: bytes) -> str:
+            return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+        header = {"alg": "RS256", "typ": "JWT", "x5c": [base64.b64encode(der).decode()]}
+        claims = {
+            "iss": self.issuer,
+            "sub": self.user,
+            "aud": self.service,
+            "exp": now + 300,
+            "nbf": now - 10,
+            "iat": now,
+            "jti": secrets.token_hex(8),
+            "access": access,
+        }
+        signing = f"{b64(json.dumps(header).encode())}.{b64(json.dumps(claims).encode())}"
+        sig = subprocess.run(
+            ["openssl", "dgst", "-sha256", "-sign", str(self.key)],
+            input=signing.encode(),
+            capture_output=True,
+            check=True,
+        ).stdout
+        token = f"{signing}.{b64(sig)}"
+        return json.dumps({"token": token, "expires_in": 300}).encode(), 200
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def docker_config(path: Path, registry: str, user: str, password: str) -> None:
+    """Docker's config.json with one registry's credentials."""
+    import base64
+    import json
+
+    auth = base64.b64encode(f"{user}:{password}".encode()).decode()
+    path.write_text(json.dumps({"auths": {registry: {"auth": auth}}}))
