@@ -3,7 +3,8 @@
  *
  * As a runtime (any name but one under /opt/extensions): answers every invocation with a
  * JSON document of what it sees: argv, cwd, uid, the whole environment, the event, whether
- * /tmp and / are writable and whether the extension registered.
+ * /tmp and / are writable and whether the extension registered.  An event with a "sleep"
+ * key makes it sleep 5 s first (for timeouts).
  * As an extension (argv[0] under /opt/extensions): registers for INVOKE, writes
  * /tmp/ext-registered, and waits for events until SHUTDOWN.
  */
@@ -145,6 +146,7 @@ int main(int argc, char **argv) {
         char rid[256];
         char *event = http("GET", "/2018-06-01/runtime/invocation/next", "", NULL,
                            "Lambda-Runtime-Aws-Request-Id", rid, sizeof rid);
+        if (strstr(event, "\"sleep\"")) sleep(5); /* outlives a 1 s Timeout */
         size_t cap = 65536, len = 0;
         char *out = malloc(cap);
         char cwd[512] = "";

@@ -178,16 +178,20 @@ def test_image_config_overrides_and_code_update(env: Env) -> None:
     assert probe(env, name)["env"]["VERSION"] == "2"
 
 
-def test_extension_in_the_image(env: Env) -> None:
+def test_extension_in_the_image_and_a_timeout(env: Env) -> None:
     dockerfile = PROBE_DOCKERFILE + "COPY probe /opt/extensions/probe-ext\n"
     uri = env.push("probe-ext:v1", dockerfile)
-    name, _ = create_image_function(env, uri)
+    name, _ = create_image_function(env, uri, Timeout=1)
     wait_settled(env.lam, name)
     seen = probe(env, name)
     assert seen["extension"] is True
-    log = invoke(env.lam, name).log
-    assert "probe-ext" in env.lam.get_function(FunctionName=name)["Code"]["ImageUri"]
-    assert "REPORT RequestId" in log
+    # the lifecycle is the zip functions': a timeout resets the environment (Init again,
+    # extension included, in the same sandbox), and the next invoke is answered
+    timed_out = invoke(env.lam, name, {"sleep": 1})
+    assert timed_out.function_error == "Unhandled"
+    assert timed_out.json()["errorType"] == "Sandbox.Timedout"
+    again = probe(env, name)
+    assert again["extension"] is True and again["event"] == {"ping": 1}
 
 
 def test_refused_requests(env: Env) -> None:
