@@ -312,15 +312,20 @@ class ImageCache:
         work = self.roots / f".unpack-{_hex(digest)[:16]}-{os.getpid()}"
         shutil.rmtree(work, ignore_errors=True)
         self.roots.mkdir(parents=True, exist_ok=True)
-        done = subprocess.run(
-            ["umoci", "unpack", "--image", f"{self.layout}:{tag}", str(work)],
-            capture_output=True,
-            timeout=PULL_TIMEOUT_S,
-            check=False,
-        )
-        if done.returncode != 0:
+        source = f"{self.layout}:{tag}"
+        converted = self.roots / f".gzip-{_hex(digest)[:16]}-{os.getpid()}"
+        if any(str(la.get("mediaType", "")).endswith("+zstd") for la in manifest["layers"]):
+            # umoci 0.4 reads gzip and plain layers only: recompress into a scratch layout
+            recompress = ["--dest-compress", "--dest-compress-format", "gzip"]
+            _tool(["skopeo", "copy", "--quiet", *recompress, f"oci:{source}", f"oci:{converted}:t"])
+            source = f"{converted}:t"
+        try:
+            _tool(["umoci", "unpack", "--image", source, str(work)])
+        except PullError:
             shutil.rmtree(work, ignore_errors=True)
-            raise PullError(INVALID_IMAGE, _tool_message(done.stdout + done.stderr))
+            raise
+        finally:
+            shutil.rmtree(converted, ignore_errors=True)
         rootfs = work / "rootfs"
         _add_mount_points(rootfs)
         work.chmod(0o755)
@@ -381,6 +386,13 @@ class ImageCache:
                 check=False,
             )
         return removed
+
+
+def _tool(argv: list[str]) -> None:
+    """Run skopeo or umoci to completion; a failure is an InvalidImage PullError."""
+    done = subprocess.run(argv, capture_output=True, timeout=PULL_TIMEOUT_S, check=False)
+    if done.returncode != 0:
+        raise PullError(INVALID_IMAGE, _tool_message(done.stdout + done.stderr))
 
 
 def _add_mount_points(rootfs: Path) -> None:

@@ -37,10 +37,11 @@ def cache_for(config: ServerConfig) -> ImageCache:
 
 def resolve_error(uri: str, e: PullError) -> InvalidParameterValueException:
     """What CreateFunction / UpdateFunctionCode answer when the image cannot be resolved."""
+    logger.info("resolving %s failed (%s): %s", uri, e.reason_code, e.message)
     if e.reason_code == IMAGE_ACCESS_DENIED:
         return InvalidParameterValueException(
-            f"Lambda does not have permission to access the ECR image. Check the ECR "
-            f"permissions. ({uri}: {e.message})"
+            "Lambda does not have permission to access the ECR image. Check the ECR "
+            "permissions."
         )
     if e.reason_code == IMAGE_DELETED:
         return InvalidParameterValueException(

@@ -46,12 +46,12 @@ class Env:
     probe: Path
     auth_file: Path  # the server's --registry-auth-file (Docker's config.json format)
 
-    def push(self, repo_tag: str, dockerfile: str, **extra: Path | bytes) -> str:
+    def push(self, repo_tag: str, dockerfile: str, compression: str = "gzip") -> str:
         """Build and push ``repo_tag`` to the registry; returns its ImageUri."""
         local = f"localhost/{repo_tag}"
-        self.builder.build(local, dockerfile, {"probe": self.probe, **extra})
+        self.builder.build(local, dockerfile, {"probe": self.probe})
         uri = f"{self.registry.host}/{repo_tag}"
-        self.builder.push(local, uri)
+        self.builder.push(local, uri, compression=compression)
         return uri
 
 
@@ -171,7 +171,8 @@ def test_image_config_overrides_and_code_update(env: Env) -> None:
     wait_settled(env.lam, name)
     assert probe(env, name)["argv"] == ["/bin/probe", "x.y"]
 
-    v2 = env.push("probe:v2", PROBE_DOCKERFILE + "ENV VERSION=2\n")
+    # v2's layers are zstd-compressed
+    v2 = env.push("probe:v2", PROBE_DOCKERFILE + "ENV VERSION=2\n", compression="zstd")
     updated = env.lam.update_function_code(FunctionName=name, ImageUri=v2)
     assert updated["CodeSha256"] == manifest_digest(v2).removeprefix("sha256:")
     assert wait_settled(env.lam, name)["LastUpdateStatus"] == "Successful"

@@ -126,8 +126,11 @@ class Builder:
         (ctx / "Dockerfile").write_text(dockerfile)
         self._buildah("bud", "--isolation", "chroot", "--quiet", "-t", tag, str(ctx))
 
-    def push(self, tag: str, dest: str, authfile: Path | None = None) -> None:
+    def push(
+        self, tag: str, dest: str, authfile: Path | None = None, compression: str = "gzip"
+    ) -> None:
         extra = ["--authfile", str(authfile)] if authfile is not None else []
+        extra += ["--compression-format", compression]
         self._buildah("push", "--tls-verify=false", *extra, tag, f"docker://{dest}")
 
 
