@@ -225,6 +225,10 @@ class Handlers:
         name, _ = self._function(request)
         body = validation.json_body(await request.read())
         patch, revision_id = validation.update_function_configuration(body, self.scope)
+        if self.store.get_function(name).package_type == IMAGE and (
+            patch.runtime is not None or patch.handler is not None or patch.layers
+        ):
+            raise InvalidParameterValueException(validation.IMAGE_ONLY_FIELDS_MESSAGE)
         record = self.store.update_function_configuration(name, patch, revision_id=revision_id)
         await self.invoker.retire(name, LATEST)
         self._settle_later(name)
