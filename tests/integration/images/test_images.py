@@ -4,6 +4,7 @@ real images (buildah, FROM scratch + a static probe runtime), the real server an
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -46,10 +47,16 @@ class Env:
     probe: Path
     auth_file: Path  # the server's --registry-auth-file (Docker's config.json format)
 
-    def push(self, repo_tag: str, dockerfile: str, compression: str = "gzip") -> str:
+    def push(
+        self,
+        repo_tag: str,
+        dockerfile: str,
+        compression: str = "gzip",
+        **extra: Path | bytes,
+    ) -> str:
         """Build and push ``repo_tag`` to the registry; returns its ImageUri."""
         local = f"localhost/{repo_tag}"
-        self.builder.build(local, dockerfile, {"probe": self.probe})
+        self.builder.build(local, dockerfile, {"probe": self.probe, **extra})
         uri = f"{self.registry.host}/{repo_tag}"
         self.builder.push(local, uri, compression=compression)
         return uri
@@ -177,6 +184,63 @@ def test_image_config_overrides_and_code_update(env: Env) -> None:
     assert updated["CodeSha256"] == manifest_digest(v2).removeprefix("sha256:")
     assert wait_settled(env.lam, name)["LastUpdateStatus"] == "Successful"
     assert probe(env, name)["env"]["VERSION"] == "2"
+
+
+#: the layout of AWS's base images (public.ecr.aws/lambda/*), which this host cannot pull:
+#: /lambda-entrypoint.sh takes the handler as its one argument and starts the runtime
+#: interface emulator unless AWS_LAMBDA_RUNTIME_API is set
+BASE_IMAGE_DOCKERFILE = """\
+FROM scratch
+COPY busybox /bin/busybox
+COPY probe /var/runtime/bootstrap
+COPY lambda-entrypoint.sh /lambda-entrypoint.sh
+ENV LANG=en_US.UTF-8 TZ=:/etc/localtime PATH=/var/lang/bin:/usr/local/bin:/usr/bin/:/bin \\
+    LAMBDA_TASK_ROOT=/var/task LAMBDA_RUNTIME_DIR=/var/runtime
+WORKDIR /var/task
+ENTRYPOINT ["/lambda-entrypoint.sh"]
+CMD ["app.handler"]
+"""
+ENTRYPOINT_SH = b"""#!/bin/busybox sh
+if [ $# -ne 1 ]; then
+  echo "entrypoint requires the handler name to be the first argument" 1>&2
+  exit 142
+fi
+export _HANDLER="$1"
+if [ -z "${AWS_LAMBDA_RUNTIME_API}" ]; then
+  exec /usr/local/bin/aws-lambda-rie /var/runtime/bootstrap
+else
+  exec /var/runtime/bootstrap
+fi
+"""
+
+
+def test_an_image_laid_out_like_the_aws_base_images(env: Env, tmp_path: Path) -> None:
+    script = tmp_path / "lambda-entrypoint.sh"
+    script.write_bytes(ENTRYPOINT_SH)
+    script.chmod(0o755)
+    busybox = Path(shutil.which("busybox") or "/bin/busybox")
+    uri = env.push(
+        "base-like:v1",
+        BASE_IMAGE_DOCKERFILE,
+        busybox=busybox,
+        **{"lambda-entrypoint.sh": script},
+    )
+    name, _ = create_image_function(env, uri)
+    wait_settled(env.lam, name)
+    seen = probe(env, name)
+    assert seen["argv"] == ["/var/runtime/bootstrap"]  # the entrypoint exec'd the runtime
+    assert seen["env"]["_HANDLER"] == "app.handler"
+    assert seen["cwd"] == "/var/task"
+    assert seen["env"]["LAMBDA_TASK_ROOT"] == "/var/task"
+    # two arguments: the entrypoint refuses, as AWS's does, and Init fails
+    env.lam.update_function_configuration(
+        FunctionName=name, ImageConfig={"Command": ["a.b", "extra"]}
+    )
+    wait_settled(env.lam, name)
+    r = invoke(env.lam, name)
+    assert r.function_error == "Unhandled"
+    assert r.json()["errorType"] == "Runtime.ExitError"
+    assert "entrypoint requires the handler name" in r.log
 
 
 def test_extension_in_the_image_and_a_timeout(env: Env) -> None:

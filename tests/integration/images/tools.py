@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 HERE = Path(__file__).resolve().parent
-TOOLS = ("skopeo", "umoci", "buildah", "docker-registry", "gcc")
+TOOLS = ("skopeo", "umoci", "buildah", "docker-registry", "gcc", "busybox", "openssl")
 
 
 def require_image_tools() -> None:
