@@ -23,7 +23,7 @@ ROOT=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
 ORIG_PWD=$PWD
 VENV="$ROOT/.venv"
 PY_STAMP="$VENV/.lambdalet-pyproject.sha256"
-APT_PACKAGES=(runc iproute2 e2fsprogs util-linux slirp4netns passt curl gcc libc6-dev golang-github-containers-common chromium chromium-driver)
+APT_PACKAGES=(runc iproute2 e2fsprogs util-linux slirp4netns passt curl gcc libc6-dev golang-github-containers-common chromium chromium-driver skopeo umoci buildah docker-registry busybox-static openssl)
 APT_UPDATED=0
 
 say() { printf 'lambdalet.sh: %s\n' "$*" >&2; }

@@ -21,6 +21,8 @@ density  drop in host MemAvailable per frozen environment with N held; warm late
          while they are held
 burst    new environments per second when a burst of concurrent invokes arrives: at the
          server's spares (2), and at a second server whose spares cover the burst
+image    container image functions (not with --tiny; bench/images.py): create until
+         Active (pull + unpack), first invoke (sandbox built on demand), warm invoke
 
 Prints a table (median and p99 in ms) and writes the JSON (default bench-results.json).
 """
@@ -594,7 +596,7 @@ def main(argv: list[str] | None = None) -> int:
         "--skip",
         action="append",
         default=[],
-        choices=("floors", "warm", "cold", "tput", "density", "burst"),
+        choices=("floors", "warm", "cold", "tput", "density", "burst", "image"),
     )
     ap.add_argument("--density", type=int, action="append", help="environments to hold")
     ap.add_argument(
@@ -638,6 +640,14 @@ def main(argv: list[str] | None = None) -> int:
             _, first = m_cold(srv, size.cold_n, "b", 0.0)
             res["cold_first_invoke_back_to_back"] = summary(first)
             res["cold_first_invoke_after_reset"] = summary(m_reset(srv, size.reset_n))
+        if "image" not in skip and not args.tiny:
+            from bench import images
+
+            lacking = images.missing_tools()
+            if lacking:
+                print(f"image figures skipped: {', '.join(lacking)} not installed")
+            else:
+                res.update(images.measure(srv, max(3, size.cold_n), ROLE))
         if "tput" not in skip:
             res["throughput"] = m_throughput(srv, "warm", size.tput_s)
         if "burst" not in skip:
@@ -718,6 +728,10 @@ def print_table(r: dict[str, Any]) -> None:
             f"{key + ' creation':36s} {b['environments_per_s']:>10.1f} envs/s "
             f"({b['environments_created']} envs in {b['seconds']} s, "
             f"{b.get('spares_ready', 0)} spares ready)"
+        )
+    if "image_first_create_to_active_ms" in r:
+        print(
+            f"{'image first create to Active':36s} {r['image_first_create_to_active_ms']:>10.1f} ms"
         )
     for d in r.get("density", []):
         w = d["warm_while_held"]

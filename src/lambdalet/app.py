@@ -30,6 +30,8 @@ from lambdalet.dashboard import build_dashboard_app
 from lambdalet.env.environment import EnvSettings
 from lambdalet.env.log_files import LogLimits, logged_functions, remove_logs
 from lambdalet.env.observer import FanOut
+from lambdalet.images.service import cache_for
+from lambdalet.images.upload import upload_handler
 from lambdalet.sandbox.base import SandboxBackend
 from lambdalet.sandbox.detect import choose_backend
 from lambdalet.store.disk import secure
@@ -71,7 +73,8 @@ async def build_platform(config: ServerConfig) -> Platform:
     for warning in info.warnings:
         log.warning("%s", warning)
     store = Store(config, clock)
-    launcher = RuntimeLauncher(config)
+    image_cache = cache_for(config)
+    launcher = RuntimeLauncher(config, image_cache)
     try:
         # spares pre-start the host Python's runtime from the start, not only once a
         # first function taught them: the first cold start is as fast as the later ones
@@ -106,11 +109,19 @@ async def build_platform(config: ServerConfig) -> Platform:
     stats = FunctionStats()
     observer = FanOut(metrics, recent, stats)
     pool.observer = observer
-    api = build_api_app(config, store, PoolInvoker(pool, observer), limits=pool.limits, clock=clock)
-    api.add_subapp(
-        "/lambdalet/admin",
-        build_admin_app(pool, backend, recent, stats, TestEvents(config.data_dir / "test-events")),
+    api = build_api_app(
+        config,
+        store,
+        PoolInvoker(pool, observer),
+        limits=pool.limits,
+        clock=clock,
+        images=image_cache,
     )
+    admin = build_admin_app(
+        pool, backend, recent, stats, TestEvents(config.data_dir / "test-events")
+    )
+    admin.router.add_post("/images", upload_handler(image_cache))
+    api.add_subapp("/lambdalet/admin", admin)
     api.add_subapp("/lambdalet/dashboard/", build_dashboard_app())
     api.router.add_get("/metrics", metrics_handler(metrics))
     return Platform(config, store, backend, pool, api)

@@ -118,12 +118,33 @@ def _parser() -> argparse.ArgumentParser:
         help="seconds a code-download URL (GetFunction's Code.Location) stays valid "
         "(default 600, as AWS)",
     )
+    s.add_argument(
+        "--insecure-registry",
+        action="append",
+        default=[],
+        metavar="HOST[:PORT]",
+        help="pull container images from this registry over plain HTTP (loopback registries "
+        "always are); repeatable",
+    )
+    s.add_argument(
+        "--registry-auth-file",
+        type=Path,
+        help="registry credentials (Docker's config.json format; default: skopeo's, which "
+        "include ~/.docker/config.json)",
+    )
     s.add_argument("--log-level", default="INFO", help="server log level (default INFO)")
 
     d = sub.add_parser("doctor", help="show the sandbox backend, cgroup and network mode in use")
     _data_dir(d)
     d.add_argument("--backend", choices=("auto", "runc", "process"), default="auto")
     d.add_argument("--json", action="store_true", help="machine-readable output")
+
+    im = sub.add_parser("images", help="list pulled container images, or prune unused ones")
+    im.add_argument(
+        "action", nargs="?", choices=("list", "prune"), default="list", help="(default list)"
+    )
+    _data_dir(im)
+    im.add_argument("--json", action="store_true", help="machine-readable output")
 
     _ops_parsers(sub)
     return p
@@ -304,6 +325,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from lambdalet.ops.trigger_commands import schedules_command
 
         return schedules_command(args)
+    if args.command == "images":
+        from lambdalet.images.commands import images_command
+
+        return images_command(args.data_dir.resolve(), args.action, args.json)
     if args.command in ("deploy", "invoke", "ps", "logs", "stacks", "delete"):
         from lambdalet.ops import commands
 
@@ -360,6 +385,8 @@ def _serve(args: argparse.Namespace) -> int:
         code_storage_limit=int(args.code_storage_mb * MIB),
         space_reserve_bytes=max(0, int(args.space_reserve_mb * MIB)),
         code_url_ttl_s=args.code_url_ttl,
+        insecure_registries=tuple(args.insecure_registry),
+        registry_auth_file=args.registry_auth_file,
     )
     try:
         with contextlib.suppress(KeyboardInterrupt):

@@ -54,6 +54,12 @@ class ServerConfig:
     space_reserve_bytes: int = 8 * MIB
     #: seconds a code-download URL (GetFunction's Code.Location) stays valid, as AWS's 10 min
     code_url_ttl_s: int = 600
+    #: registries (host or host:port) pulled from over plain HTTP besides loopback ones
+    insecure_registries: tuple[str, ...] = ()
+    #: Docker config.json / containers auth.json with registry credentials; None: skopeo's
+    #: defaults ($REGISTRY_AUTH_FILE, ${XDG_RUNTIME_DIR}/containers/auth.json,
+    #: ~/.docker/config.json)
+    registry_auth_file: Path | None = None
 
     @property
     def db_path(self) -> Path:
@@ -81,6 +87,11 @@ class ServerConfig:
     def envs_dir(self) -> Path:
         """Per-environment scratch (the /tmp images, bundles)."""
         return self.data_dir / "envs"
+
+    @property
+    def images_dir(self) -> Path:
+        """Pulled container images: the OCI layout and the unpacked roots (images/cache.py)."""
+        return self.data_dir / "images"
 
     @property
     def runtimes_dir(self) -> Path:

@@ -13,6 +13,19 @@ from typing import Protocol
 from lambdalet.streaming import ResponseStream
 
 LATEST = "$LATEST"
+ZIP = "Zip"
+IMAGE = "Image"
+
+
+@dataclass(frozen=True)
+class ImageCode:
+    """The code of a ``PackageType: Image`` function: the image as named and as resolved."""
+
+    uri: str  # ImageUri as given
+    digest: str  # sha256:<hex> of the manifest for the function's architecture
+    resolved_uri: str  # repository@digest
+    #: ImageConfig's overrides (JSON as AWS spells it: EntryPoint, Command, WorkingDirectory)
+    config: Mapping[str, object] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -55,6 +68,10 @@ class FunctionRecord:
     log_group: str = ""  # LoggingConfig.LogGroup; "" means /aws/lambda/<name>
     application_log_level: str | None = None  # JSON format only
     system_log_level: str | None = None  # JSON format only
+    package_type: str = ZIP
+    image: ImageCode | None = None  # set for PackageType Image
+    #: StateReason(Code), LastUpdateStatusReason(Code) of a failed image pull
+    status_reasons: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def qualified_arn(self) -> str:

@@ -32,6 +32,8 @@ from lambdalet.errors import (
     ServiceException,
     UnknownOperationException,
 )
+from lambdalet.images import service as image_service
+from lambdalet.images.cache import ImageCache
 from lambdalet.model import Invoker
 from lambdalet.store import Store
 from lambdalet.store.disk import is_disk_full
@@ -160,6 +162,7 @@ def build_api_app(
     is_sandbox: PeerCheck | None = None,
     signer: CodeUrlSigner | None = None,
     sqs_client_factory: SqsClientFactory | None = None,
+    images: ImageCache | None = None,
 ) -> web.Application:
     """The Lambda API over ``store`` and ``invoker``, with the asynchronous-invocation queue
     and the provisioned-concurrency manager it owns (started and stopped with the app).
@@ -213,6 +216,7 @@ def build_api_app(
         limits=limits,
         provisioner=provisioner,
         signer=signer or CodeUrlSigner(clock, ttl_s=config.code_url_ttl_s),
+        images=images if images is not None else image_service.cache_for(config),
     )
     app[TASKS_KEY] = tasks
     app[HANDLERS_KEY] = handlers

@@ -23,9 +23,12 @@ from lambdalet.errors import (
     ResourceConflictException,
     ResourceNotFoundException,
 )
-from lambdalet.model import LATEST, FunctionRecord, InvokeInput, Invoker
+from lambdalet.images import service as images
+from lambdalet.images.cache import ImageCache
+from lambdalet.model import IMAGE, LATEST, FunctionRecord, InvokeInput, Invoker
 from lambdalet.store import Store, aws_timestamp
 from lambdalet.store.records import (
+    FAILED,
     PENDING,
     EventInvokeConfig,
     EventInvokePatch,
@@ -55,6 +58,7 @@ class Handlers:
         provisioner: Provisioner,
         signer: CodeUrlSigner,
         draw: Callable[[], float] = random.random,
+        images: ImageCache | None = None,
     ) -> None:
         self.scope = scope
         self.store = store
@@ -66,6 +70,7 @@ class Handlers:
         self.provisioner = provisioner
         self.signer = signer
         self.draw = draw
+        self.images = images
 
     # ----------------------------------------------------------- helpers
 
@@ -91,10 +96,51 @@ class Handlers:
 
     # --------------------------------------------------------- functions
 
+    def _image_cache(self) -> ImageCache:
+        if self.images is None:
+            raise InvalidParameterValueException(
+                "Container images are not supported by this server (no image store)."
+            )
+        return self.images
+
+    def _pull_later(self, record: FunctionRecord, publish: bool = False) -> None:
+        """Pull the image of ``$LATEST`` after the response: then Active / Successful (and
+        the version published if asked), or Failed with Lambda's reason code."""
+        name = record.name
+
+        async def settle() -> None:
+            self.store.settle(name)
+            if publish:
+                self.store.publish_version(name)
+
+        async def pull() -> None:
+            await images.pull_then(
+                self._image_cache(),
+                record,
+                settle=settle,
+                fail=lambda code, reason: self.store.image_failed(name, code, reason),
+            )
+
+        self.tasks.spawn(pull(), name=f"pull image of {name}")
+
+    def _prune_images_later(self) -> None:
+        """Remove pulled images no function version uses any more."""
+        if self.images is not None:
+            self.tasks.spawn(self.images.prune(self.store.image_digests), name="prune images")
+
     async def create_function(self, request: web.Request) -> web.Response:
         body = validation.json_body(await request.read())
-        spec, zip_bytes = validation.create_function(body, self.scope)
-        code = await self.store.put_code(zip_bytes)
+        spec, source = validation.create_function(body, self.scope)
+        if isinstance(source, validation.ImageSource):
+            assert spec.image is not None
+            digest = await images.resolve(
+                self._image_cache(), source.ref, source.uri, spec.architectures[0]
+            )
+            spec = replace(spec, image=replace(spec.image, digest=digest))
+            record = self.store.create_function(spec, self.store.put_image_code(digest, 0))
+            self._pull_later(record, publish=validation.publish_flag(body))
+            return render.json_response(shapes.function_configuration(record, self.scope), 201)
+        code = await self.store.put_code(source)
         record = self.store.create_function(spec, code)
         if validation.publish_flag(body):
             self.store.settle(record.name)
@@ -132,6 +178,17 @@ class Handlers:
     async def update_function_code(self, request: web.Request) -> web.Response:
         name, _ = self._function(request)
         update = validation.update_function_code(validation.json_body(await request.read()))
+        current = self.store.get_function(name)
+        if (current.package_type == IMAGE) != (update.image is not None):
+            if current.package_type == IMAGE:
+                raise InvalidParameterValueException(
+                    "Please provide ImageUri when updating a function with packageType Image."
+                )
+            raise InvalidParameterValueException(
+                "Please don't provide ImageUri when updating a function with packageType Zip."
+            )
+        if update.image is not None:
+            return await self._update_image(name, current, update)
         code = await self.store.put_code(update.zip_file)
         if update.dry_run:
             record = self.store.get_function(name)
@@ -148,10 +205,34 @@ class Handlers:
             self._settle_later(name)
         return render.json_response(shapes.function_configuration(record, self.scope))
 
+    async def _update_image(
+        self, name: str, current: FunctionRecord, update: validation.CodeUpdate
+    ) -> web.Response:
+        assert update.image is not None and current.image is not None
+        arch = (update.architectures or current.architectures)[0]
+        source = update.image
+        digest = await images.resolve(self._image_cache(), source.ref, source.uri, arch)
+        image = replace(current.image, uri=source.uri, digest=digest)
+        code = self.store.put_image_code(digest, 0)
+        if update.dry_run:
+            dry = replace(current, image=image, code_sha256=code.sha256_hex)
+            return render.json_response(shapes.function_configuration(dry, self.scope))
+        record = self.store.update_function_image(
+            name, image, code, architectures=update.architectures, revision_id=update.revision_id
+        )
+        await self.invoker.retire(name, LATEST)
+        self._pull_later(record, publish=update.publish)
+        self._prune_images_later()
+        return render.json_response(shapes.function_configuration(record, self.scope))
+
     async def update_function_configuration(self, request: web.Request) -> web.Response:
         name, _ = self._function(request)
         body = validation.json_body(await request.read())
         patch, revision_id = validation.update_function_configuration(body, self.scope)
+        if self.store.get_function(name).package_type == IMAGE and (
+            patch.runtime is not None or patch.handler is not None or patch.layers
+        ):
+            raise InvalidParameterValueException(validation.IMAGE_ONLY_FIELDS_MESSAGE)
         record = self.store.update_function_configuration(name, patch, revision_id=revision_id)
         await self.invoker.retire(name, LATEST)
         self._settle_later(name)
@@ -171,11 +252,13 @@ class Handlers:
             self.store.delete_version(name, qualifier)
             await self.provisioner.remove(name, qualifier)
             await self.invoker.retire(name, qualifier)
+            self._prune_images_later()
             return render.empty(204)
         self.store.delete_function(name)
         self.limits.forget(name)
         await self.provisioner.forget_function(name)
         await self.invoker.retire(name)
+        self._prune_images_later()
         return render.empty(204)
 
     async def download_code(self, request: web.Request) -> web.StreamResponse:
@@ -515,7 +598,7 @@ class Handlers:
 
 
 def _check_invocable(record: FunctionRecord) -> None:
-    if record.state == PENDING:
+    if record.state in (PENDING, FAILED):
         raise ResourceConflictException(
             "The operation cannot be performed at this time. "
             f"The function is currently in the following state: {record.state}"

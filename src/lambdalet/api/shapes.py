@@ -77,13 +77,27 @@ def function_configuration(
         out["Environment"] = {"Variables": dict(record.environment)}
     if record.layers:
         out["Layers"] = [{"Arn": ref.arn, "CodeSize": ref.code_size} for ref in record.layers]
-    if record.state == PENDING:
+    if record.image is not None:
+        _image_configuration(record, out)
+    if record.status_reasons:
+        out.update(record.status_reasons)
+    elif record.state == PENDING:
         out["StateReason"] = CREATING_REASON
         out["StateReasonCode"] = "Creating"
         out["LastUpdateStatusReason"] = CREATING_REASON
     elif record.last_update_status == IN_PROGRESS:
         out["LastUpdateStatusReason"] = "The function is being updated."
     return out
+
+
+def _image_configuration(record: FunctionRecord, out: dict[str, Any]) -> None:
+    """An image function: no Runtime, Handler or RuntimeVersionConfig; ImageConfigResponse."""
+    assert record.image is not None
+    for key in ("Runtime", "Handler", "RuntimeVersionConfig"):
+        out.pop(key, None)
+    out["PackageType"] = "Image"
+    if record.image.config:
+        out["ImageConfigResponse"] = {"ImageConfig": dict(record.image.config)}
 
 
 def _logging(record: FunctionRecord) -> dict[str, str]:
@@ -109,6 +123,12 @@ def get_function(
         "Configuration": function_configuration(record, scope, alias),
         "Code": {"RepositoryType": "S3", "Location": code_location},
     }
+    if record.image is not None:
+        out["Code"] = {
+            "RepositoryType": "ECR",
+            "ImageUri": record.image.uri,
+            "ResolvedImageUri": record.image.resolved_uri,
+        }
     if record.tags:
         out["Tags"] = dict(record.tags)
     if reserved is not None:

@@ -29,6 +29,8 @@ from lambdalet.errors import (
     RequestTooLargeException,
     ValidationException,
 )
+from lambdalet.images import reference as image_ref
+from lambdalet.model import ImageCode
 from lambdalet.runtimes.envvars import RESERVED_ENV_KEYS
 from lambdalet.store.records import (
     MAX_ZIPPED_BYTES,
@@ -92,11 +94,26 @@ MAX_ZIP_REQUEST = 69_905_067
 T = TypeVar("T")
 
 
+IMAGE_ONLY_FIELDS_MESSAGE = (
+    "Please don't provide Handler or Runtime or Layer when the intended function PackageType "
+    "is Image."
+)
+
+
+@dataclass(frozen=True)
+class ImageSource:
+    """``Code.ImageUri`` (or UpdateFunctionCode's ``ImageUri``), parsed."""
+
+    uri: str
+    ref: image_ref.ImageRef
+
+
 @dataclass(frozen=True)
 class CodeUpdate:
-    """A validated UpdateFunctionCode request."""
+    """A validated UpdateFunctionCode request: a zip or an image."""
 
     zip_file: bytes
+    image: ImageSource | None = None
     architectures: tuple[str, ...] | None = None
     revision_id: str | None = None
     dry_run: bool = False
@@ -240,10 +257,6 @@ def zip_file(value: object, field: str, operation: str) -> bytes:
 def _code_source(code: Mapping[str, Any], field: str, operation: str) -> bytes:
     if code.get("ZipFile") is not None:
         return zip_file(code["ZipFile"], f"{field}ZipFile", operation)
-    if code.get("ImageUri") is not None:
-        raise InvalidParameterValueException(
-            "Container images are not supported by this server; upload a ZipFile."
-        )
     if code.get("S3Bucket") is not None or code.get("S3Key") is not None:
         raise InvalidParameterValueException(
             "Code from S3 is not supported by this server; upload a ZipFile."
@@ -402,15 +415,51 @@ def tags(value: Mapping[str, Any]) -> dict[str, str]:
 # -------------------------------------------------------------- operations
 
 
-def create_function(body: Mapping[str, Any], scope: Scope) -> tuple[FunctionSpec, bytes]:
-    """CreateFunction: the spec to store and the decoded zip."""
+def image_source(value: object, field: str) -> ImageSource:
+    """An ``ImageUri``: ``registry/repository:tag`` or ``...@sha256:<hex>``."""
+    if not isinstance(value, str):
+        raise _bad_type(field, "a string")
+    try:
+        ref = image_ref.parse(value)
+    except image_ref.BadReference:
+        raise InvalidParameterValueException(
+            f"Source image {value} is not valid. Provide a valid source image."
+        ) from None
+    return ImageSource(value, ref)
+
+
+def image_config(value: Mapping[str, Any]) -> dict[str, object]:
+    """``ImageConfig``: EntryPoint and Command (≤ 1500 strings), WorkingDirectory (≤ 1000)."""
+    out: dict[str, object] = {}
+    for key, field in (
+        ("EntryPoint", "imageConfig.entryPoint"),
+        ("Command", "imageConfig.command"),
+    ):
+        items = _str_list(value, key)
+        if items is None:
+            continue
+        if len(items) > 1500:
+            raise _invalid(items, field, "Member must have length less than or equal to 1500")
+        out[key] = list(items)
+    wd = _str(value, "WorkingDirectory", "WorkingDirectory")
+    if wd is not None:
+        out["WorkingDirectory"] = _max_len(wd, "imageConfig.workingDirectory", 1000)
+    return out
+
+
+def create_function(
+    body: Mapping[str, Any], scope: Scope
+) -> tuple[FunctionSpec, bytes | ImageSource]:
+    """CreateFunction: the spec to store and the decoded zip, or the image to pull."""
     name = function_name(body.get("FunctionName"))
     role_arn = role(_required(_str(body, "Role", "role"), "role"))
     code = _required(_obj(body, "Code"), "code")
     package = _str(body, "PackageType", "packageType") or "Zip"
     if _enum(package, "packageType", ("Zip", "Image")) == "Image":
+        return _create_image_function(body, scope, name, role_arn, code)
+    if _obj(body, "ImageConfig"):
         raise InvalidParameterValueException(
-            "Container images are not supported by this server; use PackageType Zip."
+            "ImageConfig is not supported for functions created with deployment packages."
         )
     rt = _str(body, "Runtime", "runtime")
     hd = _str(body, "Handler", "handler")
@@ -436,6 +485,45 @@ def create_function(body: Mapping[str, Any], scope: Scope) -> tuple[FunctionSpec
         tags=tags(_obj(body, "Tags") or {}),
     )
     return spec, _code_source(code, "Code.", "CreateFunction")
+
+
+def _common(body: Mapping[str, Any]) -> dict[str, Any]:
+    """The FunctionSpec fields zip and image functions share."""
+    return {
+        "memory_mb": _range(_default(_int(body, "MemorySize"), 128), "memorySize", 128, 10240),
+        "timeout_s": _range(_default(_int(body, "Timeout"), 3), "timeout", 1, 900),
+        "ephemeral_mb": _default(_ephemeral(body), 512),
+        "environment": environment(_obj(body, "Environment") or {}),
+        "description": _max_len(_str(body, "Description", "description") or "", "description", 256),
+        "architectures": architectures(_str_list(body, "Architectures") or ["x86_64"]),
+        "tracing_mode": tracing_mode(_obj(body, "TracingConfig") or {}),
+        "logging": logging(_obj(body, "LoggingConfig") or {}),
+        "tags": tags(_obj(body, "Tags") or {}),
+    }
+
+
+def _create_image_function(
+    body: Mapping[str, Any], scope: Scope, name: str, role_arn: str, code: Mapping[str, Any]
+) -> tuple[FunctionSpec, ImageSource]:
+    rt = _str(body, "Runtime", "runtime")
+    hd = _str(body, "Handler", "handler")
+    if rt is not None or hd is not None or _str_list(body, "Layers"):
+        raise InvalidParameterValueException(IMAGE_ONLY_FIELDS_MESSAGE)
+    if code.get("ImageUri") is None:
+        raise InvalidParameterValueException("Please provide a source for function code.")
+    source = image_source(code["ImageUri"], "Code.ImageUri")
+    config = image_config(_obj(body, "ImageConfig") or {})
+    spec = FunctionSpec(
+        name=name,
+        runtime="",
+        handler="",
+        role=role_arn,
+        package_type="Image",
+        # the digest is filled in once the tag is resolved
+        image=ImageCode(source.uri, "", "", config),
+        **_common(body),
+    )
+    return spec, source
 
 
 def _default(value: int | None, default: int) -> int:
@@ -464,7 +552,9 @@ def update_function_configuration(
     hd = _str(body, "Handler", "handler")
     rl = _str(body, "Role", "role")
     desc = _str(body, "Description", "description")
+    img_cfg = _obj(body, "ImageConfig")
     patch = FunctionPatch(
+        image_config=image_config(img_cfg) if img_cfg is not None else None,
         runtime=runtime(rt) if rt is not None else None,
         handler=handler(hd) if hd is not None else None,
         role=role(rl) if rl is not None else None,
@@ -482,6 +572,15 @@ def update_function_configuration(
 
 def update_function_code(body: Mapping[str, Any]) -> CodeUpdate:
     arch = _str_list(body, "Architectures")
+    if body.get("ImageUri") is not None and body.get("ZipFile") is None:
+        return CodeUpdate(
+            zip_file=b"",
+            image=image_source(body["ImageUri"], "ImageUri"),
+            architectures=architectures(arch) if arch is not None else None,
+            revision_id=_str(body, "RevisionId", "revisionId"),
+            dry_run=_bool(body, "DryRun"),
+            publish=_bool(body, "Publish"),
+        )
     return CodeUpdate(
         zip_file=_code_source(body, "", "UpdateFunctionCode"),
         architectures=architectures(arch) if arch is not None else None,

@@ -14,6 +14,9 @@ from pathlib import Path
 
 from lambdalet.config import ServerConfig
 from lambdalet.env.launch import LaunchPlan, RuntimeMounts
+from lambdalet.images import service as images
+from lambdalet.images.cache import ImageCache, PulledImage
+from lambdalet.images.spec import ImageConfig, merged_env
 from lambdalet.model import FunctionRecord
 from lambdalet.runtimes import envvars
 from lambdalet.runtimes.node import NodeRuntime, ensure_node_runtime, is_node_runtime
@@ -22,19 +25,37 @@ from lambdalet.runtimes.python import PythonRuntime, ensure_python_runtime, inst
 from lambdalet.sandbox.base import SandboxBackend, SandboxView
 
 
+def images_cache(config: ServerConfig) -> ImageCache:
+    return images.cache_for(config)
+
+
 def _version_arn(region: str, label: str) -> str:
     digest = hashlib.sha256(f"lambdalet:{label}".encode()).hexdigest()
     return f"arn:aws:lambda:{region}::runtime:{digest}"
 
 
+#: the variables of a zip function's environment an image's ENV may replace
+IMAGE_ENV_DEFAULTS = ("PATH", "LD_LIBRARY_PATH", "LANG", "TZ", "PWD")
+IMAGE_RUNTIME_LABEL = "image.lambdalet"
+
+
 class RuntimeLauncher:
-    def __init__(self, config: ServerConfig) -> None:
+    def __init__(self, config: ServerConfig, images: ImageCache | None = None) -> None:
         self._config = config
         self._python: dict[str, PythonRuntime] = {}
         self._node: dict[str, NodeRuntime] = {}
+        self._images = images if images is not None else images_cache(config)
+        self._pulled: dict[str, PulledImage] = {}
 
     async def mounts(self, function: FunctionRecord) -> RuntimeMounts:
         region = self._config.region
+        if function.image is not None:
+            pulled = await images.ensure(self._images, function)
+            self._pulled[function.image.digest] = pulled
+            label = IMAGE_RUNTIME_LABEL
+            return RuntimeMounts(
+                None, None, label, _version_arn(region, label), image_rootfs=pulled.rootfs
+            )
         if is_provided_runtime(function.runtime):
             label = f"provided:{function.runtime.removeprefix('provided.') or 'al'}.lambdalet"
             return RuntimeMounts(None, None, label, _version_arn(region, label))
@@ -100,9 +121,37 @@ class RuntimeLauncher:
         backend.expect_runtime(mounts.runtime_dir, mounts.lang_dir, plan.env, mounts.lang_layers)
         return True
 
+    def _image_plan(
+        self, function: FunctionRecord, view: SandboxView, log_stream: str, init_type: str
+    ) -> LaunchPlan:
+        """ENTRYPOINT + CMD (or ImageConfig's), WORKDIR, the image's ENV under the
+        function's and Lambda's variables."""
+        assert function.image is not None
+        pulled = self._pulled[function.image.digest]
+        override = ImageConfig.from_json(function.image.config)
+        cwd = pulled.run.cwd(override)
+        lambda_env = envvars.runtime_environment(
+            function, view, log_stream=log_stream, init_type=init_type
+        )
+        lambda_env["PWD"] = cwd
+        for key in ("_HANDLER", "AWS_EXECUTION_ENV"):
+            lambda_env.pop(key, None)  # an image has no handler setting nor managed runtime
+        env = merged_env(pulled.run, lambda_env, function.environment, IMAGE_ENV_DEFAULTS)
+        argv = pulled.run.argv(override)
+        if not argv:
+            return LaunchPlan(
+                (),
+                env,
+                cwd,
+                ("Runtime.InvalidEntrypoint", "The image has no ENTRYPOINT or CMD to run."),
+            )
+        return LaunchPlan(argv, env, cwd)
+
     def plan(
         self, function: FunctionRecord, view: SandboxView, log_stream: str, init_type: str
     ) -> LaunchPlan:
+        if function.image is not None:
+            return self._image_plan(function, view, log_stream, init_type)
         if is_provided_runtime(function.runtime):
             env = envvars.runtime_environment(
                 function, view, log_stream=log_stream, init_type=init_type
@@ -136,6 +185,9 @@ class RuntimeLauncher:
     def extension_env(
         self, function: FunctionRecord, view: SandboxView, init_type: str
     ) -> Mapping[str, str]:
+        if function.image is not None:
+            plan = self._image_plan(function, view, "", init_type)
+            return envvars.extension_environment(plan.env)
         runtime_env = envvars.runtime_environment(
             function, view, log_stream="", init_type=init_type
         )

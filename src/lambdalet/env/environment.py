@@ -273,6 +273,7 @@ class Environment:
             runtime_dir=self._mounts.runtime_dir,
             lang_dir=self._mounts.lang_dir,
             lang_layers=tuple(self._mounts.lang_layers),
+            image_rootfs=self._mounts.image_rootfs,
         )
         try:
             self._sandbox = await self._backend.create(spec, self._on_log, self._on_exit)
@@ -457,7 +458,11 @@ class Environment:
         """Start every file in /opt/extensions, all at once, each in its own process group."""
         assert self._sandbox is not None
         view = self._sandbox.view
-        found = external_extensions([layer.code_dir for layer in self.function.layers])
+        if self._mounts is not None and self._mounts.image_rootfs is not None:
+            # an image brings its extensions in its own /opt/extensions
+            found = external_extensions([self._mounts.image_rootfs / "opt"])
+        else:
+            found = external_extensions([layer.code_dir for layer in self.function.layers])
         for name in found:
             try:
                 pid = await self._sandbox.spawn(

@@ -27,6 +27,8 @@ class RuntimeMounts:
     notes: Sequence[str] = field(default_factory=tuple)
     #: laid over ``lang_dir`` at /var/lang (see ``SandboxSpec.lang_layers``)
     lang_layers: Sequence[Path] = field(default_factory=tuple)
+    #: a container image function's unpacked image: the sandbox's whole root
+    image_rootfs: Path | None = None
 
 
 @dataclass(frozen=True)

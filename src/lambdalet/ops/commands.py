@@ -82,6 +82,9 @@ def _watched(source: Path, template: Template) -> list[Path]:
             value = props.get(key)
             if isinstance(value, str):
                 paths.append(Path(template.base_dir) / value)
+        context = (res.get("Metadata") or {}).get("DockerContext")
+        if props.get("PackageType") == "Image" and isinstance(context, str):
+            paths.append(Path(template.base_dir) / context)  # rebuilt on change
     return paths
 
 

@@ -332,6 +332,14 @@ def deploy_layer(lam: Any, plan: LayerPlan, say: Say) -> LayerResult:
     return LayerResult(lid, plan.name, out["LayerVersionArn"], "published")
 
 
+def _image_changed(lam: Any, name: str, uri: str, sha: str, current: dict[str, Any]) -> bool:
+    """A built image changed when its digest did; a named one when its ImageUri did."""
+    if sha != uri:
+        return bool(current.get("CodeSha256") != sha)
+    code = lam.get_function(FunctionName=name).get("Code", {})
+    return bool(code.get("ImageUri") != uri)
+
+
 def _config_changes(current: dict[str, Any], plan: FunctionPlan) -> list[str]:
     wanted = plan.configuration()
     have = {
@@ -343,8 +351,25 @@ def _config_changes(current: dict[str, Any], plan: FunctionPlan) -> list[str]:
         "Layers": [layer["Arn"] for layer in current.get("Layers", [])],
         "Description": current.get("Description", ""),
         "Role": current.get("Role"),
+        "ImageConfig": current.get("ImageConfigResponse", {}).get("ImageConfig"),
     }
     return [k for k in wanted if wanted[k] != have[k]]
+
+
+def _image_code(lam: Any, plan: FunctionPlan, say: Say, stack: str) -> tuple[str, str | None]:
+    """(ImageUri, CodeSha256 it will have, when known) of an image function: built from
+    its Metadata and uploaded to the server, or the ImageUri the template names."""
+    from lambdalet.ops.images import BuildError, build_and_upload
+
+    if plan.docker is None:
+        assert plan.image_uri is not None
+        return plan.image_uri, None
+    say(f"building image of {plan.name} ({plan.docker.dockerfile} in {plan.docker.context})")
+    try:
+        built = build_and_upload(lam.meta.endpoint_url, plan, stack)
+    except BuildError as e:
+        raise DeployError(plan.logical_id, "building the image", str(e)) from None
+    return built.image_uri, built.digest.removeprefix("sha256:")
 
 
 def deploy_function(
@@ -358,11 +383,17 @@ def deploy_function(
 ) -> FunctionResult:
     """Create or update the function; ``tags`` (its stack's) are set on it either way."""
     lid, name = plan.logical_id, plan.name
-    try:
-        data = function_zip(plan, layer_dirs)
-    except OSError as e:
-        raise PlanError(lid, "CodeUri", str(e)) from None
-    sha = sha256_b64(data)
+    image_uri: str | None = None
+    if plan.package_type == "Image":
+        image_uri, image_sha = _image_code(lam, plan, say, (tags or {}).get(STACK_TAG, ""))
+        data = b""
+        sha = image_sha or image_uri
+    else:
+        try:
+            data = function_zip(plan, layer_dirs)
+        except OSError as e:
+            raise PlanError(lid, "CodeUri", str(e)) from None
+        sha = sha256_b64(data)
     step = "GetFunction"
     try:
         try:
@@ -377,11 +408,15 @@ def deploy_function(
         changes: list[str] = []
         if current is None:
             step = "CreateFunction"
-            say(f"creating function {name} ({len(data) / 1024:.1f} KiB)")
-            extra = {"Tags": tags} if tags else {}
+            extra: dict[str, Any] = {"Tags": tags} if tags else {}
+            if image_uri is not None:
+                say(f"creating function {name} (image {image_uri})")
+                extra |= {"Code": {"ImageUri": image_uri}, "PackageType": "Image"}
+            else:
+                say(f"creating function {name} ({len(data) / 1024:.1f} KiB)")
+                extra["Code"] = {"ZipFile": data}
             out = lam.create_function(
                 FunctionName=name,
-                Code={"ZipFile": data},
                 Publish=False,
                 **plan.configuration(),
                 **extra,
@@ -396,19 +431,31 @@ def deploy_function(
         else:
             arn = current["FunctionArn"]
             changes = _config_changes(current, plan)
-            code_changed = current.get("CodeSha256") != sha
+            if image_uri is not None:
+                code_changed = _image_changed(lam, name, image_uri, sha, current)
+            else:
+                code_changed = current.get("CodeSha256") != sha
             if undo is not None and (
                 changes or code_changed or tags_to_set(current_tags, tags or {})
             ):
                 step = "saving the function's state for a rollback"
-                undo.remember(name, current, code_url if code_changed else None, current_tags)
+                # an image function's code is not restored by a rollback (its image stays)
+                keep_code = code_changed and image_uri is None
+                undo.remember(name, current, code_url if keep_code else None, current_tags)
             if changes:
                 step = "UpdateFunctionConfiguration"
                 say(f"updating {name}: {', '.join(changes)}")
                 lam.update_function_configuration(FunctionName=name, **plan.configuration())
                 step = "waiting for LastUpdateStatus Successful"
                 lam.get_waiter("function_updated_v2").wait(FunctionName=name, WaiterConfig=WAIT)
-            if code_changed:
+            if code_changed and image_uri is not None:
+                changes.append("Code")
+                step = "UpdateFunctionCode"
+                say(f"updating {name}: image {image_uri}")
+                lam.update_function_code(FunctionName=name, ImageUri=image_uri)
+                step = "waiting for LastUpdateStatus Successful"
+                lam.get_waiter("function_updated_v2").wait(FunctionName=name, WaiterConfig=WAIT)
+            elif code_changed:
                 changes.append("Code")
                 step = "UpdateFunctionCode"
                 say(f"updating {name}: code ({len(data) / 1024:.1f} KiB)")

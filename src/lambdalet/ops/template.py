@@ -20,7 +20,7 @@ Every error is a :class:`PlanError` naming the resource and the field.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import PurePath
 from typing import Any
@@ -78,6 +78,16 @@ class LayerPlan:
 
 
 @dataclass(frozen=True)
+class DockerBuild:
+    """A SAM image function's ``Metadata``: how ``sam build`` would build its image."""
+
+    dockerfile: str  # relative to the context
+    context: PurePath
+    tag: str  # DockerTag (default "latest")
+    build_args: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class FunctionPlan:
     logical_id: str
     name: str
@@ -94,9 +104,24 @@ class FunctionPlan:
     reserved_concurrency: int | None = None
     alias: str | None = None
     provisioned_concurrency: int | None = None
+    package_type: str = "Zip"
+    image_uri: str | None = None  # an image in a registry (no Metadata to build from)
+    image_config: Mapping[str, Any] | None = None
+    docker: DockerBuild | None = None  # build the image from the function's Metadata
 
     def configuration(self) -> dict[str, Any]:
         """The fields of CreateFunction / UpdateFunctionConfiguration this plan sets."""
+        if self.package_type == "Image":
+            out: dict[str, Any] = {
+                "MemorySize": self.memory_mb,
+                "Timeout": self.timeout_s,
+                "Environment": {"Variables": dict(self.environment)},
+                "Description": self.description,
+                "Role": self.role,
+            }
+            if self.image_config:
+                out["ImageConfig"] = dict(self.image_config)
+            return out
         return {
             "Runtime": self.runtime,
             "Handler": self.handler,
@@ -226,7 +251,10 @@ class Template:
 
         inline: str | None = None
         code_dir: PurePath | None = None
-        if res["Type"] == SERVERLESS_FUNCTION:
+        image = get("PackageType", "Zip") == "Image"
+        if image:
+            pass  # no code folder: the image is built from Metadata or named by ImageUri
+        elif res["Type"] == SERVERLESS_FUNCTION:
             if "InlineCode" in props:
                 inline = _str(lid, "InlineCode", get("InlineCode"))
             else:
@@ -271,11 +299,16 @@ class Template:
                     lid, "ProvisionedConcurrencyConfig", "needs AutoPublishAlias to be set"
                 )
         role = get("Role", DEFAULT_ROLE)
+        image_fields = self._image_fields(lid, r, get) if image else {}
         return FunctionPlan(
             logical_id=lid,
             name=self.function_name(lid),
-            runtime=_str(lid, "Runtime", _required(lid, "Runtime", get("Runtime"))),
-            handler=_str(lid, "Handler", _required(lid, "Handler", get("Handler"))),
+            runtime=""
+            if image
+            else _str(lid, "Runtime", _required(lid, "Runtime", get("Runtime"))),
+            handler=""
+            if image
+            else _str(lid, "Handler", _required(lid, "Handler", get("Handler"))),
             code_dir=code_dir,
             inline_code=inline,
             memory_mb=_int(lid, "MemorySize", get("MemorySize", 128), minimum=128, maximum=10240),
@@ -291,7 +324,50 @@ class Template:
             ),
             alias=None if alias is None else _check_name(lid, "AutoPublishAlias", alias),
             provisioned_concurrency=provisioned,
+            **image_fields,
         )
+
+    def _image_fields(self, lid: str, r: _Resolver, get: Callable[..., Any]) -> dict[str, Any]:
+        """A ``PackageType: Image`` function: built from its ``Metadata`` (Dockerfile,
+        DockerContext, DockerTag, DockerBuildArgs) as ``sam build`` does, or the
+        ``ImageUri`` (``Code.ImageUri``) it names.  Layers are refused, as by Lambda."""
+        if get("Layers"):
+            raise PlanError(lid, "Layers", "are not supported for PackageType Image")
+        config = get("ImageConfig")
+        if config is not None and not isinstance(config, Mapping):
+            raise PlanError(lid, "ImageConfig", "must be a mapping")
+        out: dict[str, Any] = {"package_type": "Image", "image_config": config}
+        meta = self.resources[lid].get("Metadata") or {}
+        if not isinstance(meta, Mapping):
+            raise PlanError(lid, "Metadata", "must be a mapping")
+        if "Dockerfile" in meta or "DockerContext" in meta:
+            meta = {k: r.resolve(v, lid, f"Metadata.{k}") for k, v in meta.items()}
+            args = meta.get("DockerBuildArgs") or {}
+            if not isinstance(args, Mapping):
+                raise PlanError(lid, "Metadata.DockerBuildArgs", "must be a mapping")
+            out["docker"] = DockerBuild(
+                dockerfile=_str(lid, "Metadata.Dockerfile", meta.get("Dockerfile", "Dockerfile")),
+                context=self._local_dir(lid, "Metadata.DockerContext", meta.get("DockerContext")),
+                tag=_scalar_str(lid, "Metadata.DockerTag", meta.get("DockerTag", "latest")),
+                build_args={
+                    str(k): _scalar_str(lid, f"Metadata.DockerBuildArgs.{k}", v)
+                    for k, v in args.items()
+                },
+            )
+            return out
+        uri = get("ImageUri")
+        code = get("Code")
+        if uri is None and isinstance(code, Mapping):
+            uri = code.get("ImageUri")
+        if uri is None:
+            raise PlanError(
+                lid,
+                "ImageUri",
+                "is required for PackageType Image (or Metadata with Dockerfile and "
+                "DockerContext to build it)",
+            )
+        out["image_uri"] = _str(lid, "ImageUri", uri)
+        return out
 
     def _local_dir(self, lid: str, key: str, value: Any) -> PurePath:
         if value is None:

@@ -67,6 +67,9 @@ class SandboxSpec:
     #: laid over ``lang_dir`` at /var/lang (later on top), e.g. one hiding the install's
     #: site-packages; only backends with mounts apply them
     lang_layers: Sequence[Path] = ()
+    #: a container image function: this unpacked image is the whole root (read-only), in
+    #: place of the shared base with the host's /usr and the code, layer and runtime dirs
+    image_rootfs: Path | None = None
 
 
 @dataclass(frozen=True)

@@ -367,6 +367,11 @@ class ProcessBackend:
     async def create(self, spec: SandboxSpec, on_log: LogSink, on_exit: ExitSink) -> Sandbox:
         if spec.env_id in self._sandboxes:
             raise SandboxError(f"sandbox {spec.env_id} exists")
+        if spec.image_rootfs is not None:
+            raise SandboxError(
+                "container image functions need the runc backend (an image is a whole root "
+                "file system; the process backend runs host processes)"
+            )
         env_dir = self.config.envs_dir / spec.env_id
         layers = list(spec.layer_dirs)
 

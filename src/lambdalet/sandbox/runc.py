@@ -144,6 +144,8 @@ class BundlePlan:
     #: runc's ``linux.seccomp`` (seccomp.py), or None to run without a filter
     seccomp: Mapping[str, Any] | None = None
     extra_warnings: list[str] = field(default_factory=list)
+    #: the shared base rootfs, whose /etc files an image sandbox borrows
+    base_rootfs: Path = Path("/nonexistent")
 
 
 def cgroup_relpath(instance: str, env_id: str) -> str:
@@ -188,6 +190,24 @@ def source_mount(destination: str, source: str) -> Mount:
     return Mount(destination, source)
 
 
+#: files of the base rootfs's /etc bound over an image's own (names of this sandbox)
+IMAGE_ETC_FILES = ("hosts", "resolv.conf", "hostname")
+
+
+def image_mounts(plan: BundlePlan) -> list[Mount]:
+    """The mounts of an image sandbox beyond the kernel file systems: the compiled agent
+    and the sandbox's name files.  The image brings everything else (no host /usr)."""
+    if not plan.agent_compiled:
+        raise SandboxError(
+            "container image functions need the compiled sandbox agent (agent.c built "
+            "statically with cc); it is not available on this host"
+        )
+    return [
+        Mount(rootfs.AGENT_DIR, str(plan.agent_dir)),
+        *(Mount(f"/etc/{name}", str(plan.base_rootfs / "etc" / name)) for name in IMAGE_ETC_FILES),
+    ]
+
+
 def oci_config(plan: BundlePlan) -> dict[str, Any]:
     """The OCI runtime config.json of one sandbox (pure)."""
     spec = plan.spec
@@ -208,12 +228,16 @@ def oci_config(plan: BundlePlan) -> dict[str, Any]:
         ),
         Mount("/dev/mqueue", "mqueue", "mqueue", ("nosuid", "noexec", "nodev")),
         Mount("/sys", "sysfs", "sysfs", ("nosuid", "noexec", "nodev", "ro")),
-        Mount("/usr", "/usr"),
-        Mount(rootfs.AGENT_DIR, str(plan.agent_dir)),
     ]
-    if not plan.agent_compiled:
-        mounts.append(Mount(rootfs.AGENT_PYTHON_PREFIX, str(plan.agent_python_prefix)))
-    if plan.attach_dir is not None:
+    if spec.image_rootfs is not None:
+        mounts += image_mounts(plan)
+    else:
+        mounts += [Mount("/usr", "/usr"), Mount(rootfs.AGENT_DIR, str(plan.agent_dir))]
+        if not plan.agent_compiled:
+            mounts.append(Mount(rootfs.AGENT_PYTHON_PREFIX, str(plan.agent_python_prefix)))
+    if spec.image_rootfs is not None:
+        pass
+    elif plan.attach_dir is not None:
         mounts += [
             Mount(f"/{ATTACH_POINTS[name]}", str(plan.attach_dir / name), options=ATTACH_OPTIONS)
             for name in ATTACH_POINTS
@@ -276,7 +300,7 @@ def oci_config(plan: BundlePlan) -> dict[str, Any]:
             "noNewPrivileges": True,
             "oomScoreAdj": 500,
         },
-        "root": {"path": str(plan.rootfs), "readonly": True},
+        "root": {"path": str(spec.image_rootfs or plan.rootfs), "readonly": True},
         "hostname": spec.hostname,
         "mounts": [m.to_json() for m in mounts],
         "linux": {
@@ -677,6 +701,7 @@ class RuncSandbox:
             attach_dir=self.attach_dir,
             container_id=self.cid,
             seccomp=b.seccomp,
+            base_rootfs=b.base_rootfs,
         )
         (bundle / "config.json").write_text(json.dumps(oci_config(plan), indent=1))
 
@@ -751,6 +776,7 @@ class RuncSandbox:
             and spec.ephemeral_mb == self.spec.ephemeral_mb
             and spec.hostname == self.spec.hostname
             and spec.nofile_limit == self.spec.nofile_limit
+            and spec.image_rootfs is None
             and not (self._prestart is not None and self._runtime_differs(spec))
         )
 
@@ -937,7 +963,11 @@ class RuncSandbox:
             raise SpawnError("empty argv")
         argv = [str(a) for a in argv]
         env = {str(k): str(v) for k, v in env.items()}
-        if role is ProcessRole.RUNTIME and argv == [self._bootstrap_path()]:
+        if (
+            role is ProcessRole.RUNTIME
+            and argv == [self._bootstrap_path()]
+            and self.spec.image_rootfs is None
+        ):
             self.backend.learn_runtime_env(env)
             if self._prestart is not None and cwd == self._view.task_root:
                 return self._activate_prestart(role, name, argv, env, cwd)

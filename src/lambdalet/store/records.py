@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Generic, TypeVar
 
+from lambdalet.model import ImageCode
+
 T = TypeVar("T")
 
 # Function states and update statuses, as AWS spells them.
@@ -18,6 +20,7 @@ PENDING = "Pending"
 ACTIVE = "Active"
 IN_PROGRESS = "InProgress"
 SUCCESSFUL = "Successful"
+FAILED = "Failed"
 
 #: Direct-upload limit of a zip (bytes, decoded) and the unzipped limit including layers.
 MAX_ZIPPED_BYTES = 52_428_800
@@ -69,6 +72,8 @@ class FunctionSpec:
     tracing_mode: str = "PassThrough"
     logging: LoggingSettings = LoggingSettings()
     tags: Mapping[str, str] = field(default_factory=dict)
+    package_type: str = "Zip"
+    image: ImageCode | None = None  # PackageType Image: runtime and handler are ""
 
 
 @dataclass(frozen=True)
@@ -89,6 +94,7 @@ class FunctionPatch:
     description: str | None = None
     tracing_mode: str | None = None
     logging: LoggingSettings | None = None
+    image_config: Mapping[str, object] | None = None  # ImageConfig of an image function
 
 
 @dataclass(frozen=True)

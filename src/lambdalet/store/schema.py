@@ -142,6 +142,16 @@ MIGRATIONS: tuple[str, ...] = (
         apis TEXT NOT NULL                        -- JSON list of APIs with their routes
     );
     """,
+    # 4: container image functions
+    """
+    ALTER TABLE functions ADD COLUMN package_type TEXT NOT NULL DEFAULT 'Zip';
+    -- JSON {uri, digest, config: ImageConfig} for PackageType Image, else NULL;
+    -- code_sha256 then names a code_blobs row of the image digest (size: compressed bytes)
+    ALTER TABLE functions ADD COLUMN image TEXT;
+    -- JSON {StateReason, StateReasonCode, LastUpdateStatusReason, LastUpdateStatusReasonCode}
+    -- of a failed image pull; NULL otherwise
+    ALTER TABLE functions ADD COLUMN status_reasons TEXT;
+    """,
 )
 
 

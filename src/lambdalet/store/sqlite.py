@@ -15,7 +15,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,12 +29,13 @@ from lambdalet.errors import (
     ResourceConflictException,
     ResourceNotFoundException,
 )
-from lambdalet.model import LATEST, FunctionRecord, LayerRef
+from lambdalet.model import LATEST, FunctionRecord, ImageCode, LayerRef
 from lambdalet.store import code as codes
 from lambdalet.store.async_events import AsyncEventsMixin
 from lambdalet.store.disk import SpaceReserve, frees_space, is_disk_full, secure
 from lambdalet.store.records import (
     ACTIVE,
+    FAILED,
     IN_PROGRESS,
     MAX_UNZIPPED_BYTES,
     PENDING,
@@ -238,6 +239,63 @@ class Store(VersionsMixin, AsyncEventsMixin, TriggersMixin):
         path = self._config.blobs_dir / f"{sha256_hex}.zip"
         return path if row is not None and path.is_file() else None
 
+    def put_image_code(self, digest: str, size: int) -> CodeBlob:
+        """The code record of an image function: its manifest digest, its compressed size
+        (``CodeSize``); nothing unzipped (images are not part of the 250 MB zip quota)."""
+        hex_digest = digest.removeprefix("sha256:")
+        with self._tx():
+            self._db.execute(
+                "INSERT INTO code_blobs (sha256, size, unzipped_size, created_at)"
+                " VALUES (?, ?, 0, ?) ON CONFLICT (sha256) DO UPDATE SET size = MAX(size, ?)",
+                (hex_digest, size, self._clock.wall(), size),
+            )
+        return self._blob(hex_digest)
+
+    def update_function_image(
+        self,
+        name: str,
+        image: ImageCode,
+        code: CodeBlob,
+        *,
+        architectures: tuple[str, ...] | None = None,
+        revision_id: str | None = None,
+    ) -> FunctionRecord:
+        """A new image for ``$LATEST`` (UpdateFunctionCode); InProgress until it is pulled."""
+        self._updatable(name, revision_id)
+        fields: dict[str, object] = {
+            "code_sha256": code.sha256_hex,
+            "image": _image_json(image),
+            "status_reasons": None,
+        }
+        if architectures is not None:
+            fields["architectures"] = _dumps(list(architectures))
+        return self._update(name, fields)
+
+    def image_failed(self, name: str, reason_code: str, reason: str) -> FunctionRecord | None:
+        """The image of ``$LATEST`` could not be pulled: a create ends in state Failed, an
+        update in LastUpdateStatus Failed (the function keeps its state), as Lambda."""
+        row = self._db.execute(
+            "SELECT state FROM functions WHERE name = ? AND version = ?", (name, LATEST)
+        ).fetchone()
+        if row is None:
+            return None
+        creating = row["state"] == PENDING
+        reasons = {"LastUpdateStatusReason": reason, "LastUpdateStatusReasonCode": reason_code}
+        if creating:
+            reasons |= {"StateReason": reason, "StateReasonCode": reason_code}
+        with self._tx():
+            self._db.execute(
+                "UPDATE functions SET state = ?, last_update_status = ?, status_reasons = ?"
+                " WHERE name = ? AND version = ?",
+                (FAILED if creating else row["state"], FAILED, _dumps(reasons), name, LATEST),
+            )
+        return self.get_function(name)
+
+    def image_digests(self) -> set[str]:
+        """Digests of every image some function version uses."""
+        rows = self._db.execute("SELECT image FROM functions WHERE image IS NOT NULL")
+        return {str(json.loads(r["image"])["digest"]) for r in rows}
+
     def _blob(self, sha256_hex: str) -> CodeBlob:
         row = self._db.execute(
             "SELECT size, unzipped_size FROM code_blobs WHERE sha256 = ?", (sha256_hex,)
@@ -276,8 +334,8 @@ class Store(VersionsMixin, AsyncEventsMixin, TriggersMixin):
                 "INSERT INTO functions (name, version, runtime, handler, role, memory_mb,"
                 " timeout_s, ephemeral_mb, description, environment, layers, architectures,"
                 " tracing_mode, logging, tags, code_sha256, revision_id, state,"
-                " last_update_status, last_modified)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " last_update_status, last_modified, package_type, image)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     spec.name,
                     LATEST,
@@ -299,6 +357,8 @@ class Store(VersionsMixin, AsyncEventsMixin, TriggersMixin):
                     PENDING,
                     IN_PROGRESS,
                     now,
+                    spec.package_type,
+                    _image_json(spec.image),
                 ),
             )
             self._db.execute(
@@ -387,6 +447,12 @@ class Store(VersionsMixin, AsyncEventsMixin, TriggersMixin):
             fields["environment"] = _dumps(dict(patch.environment))
         if patch.logging is not None:
             fields["logging"] = _dumps(_logging_json(patch.logging))
+        if patch.image_config is not None:
+            if current.image is None:
+                raise InvalidParameterValueException(
+                    "ImageConfig is not supported for functions created with deployment packages."
+                )
+            fields["image"] = _image_json(replace(current.image, config=patch.image_config))
         if patch.layers is not None:
             layers = self._resolve_layers(patch.layers)
             self._check_total_size(self._blob(current.code_sha256_hex), layers)
@@ -403,7 +469,7 @@ class Store(VersionsMixin, AsyncEventsMixin, TriggersMixin):
         """
         with self._tx():
             self._db.execute(
-                "UPDATE functions SET state = ?, last_update_status = ?"
+                "UPDATE functions SET state = ?, last_update_status = ?, status_reasons = NULL"
                 " WHERE name = ? AND version = ?",
                 (ACTIVE, SUCCESSFUL, name, LATEST),
             )
@@ -559,7 +625,7 @@ class Store(VersionsMixin, AsyncEventsMixin, TriggersMixin):
         if revision_id is not None and revision_id != row["revision_id"]:
             raise PreconditionFailedException(REVISION_MISMATCH)
         record = self._record(row)
-        return _Current(record.layers, str(row["code_sha256"]))
+        return _Current(record.layers, str(row["code_sha256"]), record.image)
 
     def _update(self, name: str, fields: Mapping[str, object]) -> FunctionRecord:
         values = {
@@ -609,6 +675,7 @@ class Store(VersionsMixin, AsyncEventsMixin, TriggersMixin):
 
     def _record(self, row: sqlite3.Row) -> FunctionRecord:
         blob = self._blob(str(row["code_sha256"]))
+        image = _image_fields(row, blob)
         logging = json.loads(row["logging"])
         layers = tuple(
             LayerRef(
@@ -631,7 +698,7 @@ class Store(VersionsMixin, AsyncEventsMixin, TriggersMixin):
             environment=json.loads(row["environment"]),
             layers=layers,
             code_dir=blob.code_dir,
-            code_sha256=blob.sha256_b64,
+            code_sha256=image.pop("code_sha256", blob.sha256_b64),
             code_size=blob.size,
             revision_id=row["revision_id"],
             description=row["description"],
@@ -645,6 +712,7 @@ class Store(VersionsMixin, AsyncEventsMixin, TriggersMixin):
             log_group=logging.get("LogGroup") or f"/aws/lambda/{row['name']}",
             application_log_level=logging.get("ApplicationLogLevel"),
             system_log_level=logging.get("SystemLogLevel"),
+            **image,
         )
 
     def _layer_record(self, row: sqlite3.Row) -> LayerVersionRecord:
@@ -669,10 +737,39 @@ class _Current:
 
     layers: tuple[LayerRef, ...]
     code_sha256_hex: str
+    image: ImageCode | None = None
 
 
 def _dumps(value: object) -> str:
     return json.dumps(value, separators=(",", ":"), sort_keys=True)
+
+
+def _image_json(image: ImageCode | None) -> str | None:
+    if image is None:
+        return None
+    return _dumps({"uri": image.uri, "digest": image.digest, "config": dict(image.config)})
+
+
+def _image_fields(row: sqlite3.Row, blob: CodeBlob) -> dict[str, Any]:
+    """FunctionRecord fields of an image function (CodeSha256 is the digest's hex)."""
+    keys = row.keys()
+    if "image" not in keys or row["image"] is None:
+        return {}
+    doc = json.loads(row["image"])
+    uri = str(doc["uri"])
+    at = uri.find("@")
+    name = uri[:at] if at >= 0 else uri
+    last = name.rfind(":")
+    if last > name.rfind("/"):
+        name = name[:last]
+    image = ImageCode(uri, doc["digest"], f"{name}@{doc['digest']}", doc.get("config") or {})
+    reasons = json.loads(row["status_reasons"]) if row["status_reasons"] else {}
+    return {
+        "package_type": row["package_type"],
+        "image": image,
+        "code_sha256": blob.sha256_hex,
+        "status_reasons": reasons,
+    }
 
 
 def _logging_json(settings: LoggingSettings) -> dict[str, str]:

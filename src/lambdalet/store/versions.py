@@ -53,6 +53,8 @@ _COPIED = (
     "logging",
     "tags",
     "code_sha256",
+    "package_type",
+    "image",
 )
 #: What makes two versions the same for PublishVersion (no new version when unchanged).
 _SAME = tuple(c for c in _COPIED if c != "tags")
@@ -105,7 +107,11 @@ class VersionsMixin:
                     "The Revision Id provided does not match the latest Revision Id. "
                     "Call the GetFunction/GetAlias API to retrieve the latest Revision Id"
                 )
-            current = self._blob(str(row["code_sha256"])).sha256_b64
+            current = (
+                str(row["code_sha256"])  # an image's CodeSha256 is its digest, in hex
+                if row["image"] is not None
+                else self._blob(str(row["code_sha256"])).sha256_b64
+            )
             if code_sha256 is not None and code_sha256 != current:
                 raise InvalidParameterValueException(
                     f"CodeSHA256 ({code_sha256}) is different from current CodeSHA256 in "

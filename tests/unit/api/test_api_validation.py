@@ -339,3 +339,71 @@ def test_json_nested_too_deeply_is_bad_content(raw: bytes) -> None:
         v.json_body(raw)
     with pytest.raises(InvalidRequestContentException):
         v.invoke_payload(raw[:6_000_000], "RequestResponse")
+
+
+# ------------------------------------------------------------------ container images
+
+
+def image_body(**kw: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "FunctionName": "img",
+        "Role": "arn:aws:iam::123456789012:role/r",
+        "PackageType": "Image",
+        "Code": {"ImageUri": "127.0.0.1:5000/app:v1"},
+    }
+    out.update(kw)
+    return {k: v for k, v in out.items() if v is not None}
+
+
+def test_create_image_function() -> None:
+    spec, source = v.create_function(
+        image_body(ImageConfig={"Command": ["a.b"], "WorkingDirectory": "/w"}), SCOPE
+    )
+    assert isinstance(source, v.ImageSource)
+    assert (source.ref.registry, source.ref.repository, source.ref.tag) == (
+        "127.0.0.1:5000",
+        "app",
+        "v1",
+    )
+    assert spec.package_type == "Image" and spec.runtime == "" and spec.handler == ""
+    assert spec.image is not None
+    assert spec.image.config == {"Command": ["a.b"], "WorkingDirectory": "/w"}
+
+
+@pytest.mark.parametrize(
+    ("kw", "message"),
+    [
+        ({"Runtime": "python3.12"}, v.IMAGE_ONLY_FIELDS_MESSAGE),
+        ({"Handler": "a.b"}, v.IMAGE_ONLY_FIELDS_MESSAGE),
+        (
+            {"Layers": ["arn:aws:lambda:us-east-1:123456789012:layer:l:1"]},
+            v.IMAGE_ONLY_FIELDS_MESSAGE,
+        ),
+        ({"Code": {}}, "Please provide a source for function code."),
+        (
+            {"Code": {"ImageUri": "app:v1"}},
+            "Source image app:v1 is not valid. Provide a valid source image.",
+        ),
+    ],
+)
+def test_image_refusals(kw: dict[str, Any], message: str) -> None:
+    with pytest.raises(InvalidParameterValueException) as info:
+        v.create_function(image_body(**kw), SCOPE)
+    assert info.value.message == message
+
+
+def test_image_config_limits() -> None:
+    with pytest.raises(ValidationException):
+        v.create_function(image_body(ImageConfig={"WorkingDirectory": "w" * 1001}), SCOPE)
+    with pytest.raises(ValidationException):
+        v.create_function(image_body(ImageConfig={"Command": ["x"] * 1501}), SCOPE)
+    with pytest.raises(InvalidParameterValueException):
+        v.create_function(body(ImageConfig={"Command": ["x"]}), SCOPE)  # a zip function
+
+
+def test_update_code_with_an_image() -> None:
+    update = v.update_function_code({"ImageUri": "localhost/app@sha256:" + "b" * 64})
+    assert update.image is not None and update.image.ref.digest == "sha256:" + "b" * 64
+    assert update.zip_file == b""
+    with pytest.raises(InvalidParameterValueException):
+        v.update_function_code({"ImageUri": "not a uri"})

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
+import pytest
+
 from lambdalet.sandbox import rootfs
-from lambdalet.sandbox.base import SandboxSpec
+from lambdalet.sandbox.base import SandboxError, SandboxSpec
 from lambdalet.sandbox.process import LineSplitter, merge_layers
 from lambdalet.sandbox.runc import BundlePlan, lang_source, oci_config, opt_mount
 
@@ -164,3 +167,25 @@ def test_agent_message_fields() -> None:
     assert agent_message(("signal", 12, 15)) == b"signal\x0012\x0015"
     with pytest.raises(SpawnError):
         agent_message(("spawn", 1, ["a\x00b"], {}, "/"))
+
+
+def test_image_sandbox_has_the_image_as_root_and_nothing_of_the_host() -> None:
+    spec = dataclasses.replace(_spec(), image_rootfs=Path("/data/images/roots/abc/rootfs"))
+    plan = dataclasses.replace(_plan(spec), agent_compiled=True, base_rootfs=Path("/data/rootfs/x"))
+    cfg = oci_config(plan)
+    assert cfg["root"] == {"path": "/data/images/roots/abc/rootfs", "readonly": True}
+    by_dest = {m["destination"]: m for m in cfg["mounts"]}
+    for host_dir in ("/usr", "/var/task", "/opt", "/var/runtime", "/var/lang", "/var/rapid/python"):
+        assert host_dir not in by_dest
+    assert by_dest["/var/rapid/agent"]["source"] == "/data/rapid/h"
+    assert by_dest["/etc/hosts"]["source"] == "/data/rootfs/x/etc/hosts"
+    assert by_dest["/etc/resolv.conf"]["options"] == ["rbind", "ro", "nosuid", "nodev"]
+    assert "rw" in by_dest["/tmp"]["options"]
+    assert cfg["process"]["args"] == ["/var/rapid/agent/agent"]
+    assert cfg["process"]["user"] == {"uid": 993, "gid": 990}
+
+
+def test_image_sandbox_needs_the_compiled_agent() -> None:
+    spec = dataclasses.replace(_spec(), image_rootfs=Path("/img"))
+    with pytest.raises(SandboxError, match="compiled sandbox agent"):
+        oci_config(_plan(spec))
