@@ -154,11 +154,13 @@ def read_log(
     """The function's log as chunks, oldest first; with ``follow``, then what is appended,
     forever (across rotations: a replaced or emptied current file is read again from its
     start once the old one is read to its end)."""
-    for path in log_files(logs_dir, function_name)[:-1]:
+    current = log_path(logs_dir, function_name)
+    for path in log_files(logs_dir, function_name):
+        if path == current:
+            continue
         with contextlib.suppress(FileNotFoundError), path.open("rb") as f:
             while chunk := f.read(65536):
                 yield chunk
-    current = log_path(logs_dir, function_name)
     while True:
         try:
             f = current.open("rb")

@@ -48,6 +48,15 @@ def test_one_write_bigger_than_a_file_keeps_its_tail(tmp_path: Path) -> None:
     assert log_path(tmp_path, "fn").stat().st_size == 100
 
 
+def test_reading_without_a_current_file_keeps_every_rotated_one(tmp_path: Path) -> None:
+    flog = FunctionLog(tmp_path, "fn", LogLimits(max_bytes=10, backups=2))
+    for line in (b"one\n", b"two two\n", b"three\n"):
+        flog.write(line)
+    flog.close()
+    log_path(tmp_path, "fn").unlink()  # between a rotation's rename and the new file
+    assert b"".join(read_log(tmp_path, "fn")) == b"one\ntwo two\n"
+
+
 def test_no_backups_means_one_file(tmp_path: Path) -> None:
     flog = FunctionLog(tmp_path, "fn", LogLimits(max_bytes=100, backups=0))
     for _ in range(50):
