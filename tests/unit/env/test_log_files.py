@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import stat
 from pathlib import Path
 
@@ -93,6 +95,24 @@ def test_remove_takes_every_file_of_one_function_only(tmp_path: Path) -> None:
     assert log_files(tmp_path, "fn") == []
     assert len(log_files(tmp_path, "fn-2")) == 4
     assert logged_functions(tmp_path) == {"fn-2"}
+
+
+def test_a_failed_rotation_does_not_end_the_log(tmp_path: Path) -> None:
+    logs = tmp_path / "logs"
+    flog = FunctionLog(logs, "fn", LogLimits(max_bytes=10, backups=1))
+    flog.write(b"123456789\n")
+    logs.chmod(0o500)  # as on a full disk: the new file cannot be created
+    try:
+        if os.geteuid() == 0:  # root ignores the mode: make the rename fail instead
+            log_path(logs, "fn").with_name("fn.log.1").mkdir()
+            (log_path(logs, "fn").with_name("fn.log.1") / "x").touch()
+        flog.write(b"lost\n")
+    finally:
+        logs.chmod(0o700)
+        shutil.rmtree(logs / "fn.log.1", ignore_errors=True)
+    flog.write(b"back\n")
+    flog.close()
+    assert b"back\n" in b"".join(read_log(logs, "fn"))
 
 
 def test_writes_after_close_are_dropped(tmp_path: Path) -> None:
