@@ -193,3 +193,28 @@ def test_code_storage_limit(server: Server, lam: Any) -> None:
     lam.delete_function(FunctionName=name)  # frees the room
     lam.publish_layer_version(LayerName="big", Content={"ZipFile": big})
     lam.delete_layer_version(LayerName="big", VersionNumber=1)
+
+
+def test_a_restart_fixes_permissions_and_removes_what_nothing_refers_to(
+    server: Server, lam: Any
+) -> None:
+    name = create(lam, {"app.py": HANDLER})
+    invoke(lam, name)
+    data = server.data_dir
+    kept_log = data / "logs" / f"{name}.log"
+    ghost_log = data / "logs" / "deleted-meanwhile.log"
+    ghost_log.write_text("left by a crashed run\n")
+    orphan = data / "code" / ("ab" * 32)
+    orphan.mkdir()
+    (orphan / "app.py").write_text("# nothing refers to this\n")
+    os.chmod(data, 0o755)
+    for f in (data / "lambdalet.sqlite3", kept_log, ghost_log):
+        os.chmod(f, 0o644)
+    server.restart()
+    assert stat.S_IMODE(data.stat().st_mode) == 0o700
+    assert stat.S_IMODE((data / "lambdalet.sqlite3").stat().st_mode) == 0o600
+    assert stat.S_IMODE(kept_log.stat().st_mode) == 0o600
+    assert not ghost_log.exists()
+    assert not orphan.exists()
+    assert invoke(lam, name).payload == b'"ok"'
+    lam.delete_function(FunctionName=name)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import time
 from collections.abc import Callable
@@ -18,6 +19,7 @@ from lambdalet.control.async_queue import AsyncQueue
 from lambdalet.control.concurrency import ConcurrencyLimits
 from lambdalet.control.provisioned import Provisioner
 from lambdalet.errors import (
+    DiskFullException,
     InvalidParameterValueException,
     ProvisionedConcurrencyConfigNotFoundException,
     ResourceConflictException,
@@ -38,6 +40,10 @@ from lambdalet.store.records import (
 )
 
 CODE_ROUTE = "/lambdalet/code/{sha256}.zip"
+#: a function that could not settle (Pending → Active) because the disk was full tries again
+SETTLE_RETRY_S = 1.0
+
+log = logging.getLogger(__name__)
 #: The id of this request (uuid4): x-amzn-RequestId, and an invocation's request id.
 REQUEST_ID_KEY = web.RequestKey("lambdalet_request_id", str)
 
@@ -79,7 +85,13 @@ class Handlers:
 
         async def settle() -> None:
             await asyncio.sleep(self.settle_delay_s)
-            self.store.settle(name)
+            while True:
+                try:
+                    self.store.settle(name)
+                    return
+                except DiskFullException:
+                    log.warning("%s stays Pending/InProgress until the data disk has room", name)
+                    await asyncio.sleep(SETTLE_RETRY_S)
 
         self.tasks.spawn(settle(), name=f"settle {name}")
 

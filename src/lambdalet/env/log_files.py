@@ -98,6 +98,7 @@ class FunctionLog:
         self.limits = limits
         self._fd = -1
         self._size = 0
+        self._closed = False
         self._open()
 
     def _open(self) -> None:
@@ -108,13 +109,15 @@ class FunctionLog:
         self._size = st.st_size
 
     def write(self, data: bytes) -> None:
-        if self._fd < 0:
+        if self._closed:
             return
         limit = self.limits.max_bytes
         if len(data) > limit:
             data = data[-limit:]
         # a full disk must not take an invocation down; the bytes are lost
         with contextlib.suppress(OSError):
+            if self._fd < 0:  # a rotation failed (a full disk): try again
+                self._open()
             if self._size and self._size + len(data) > limit:
                 self._rotate()
             self._size += os.write(self._fd, data)
@@ -136,6 +139,7 @@ class FunctionLog:
         self._open()
 
     def close(self) -> None:
+        self._closed = True
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1

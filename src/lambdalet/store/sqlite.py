@@ -131,8 +131,8 @@ class Store(VersionsMixin, AsyncEventsMixin, TriggersMixin):
         """Store and unpack a zip (in a worker thread); bad or oversize zips raise 400s, code
         past the storage limit CodeStorageExceededException, a full disk DiskFullException.
 
-        Until the caller's next ``await`` the new code is safe from collection (the caller
-        refers to it from a function or layer version in the same step of the event loop)."""
+        The new code is kept from collection until a function or layer version refers to
+        it, or for ``FRESH_CODE_S`` (a dry run's or a refused request's code goes later)."""
         self.check_code_storage(len(zip_bytes))
         self._uploads += 1
         try:
