@@ -1111,7 +1111,9 @@ def protections(seccomp_note: str, host_network: bool) -> tuple[str, ...]:
     elif netns.slirp_prefix() is not None:
         control = (
             "control plane: refused to sandboxes (host access runs as uid "
-            f"{peers.HOST_ACCESS_UID}; code URLs are presigned and expire)"
+            f"{peers.HOST_ACCESS_UID}"
+            + (", under its own seccomp filter" if netns.slirp_seccomp() else "")
+            + "; code URLs are presigned and expire)"
         )
     else:
         control = "control plane: REACHABLE from sandboxes (setpriv missing)"
@@ -1233,6 +1235,8 @@ class RuncBackend:
             self._base_rootfs = await asyncio.to_thread(
                 rootfs.ensure_base_rootfs, self.data_dir / "rootfs", net
             )
+            if self.host_network:
+                await asyncio.to_thread(netns.slirp_seccomp)  # cached: asks slirp4netns once
             self._agent_dir = await asyncio.to_thread(self._install_agent)
             try:
                 await self.tmp_images.template(512)
