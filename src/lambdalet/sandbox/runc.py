@@ -1235,8 +1235,6 @@ class RuncBackend:
             self._base_rootfs = await asyncio.to_thread(
                 rootfs.ensure_base_rootfs, self.data_dir / "rootfs", net
             )
-            if self.host_network:
-                await asyncio.to_thread(netns.slirp_seccomp)  # cached: asks slirp4netns once
             self._agent_dir = await asyncio.to_thread(self._install_agent)
             try:
                 await self.tmp_images.template(512)
