@@ -217,6 +217,10 @@ def test_doctor_reports_backend() -> None:
     assert info["network"] == "namespace"
     # setup installs gcc: the compiled agent is what a server here runs
     assert info["agent"] == "compiled" and info["spares_wanted"] == 2, info
+    # setup installs the containers seccomp profile and util-linux's setpriv
+    protections = "\n".join(info["protections"])
+    assert "seccomp: the containers default profile" in protections, info
+    assert "control plane: refused to sandboxes" in protections, info
 
 
 def _environments(srv: Server) -> list[dict[str, Any]]:

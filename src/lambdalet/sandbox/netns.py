@@ -16,12 +16,14 @@ slirp4netns runs as its own uid (``peers.HOST_ACCESS_UID``, through util-linux's
 ``setpriv``, keeping only the two capabilities it needs to enter the namespace and
 make its tap device): every connection a sandbox makes to the host is then owned by
 that uid, which is how the server tells them apart and refuses them (api/guard.py).
-The host's own services still see them come from 127.0.0.1.
+The host's own services still see them come from 127.0.0.1.  slirp4netns also runs
+under its own seccomp filter (``--enable-seccomp``) where it was built with libseccomp.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import shutil
 import socket
@@ -48,6 +50,19 @@ T = TypeVar("T")
 
 #: capabilities slirp4netns needs: setns into the namespace, create its tap device
 SLIRP_CAPS = "+sys_admin,+net_admin"
+
+
+@functools.cache
+def slirp_seccomp() -> tuple[str, ...]:
+    """``--enable-seccomp`` when this slirp4netns was built with libseccomp: it parses
+    what sandboxes send, so it runs under a filter of its own (its authors' list)."""
+    try:
+        out = subprocess.run(
+            ["slirp4netns", "--version"], capture_output=True, text=True, timeout=10, check=False
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return ()
+    return ("--enable-seccomp",) if "libseccomp:" in out else ()
 
 
 def slirp_prefix() -> list[str] | None:
@@ -149,6 +164,7 @@ class NetNamespace:
                 [
                     *(slirp_prefix() or []),
                     "slirp4netns",
+                    *slirp_seccomp(),
                     "--configure",
                     "--mtu=65520",
                     f"--cidr={SLIRP_CIDR}",

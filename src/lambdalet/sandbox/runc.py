@@ -1193,7 +1193,9 @@ def protections(seccomp_note: str, host_network: bool) -> tuple[str, ...]:
     elif netns.slirp_prefix() is not None:
         control = (
             "control plane: refused to sandboxes (host access runs as uid "
-            f"{peers.HOST_ACCESS_UID}; code URLs are presigned and expire)"
+            f"{peers.HOST_ACCESS_UID}"
+            + (", under its own seccomp filter" if netns.slirp_seccomp() else "")
+            + "; code URLs are presigned and expire)"
         )
     else:
         control = "control plane: REACHABLE from sandboxes (setpriv missing)"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -73,6 +74,14 @@ async def test_code_downloads_check_their_own_signature(
     resp = await client.get(f"/lambdalet/code/{'ab' * 32}.zip")
     assert resp.status == 403
     assert "<Code>AccessDenied</Code>" in await resp.text()
+    # the open prefix leads to the download route only (raw paths: clients normalise dots)
+    for path in ("/lambdalet/code/../2015-03-31/functions/", "/lambdalet/code/%2e%2e/metrics"):
+        reader, writer = await asyncio.open_connection(client.host, client.port)
+        writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+        answer = await reader.read()
+        writer.close()
+        assert answer.startswith(b"HTTP/1.1 404"), (path, answer[:200])
+        assert b"UnknownOperationException" in answer, (path, answer[:400])
 
 
 async def test_the_host_is_served(tmp_path: Path) -> None:

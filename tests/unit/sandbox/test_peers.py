@@ -67,3 +67,21 @@ def test_an_error_reply_means_no_such_socket() -> None:
     assert peers.parse_uid(established) == 64993
     listening = header + bytes([socket.AF_INET, peers.TCP_LISTEN]) + bytes(62) + uid + bytes(4)
     assert peers.parse_uid(listening) is None
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="making a socket as another uid needs root")
+def test_a_socket_made_as_the_host_access_uid_is_a_sandbox_s() -> None:
+    with socket.socket() as srv:
+        srv.bind(("127.0.0.1", 0))
+        srv.listen()
+        os.seteuid(peers.HOST_ACCESS_UID)  # sockets belong to the uid that made them
+        try:
+            client = socket.socket()
+        finally:
+            os.seteuid(0)
+        with client:
+            client.connect(srv.getsockname())
+            conn, peer = srv.accept()
+            with conn:
+                assert peers.socket_uid(peer, conn.getsockname()) == peers.HOST_ACCESS_UID
+                assert peers.from_sandbox(peer, conn.getsockname()) is True
