@@ -97,7 +97,14 @@ async def build_platform(config: ServerConfig) -> Platform:
     api = build_api_app(config, store, PoolInvoker(pool, observer), limits=pool.limits, clock=clock)
     api.add_subapp(
         "/lambdalet/admin",
-        build_admin_app(pool, backend, recent, stats, TestEvents(config.data_dir / "test-events")),
+        build_admin_app(
+            pool,
+            backend,
+            recent,
+            stats,
+            TestEvents(config.data_dir / "test-events"),
+            launcher.progress,
+        ),
     )
     api.add_subapp("/lambdalet/dashboard/", build_dashboard_app())
     api.router.add_get("/metrics", metrics_handler(metrics))
