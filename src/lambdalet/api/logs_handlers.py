@@ -19,7 +19,11 @@ from aiohttp import web
 from lambdalet.api import logs_protocol as lp
 from lambdalet.api import render
 from lambdalet.env.log_records import LogEvent, functions_with_logs, log_files, read_events
-from lambdalet.errors import LogsInvalidParameterException, LogsUnknownOperationException
+from lambdalet.errors import (
+    LogsInvalidParameterException,
+    LogsUnknownOperationException,
+    UnknownOperationException,
+)
 from lambdalet.store import Store
 
 JSON_11 = "application/x-amz-json-1.1"
@@ -105,8 +109,11 @@ class LogsApi:
 
     async def handle(self, request: web.Request) -> web.Response:
         target = request.headers.get("X-Amz-Target", "")
+        if not target.startswith(lp.TARGET_PREFIX):
+            # not a Logs request: the Lambda API has no operation here
+            raise UnknownOperationException("Unknown operation")
         op = self._ops.get(target.removeprefix(lp.TARGET_PREFIX))
-        if not target.startswith(lp.TARGET_PREFIX) or op is None:
+        if op is None:
             raise LogsUnknownOperationException(f"Unknown operation {target!r}")
         raw = await request.read()
         try:
