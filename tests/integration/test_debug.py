@@ -130,6 +130,11 @@ def test_invoke_waits_for_a_debugger_that_attaches_from_the_host(server: Server,
     assert cli.returncode == 0, err
     assert json.loads(out)["Payload"] == {"debugged": 7}
     assert f"waits for a debugger on 127.0.0.1:{port}" in err
+    # the debugger's first install into the runtime: progress in the CLI and the server log
+    assert "server: installing debugpy" in err, err
+    assert (
+        "debugpy ready in" in server.log_tail() or "debugpy ready in" in server.log_path.read_text()
+    )
     log = server.function_log(name)
     # Init waited for the debugger: the invoke started only once it had attached
     assert log.index("waiting for a debugger") < log.index("lambdalet: debugger attached")

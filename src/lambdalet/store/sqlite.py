@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
 import sqlite3
 import time
 import uuid
@@ -46,6 +47,11 @@ from lambdalet.store.records import (
 )
 from lambdalet.store.schema import migrate
 from lambdalet.store.versions import VersionsMixin
+
+log = logging.getLogger(__name__)
+MIB = 1024 * 1024
+#: code uploads from this size on are logged with their sizes and the time they took
+LARGE_CODE_BYTES = 5 * MIB
 
 REVISION_MISMATCH = (
     "The Revision Id provided does not match the latest Revision Id. "
@@ -98,9 +104,21 @@ class Store(VersionsMixin, AsyncEventsMixin):
 
     async def put_code(self, zip_bytes: bytes) -> CodeBlob:
         """Store and unpack a zip (in a worker thread); bad or oversize zips raise 400s."""
+        started = time.monotonic()
+        large = len(zip_bytes) >= LARGE_CODE_BYTES
+        if large:
+            log.info("storing and unpacking %.1f MiB of code", len(zip_bytes) / MIB)
         blob = await asyncio.to_thread(
             codes.store_zip, zip_bytes, self._config.blobs_dir, self._config.code_dir
         )
+        if large:
+            log.info(
+                "code %s: %.1f MiB unpacked to %.1f MiB in %.1f s",
+                blob.sha256_hex[:12],
+                blob.size / MIB,
+                blob.unzipped_size / MIB,
+                time.monotonic() - started,
+            )
         with self._tx():
             self._db.execute(
                 "INSERT OR IGNORE INTO code_blobs (sha256, size, unzipped_size, created_at)"
