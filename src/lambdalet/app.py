@@ -118,7 +118,12 @@ async def build_platform(config: ServerConfig) -> Platform:
         images=image_cache,
     )
     admin = build_admin_app(
-        pool, backend, recent, stats, TestEvents(config.data_dir / "test-events")
+        pool,
+        backend,
+        recent,
+        stats,
+        TestEvents(config.data_dir / "test-events"),
+        launcher.progress,
     )
     admin.router.add_post("/images", upload_handler(image_cache))
     api.add_subapp("/lambdalet/admin", admin)

@@ -250,6 +250,14 @@ def _ops_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     ip.add_argument("--payload", help="the event as JSON, or @FILE (default {})")
     ip.add_argument("--qualifier", help="version or alias")
     ip.add_argument("--tail", action="store_true", help="also print the log tail (stderr)")
+    ip.add_argument(
+        "--debug-port",
+        type=int,
+        metavar="N",
+        help="start a new environment whose runtime waits for a debugger on 127.0.0.1:N "
+        "(Python: debugpy, installed into the runtime on first use); Init and the invoke "
+        "may then take 900 s",
+    )
     endpoint(ip)
 
     lg = sub.add_parser(

@@ -12,11 +12,12 @@ from typing import Any
 from aiohttp import web
 
 from lambdalet.control.pool import Pool
+from lambdalet.control.progress import Progress
 from lambdalet.control.stats import FunctionStats
 from lambdalet.env.environment import Environment
 from lambdalet.env.observer import InitReport, InvokeReport
 from lambdalet.env.outcome import InvokeOutcome
-from lambdalet.errors import InvalidRequestContentException
+from lambdalet.errors import InvalidParameterValueException, InvalidRequestContentException
 from lambdalet.sandbox.base import SandboxBackend
 from lambdalet.store.test_events import TestEvents
 
@@ -85,6 +86,7 @@ BACKEND_KEY = web.AppKey("backend", SandboxBackend)
 RECENT_KEY = web.AppKey("recent", RecentInvocations)
 STATS_KEY = web.AppKey("stats", FunctionStats)
 EVENTS_KEY = web.AppKey("test_events", TestEvents)
+PROGRESS_KEY = web.AppKey("progress", Progress)
 
 
 def describe_environment(env: Environment, now: float) -> dict[str, Any]:
@@ -132,6 +134,24 @@ async def list_invocations(request: web.Request) -> web.Response:
     return web.json_response({"Invocations": request.app[RECENT_KEY].items()})
 
 
+async def request_debug(request: web.Request) -> web.Response:
+    """``PUT /functions/{name}/debug`` ``{"port": N}``: the next invoke waits for a debugger."""
+    try:
+        body = await request.json()
+    except ValueError:
+        raise InvalidRequestContentException('expected {"port": N}') from None
+    port = body.get("port") if isinstance(body, dict) else None
+    if not isinstance(port, int) or isinstance(port, bool) or not 1024 <= port < 65536:
+        raise InvalidParameterValueException("port must be a number from 1024 to 65535")
+    name = request.match_info["name"]
+    request.app[POOL_KEY].request_debug(name, port)
+    return web.json_response({"function": name, "host": "127.0.0.1", "port": port})
+
+
+async def progress(request: web.Request) -> web.Response:
+    return web.json_response({"Running": request.app[PROGRESS_KEY].snapshot()})
+
+
 async def function_stats(request: web.Request) -> web.Response:
     return web.json_response(request.app[STATS_KEY].snapshot())
 
@@ -161,6 +181,7 @@ def build_admin_app(
     recent: RecentInvocations,
     stats: FunctionStats | None = None,
     test_events: TestEvents | None = None,
+    progress_of: Progress | None = None,
 ) -> web.Application:
     app = web.Application()
     app[POOL_KEY] = pool
@@ -169,6 +190,9 @@ def build_admin_app(
     app.router.add_get("/environments", list_environments)
     app.router.add_get("/invocations", list_invocations)
     app.router.add_get("/backend", backend_info)
+    app.router.add_put("/functions/{name}/debug", request_debug)
+    app[PROGRESS_KEY] = progress_of or Progress()
+    app.router.add_get("/progress", progress)
     if stats is not None:
         app[STATS_KEY] = stats
         app.router.add_get("/functions", function_stats)

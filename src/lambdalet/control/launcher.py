@@ -7,12 +7,18 @@ to the environment's :class:`~lambdalet.env.launch.Launcher` seam.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
+import logging
 import sys
+import time
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 
 from lambdalet.config import ServerConfig
+from lambdalet.control.progress import Progress
+from lambdalet.env.debug import runtime_debug_env
 from lambdalet.env.launch import LaunchPlan, RuntimeMounts
 from lambdalet.images import service as images
 from lambdalet.images.cache import ImageCache, PulledImage
@@ -21,8 +27,16 @@ from lambdalet.model import FunctionRecord
 from lambdalet.runtimes import envvars
 from lambdalet.runtimes.node import NodeRuntime, ensure_node_runtime, is_node_runtime
 from lambdalet.runtimes.provided import InvalidEntrypoint, find_bootstrap, is_provided_runtime
-from lambdalet.runtimes.python import PythonRuntime, ensure_python_runtime, installed_python
+from lambdalet.runtimes.python import (
+    DEBUGPY_VERSION,
+    PythonRuntime,
+    ensure_python_runtime,
+    install_debugpy,
+    installed_python,
+)
 from lambdalet.sandbox.base import SandboxBackend, SandboxView
+
+log = logging.getLogger(__name__)
 
 
 def images_cache(config: ServerConfig) -> ImageCache:
@@ -40,12 +54,36 @@ IMAGE_RUNTIME_LABEL = "image.lambdalet"
 
 
 class RuntimeLauncher:
-    def __init__(self, config: ServerConfig, images: ImageCache | None = None) -> None:
+    def __init__(
+        self,
+        config: ServerConfig,
+        images: ImageCache | None = None,
+        progress: Progress | None = None,
+    ) -> None:
         self._config = config
         self._python: dict[str, PythonRuntime] = {}
         self._node: dict[str, NodeRuntime] = {}
         self._images = images if images is not None else images_cache(config)
         self._pulled: dict[str, PulledImage] = {}
+        #: long work (a first runtime install) is announced here, for `lambdalet` and logs
+        self.progress = progress or Progress()
+
+    def _progress(self, what: str) -> contextlib.AbstractAsyncContextManager[None]:
+        return self.progress.running(what)
+
+    async def _ensure_python(self, runtime_id: str) -> PythonRuntime:
+        """The runtime, installed on first use with progress in the server log and the
+        admin API's /progress (which `lambdalet invoke` and `deploy` print)."""
+        install = await asyncio.to_thread(installed_python, self._config, runtime_id)
+        if install is not None:
+            return await ensure_python_runtime(self._config, runtime_id)
+        what = f"installing the {runtime_id} runtime (awslambdaric from PyPI, first use)"
+        log.info("%s", what)
+        started = time.monotonic()
+        async with self._progress(what):
+            rt = await ensure_python_runtime(self._config, runtime_id)
+        log.info("%s runtime ready in %.1f s", runtime_id, time.monotonic() - started)
+        return rt
 
     async def mounts(self, function: FunctionRecord) -> RuntimeMounts:
         region = self._config.region
@@ -70,7 +108,7 @@ class RuntimeLauncher:
             )
         rt = self._python.get(function.runtime)
         if rt is None:
-            rt = await ensure_python_runtime(self._config, function.runtime)
+            rt = await self._ensure_python(function.runtime)
             self._python[function.runtime] = rt
         label = f"python:{rt.python_version}.lambdalet"
         return RuntimeMounts(
@@ -181,6 +219,21 @@ class RuntimeLauncher:
             extra_path=rt.extra_path(view),
         )
         return LaunchPlan(rt.argv(view), env, view.task_root)
+
+    async def with_debugger(
+        self, plan: LaunchPlan, function: FunctionRecord, view: SandboxView, port: int
+    ) -> LaunchPlan:
+        debugpy_path: str | None = None
+        rt = self._python.get(function.runtime)
+        if rt is not None:
+            started = time.monotonic()
+            log.info("making sure debugpy %s is in the %s runtime", DEBUGPY_VERSION, rt.runtime_id)
+            async with self._progress(f"installing debugpy {DEBUGPY_VERSION} for {rt.runtime_id}"):
+                folder = await asyncio.to_thread(install_debugpy, rt)
+            log.info("debugpy ready in %.1f s", time.monotonic() - started)
+            debugpy_path = f"{view.runtime_dir}/{folder.name}"
+        extra = runtime_debug_env(function.runtime, port, debugpy_path)
+        return replace(plan, env={**plan.env, **extra})
 
     def extension_env(
         self, function: FunctionRecord, view: SandboxView, init_type: str

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from lambdalet.clock import Clock
 from lambdalet.control.concurrency import ConcurrencyLimits
+from lambdalet.env.debug import DEBUG_TIMEOUT_S, port_setting
 from lambdalet.env.environment import Environment, EnvSettings, env_id_for
 from lambdalet.env.launch import Launcher
 from lambdalet.env.lifecycle import EnvState
@@ -112,6 +113,10 @@ class Pool:
         self._acquiring: Counter[Path] = Counter()
         #: called whenever an environment is gone (its code may no longer be in use)
         self.on_env_gone: Callable[[], None] | None = None
+        #: function name -> port: its next environment waits for a debugger there
+        self._debug_next: dict[str, int] = {}
+        #: environments stopped after their one invoke (a requested debugging session)
+        self._one_shot: set[str] = set()
 
     # ------------------------------------------------------------------ queries
 
@@ -174,19 +179,36 @@ class Pool:
         return env
 
     async def _on_demand_env(self, fn: FunctionRecord) -> Environment:
-        warm = self._idle.get(_key(fn))
+        requested = self._debug_next.pop(fn.name, None)
+        warm = self._idle.get(_key(fn)) if requested is None else None
         while warm:
             env = warm.pop()  # most recently used first: warmest caches
             self._cancel_idle_timer(env)
             if env.state in (EnvState.IDLE, EnvState.NEEDS_INIT):
                 self._busy += 1
                 return env
+        port = requested if requested is not None else port_setting(fn.environment)
+        settings = self._settings.env
+        if port is not None:
+            settings = replace(settings, debug_port=port, init_timeout_s=DEBUG_TIMEOUT_S)
         self._busy += 1
         try:
-            return await self._new_env(fn, self._settings.env)
+            env = await self._new_env(fn, settings)
         except BaseException:
             self._busy -= 1
             raise
+        if requested is not None:
+            self._one_shot.add(env.env_id)
+        return env
+
+    def request_debug(self, function_name: str, port: int) -> None:
+        """The function's next invoke starts a new environment whose runtime waits for a
+        debugger on ``port`` (env/debug.py); it is stopped after that invoke."""
+        self._debug_next[function_name] = port
+        for key in list(self._idle):
+            if key[0] == function_name:
+                for env in self._idle.pop(key):
+                    self._stop(env, "spindown")
 
     async def _new_env(self, fn: FunctionRecord, settings: EnvSettings) -> Environment:
         env = Environment(
@@ -271,8 +293,10 @@ class Pool:
         if (
             self._closing
             or key in self._retired
+            or env.env_id in self._one_shot
             or env.state not in (EnvState.IDLE, EnvState.NEEDS_INIT)
         ):
+            self._one_shot.discard(env.env_id)
             self._stop(env, "spindown")
             return
         self._idle[key].append(env)

@@ -25,6 +25,7 @@ from lambdalet.env import extensions as ext_protocol
 from lambdalet.env import log_lines
 from lambdalet.env import rapi_protocol as rp
 from lambdalet.env import telemetry_protocol as tp
+from lambdalet.env.debug import DEBUG_TIMEOUT_S, PortForward
 from lambdalet.env.extensions import Extensions, external_extensions
 from lambdalet.env.extensions_api import add_routes as add_extension_routes
 from lambdalet.env.launch import Launcher, LaunchPlan, RuntimeMounts
@@ -76,6 +77,9 @@ class EnvSettings:
     #: (0: at once).  An invoke that arrives within it skips a freeze and a thaw, two
     #: cgroup writes that cost ~15 % of a warm invoke (docs/performance.md).
     freeze_delay_s: float = 0.0
+    #: the runtime waits for a debugger on this port (env/debug.py); Init and invokes may
+    #: then take up to DEBUG_TIMEOUT_S
+    debug_port: int | None = None
 
 
 @dataclass
@@ -244,6 +248,7 @@ class Environment:
         self.frozen = False
         self._freeze_timer: asyncio.TimerHandle | None = None
         self._function_init_marked = False
+        self._debug_forward: PortForward | None = None
         #: what happened to this environment, for the dashboard: (epoch s, event, detail)
         self.timeline: deque[tuple[float, str, str]] = deque(maxlen=TIMELINE_LENGTH)
 
@@ -294,6 +299,8 @@ class Environment:
             self.function, view, self.log_stream_name, self._settings.init_type
         )
         self._ext_env = self._launcher.extension_env(self.function, view, self._settings.init_type)
+        if self._settings.debug_port is not None:
+            await self._start_debugging(self._settings.debug_port)
         deadline = self._clock.monotonic() + self._settings.init_timeout_s
         result = await self._init("init", deadline)
         if result.ok:
@@ -325,7 +332,29 @@ class Environment:
                 await self._stop_processes(reason)
         await self._release()
 
+    async def _start_debugging(self, port: int) -> None:
+        """The runtime will wait for a debugger on ``port``, reachable on the host's loopback."""
+        assert self._sandbox is not None and self._plan is not None
+        self._plan = await self._launcher.with_debugger(
+            self._plan, self.function, self._sandbox.view, port
+        )
+        self.stream.line(
+            f"lambdalet: the runtime waits for a debugger on 127.0.0.1:{port} "
+            f"(Init and invokes may take {DEBUG_TIMEOUT_S:.0f} s)"
+        )
+        if self._backend.info().network == "namespace":
+            forward = PortForward(port, self._sandbox.socket_inside)
+            try:
+                await forward.start()
+            except OSError as e:
+                self.stream.line(f"lambdalet: cannot forward debugger port {port}: {e}")
+                return
+            self._debug_forward = forward
+
     async def _release(self) -> None:
+        if self._debug_forward is not None:
+            await self._debug_forward.close()
+            self._debug_forward = None
         self._cancel_freeze()
         self._fail_waiters()
         self.extensions.cancel_waiters()
@@ -570,8 +599,9 @@ class Environment:
         fn = self.function
         rid = request.request_id
         started = self._clock.monotonic()
-        deadline = started + fn.timeout_s
-        deadline_ms = int((self._clock.wall() + fn.timeout_s) * 1000)
+        timeout_s = DEBUG_TIMEOUT_S if self._settings.debug_port is not None else fn.timeout_s
+        deadline = started + timeout_s
+        deadline_ms = int((self._clock.wall() + timeout_s) * 1000)
         trace_id = request.trace_id or new_trace_id(self._clock.wall())
         if request.log_tail:
             self.stream.start_capture()
@@ -594,7 +624,7 @@ class Environment:
             if not result.ok:
                 self.stream.line(log_lines.start(rid, fn.version))
                 if result.status == "timeout":
-                    payload = rp.timed_out(rid, fn.timeout_s)
+                    payload = rp.timed_out(rid, timeout_s)
                 else:
                     payload = result.caller_body or rp.unknown_error(rid)
                 self._finish_report(
@@ -671,7 +701,7 @@ class Environment:
                             outcome = InvokeOutcome.crash(self._crash_type(after))
                         failure = EnvEvent.CRASH
         except TimeoutError:
-            reply = reply or (rp.timed_out(rid, fn.timeout_s), "Unhandled")
+            reply = reply or (rp.timed_out(rid, timeout_s), "Unhandled")
             outcome, failure = InvokeOutcome.timeout(), EnvEvent.TIMEOUT
             reason = "timeout"
 

@@ -58,3 +58,10 @@ class Launcher(Protocol):
     ) -> Mapping[str, str]:
         """The environment of external extension processes (contract §2.10)."""
         ...
+
+    async def with_debugger(
+        self, plan: LaunchPlan, function: FunctionRecord, view: SandboxView, port: int
+    ) -> LaunchPlan:
+        """The plan of a runtime that waits for a debugger on ``port`` (env/debug.py);
+        installs the debugger into the runtime first if needed."""
+        ...

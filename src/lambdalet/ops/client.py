@@ -146,3 +146,55 @@ def human_age(seconds: float) -> str:
 def progress(message: str, stream: TextIO = sys.stderr) -> None:
     style = Style(stream)
     print(f"{style.cyan('•')} {message}", file=stream, flush=True)
+
+
+def admin_request(endpoint: str, method: str, path: str, body: Any = None) -> Any:
+    """A JSON request to ``/lambdalet/admin<path>``; the decoded answer."""
+    url = endpoint.rstrip("/") + "/lambdalet/admin" + path
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, method=method)
+    req.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return json.loads(r.read() or b"null")
+    except urllib.error.HTTPError as e:
+        try:
+            message = json.loads(e.read()).get("message", str(e))
+        except ValueError:
+            message = str(e)
+        raise ValueError(message) from None
+    except (urllib.error.URLError, OSError) as e:
+        raise ServerUnreachable(f"cannot reach {url}: {e}") from None
+
+
+def with_progress(
+    endpoint: str, work: Callable[[], Any], say: Callable[[str], None], poll_s: float = 0.5
+) -> Any:
+    """Run ``work`` (a blocking call to the server); meanwhile print the server's long
+    work in progress (``GET /lambdalet/admin/progress``: a first runtime install, ...)."""
+    import threading
+
+    done = threading.Event()
+    said: set[str] = set()
+
+    def watch() -> None:
+        while not done.wait(poll_s):
+            try:
+                running = admin_request(endpoint, "GET", "/progress").get("Running", [])
+            except (ValueError, ServerUnreachable, AttributeError):
+                continue
+            for item in running:
+                what = str(item.get("what", ""))
+                if what and what not in said:
+                    said.add(what)
+                    say(f"server: {what} …")
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        return work()
+    finally:
+        done.set()
+        watcher.join(2)
+        for what in sorted(said):
+            say(f"server: done: {what}")

@@ -17,12 +17,14 @@ from lambdalet.ops.client import (
     ServerUnreachable,
     Style,
     admin_environments,
+    admin_request,
     human_age,
     lambda_client,
     logs_client,
     progress,
     state_colour,
     table,
+    with_progress,
 )
 from lambdalet.ops.deploy import DeployError, DeployResult, deploy
 from lambdalet.ops.template import PlanError, Template
@@ -219,7 +221,18 @@ def invoke_command(args: argparse.Namespace) -> int:
     if args.qualifier:
         kwargs["Qualifier"] = args.qualifier
     try:
-        resp = lam.invoke(**kwargs)
+        if args.debug_port is not None:
+            admin_request(
+                args.endpoint, "PUT", f"/functions/{function}/debug", {"port": args.debug_port}
+            )
+            progress(
+                f"{function}: a new environment waits for a debugger on "
+                f"127.0.0.1:{args.debug_port}; attach one (VS Code: Python Debugger: Remote "
+                "Attach, see docs/operations.md) and the invoke goes on"
+            )
+        resp = with_progress(args.endpoint, lambda: lam.invoke(**kwargs), progress)
+    except ValueError as e:
+        return _fail(f"{args.function}: {e}", args.json)
     except Exception as e:
         from botocore.exceptions import ClientError
 

@@ -413,14 +413,16 @@ def deploy_function(
                 say(f"creating function {name} (image {image_uri})")
                 extra |= {"Code": {"ImageUri": image_uri}, "PackageType": "Image"}
             else:
-                say(f"creating function {name} ({len(data) / 1024:.1f} KiB)")
+                say(f"creating function {name} ({_size(data)})")
                 extra["Code"] = {"ZipFile": data}
+            sent = time.monotonic()
             out = lam.create_function(
                 FunctionName=name,
                 Publish=False,
                 **plan.configuration(),
                 **extra,
             )
+            _uploaded(say, name, data, sent)
             arn = out["FunctionArn"]
             if undo is not None:
                 undo.created.append(name)
@@ -458,8 +460,10 @@ def deploy_function(
             elif code_changed:
                 changes.append("Code")
                 step = "UpdateFunctionCode"
-                say(f"updating {name}: code ({len(data) / 1024:.1f} KiB)")
+                say(f"updating {name}: code ({_size(data)})")
+                sent = time.monotonic()
                 lam.update_function_code(FunctionName=name, ZipFile=data)
+                _uploaded(say, name, data, sent)
                 step = "waiting for LastUpdateStatus Successful"
                 lam.get_waiter("function_updated_v2").wait(FunctionName=name, WaiterConfig=WAIT)
             missing = tags_to_set(current_tags, tags or {})
@@ -480,6 +484,24 @@ def deploy_function(
     except Exception as e:
         raise _error(lid, step, e) from None
     return result
+
+
+#: uploads from this size on say how long they took
+LARGE_UPLOAD = 1024 * 1024
+
+
+def _size(data: bytes) -> str:
+    n = len(data)
+    return f"{n / 1024 / 1024:.1f} MiB" if n >= LARGE_UPLOAD else f"{n / 1024:.1f} KiB"
+
+
+def _uploaded(say: Say, name: str, data: bytes, sent: float) -> None:
+    if len(data) >= LARGE_UPLOAD:
+        took = max(time.monotonic() - sent, 1e-3)
+        say(
+            f"{name}: {_size(data)} uploaded and unpacked in {took:.1f} s "
+            f"({len(data) / 1024 / 1024 / took:.1f} MiB/s)"
+        )
 
 
 def _reserved(lam: Any, plan: FunctionPlan) -> None:

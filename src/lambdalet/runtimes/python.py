@@ -818,6 +818,46 @@ async def ensure_python_runtime(
     return ready
 
 
+# --------------------------------------------------------------------------- debugpy
+
+#: the debugger a debug-port environment waits for (``lambdalet invoke --debug-port``)
+DEBUGPY_VERSION = "1.8.22"
+#: debugpy goes into this folder of the runtime dir: /var/runtime/debugpy in a sandbox
+DEBUGPY_DIR = "debugpy"
+
+
+def debugpy_dir(runtime: PythonRuntime) -> Path:
+    return runtime.runtime_dir / DEBUGPY_DIR
+
+
+def install_debugpy(runtime: PythonRuntime, *, pip_python: str | None = None) -> Path:
+    """Install (idempotently) debugpy for the runtime's Python next to its client.
+
+    Blocking: runs pip once per runtime dir.  A separate folder, added to ``sys.path`` only
+    by an environment that waits for a debugger: other functions never import it.
+    """
+    target = debugpy_dir(runtime)
+    stamp = target / ".lambdalet-debugpy"
+    if stamp.is_file() and stamp.read_text().strip() == DEBUGPY_VERSION:
+        return target
+    install = runtime.install
+    with _file_lock(runtime.runtime_dir.parent / f".python{install.minor_str}-debugpy.lock"):
+        if stamp.is_file() and stamp.read_text().strip() == DEBUGPY_VERSION:
+            return target
+        tmp = target.with_name(f".{DEBUGPY_DIR}.tmp-{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        cmd = pip_command(install, tmp, pip_python or sys.executable)
+        cmd[-1] = f"debugpy=={DEBUGPY_VERSION}"
+        try:
+            _run_pip(cmd, install)
+            (tmp / stamp.name).write_text(DEBUGPY_VERSION + "\n")
+            shutil.rmtree(target, ignore_errors=True)
+            os.rename(tmp, target)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
 # --------------------------------------------------------------------------- CLI
 
 

@@ -53,6 +53,11 @@ from lambdalet.store.schema import migrate
 from lambdalet.store.triggers import TriggersMixin
 from lambdalet.store.versions import VersionsMixin
 
+log = logging.getLogger(__name__)
+MIB = 1024 * 1024
+#: code uploads from this size on are logged with their sizes and the time they took
+LARGE_CODE_BYTES = 5 * MIB
+
 REVISION_MISMATCH = (
     "The Revision Id provided does not match the latest Revision Id. "
     "Call the GetFunction/GetAlias API to retrieve the latest Revision Id"
@@ -63,7 +68,6 @@ CODE_STORAGE_EXCEEDED = "Code storage limit exceeded."
 #: referring to it; a failed or dry-run request's code goes at a later collection)
 FRESH_CODE_S = 60.0
 
-log = logging.getLogger(__name__)
 
 #: every code hash a function version or a layer version refers to (a deleted layer version's
 #: code stays while functions still use it)
@@ -134,11 +138,23 @@ class Store(VersionsMixin, AsyncEventsMixin, TriggersMixin):
         The new code is kept from collection until a function or layer version refers to
         it, or for ``FRESH_CODE_S`` (a dry run's or a refused request's code goes later)."""
         self.check_code_storage(len(zip_bytes))
+        started = time.monotonic()
+        large = len(zip_bytes) >= LARGE_CODE_BYTES
+        if large:
+            log.info("storing and unpacking %.1f MiB of code", len(zip_bytes) / MIB)
         self._uploads += 1
         try:
             blob = await asyncio.to_thread(
                 codes.store_zip, zip_bytes, self._config.blobs_dir, self._config.code_dir
             )
+            if large:
+                log.info(
+                    "code %s: %.1f MiB unpacked to %.1f MiB in %.1f s",
+                    blob.sha256_hex[:12],
+                    blob.size / MIB,
+                    blob.unzipped_size / MIB,
+                    time.monotonic() - started,
+                )
             with self._tx():
                 self._db.execute(
                     "INSERT OR IGNORE INTO code_blobs (sha256, size, unzipped_size, created_at)"

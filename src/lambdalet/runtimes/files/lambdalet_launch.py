@@ -64,8 +64,28 @@ def _mark_function_init() -> None:
     importlib.import_module = import_module
 
 
+def _wait_for_debugger(port: str) -> None:
+    """``LAMBDALET_DEBUG_PORT``: listen with debugpy and wait until a debugger attaches
+    (``lambdalet invoke --debug-port``); the platform forwards the host's port here."""
+    path = os.environ.get("LAMBDALET_DEBUGPY_PATH")
+    if path and path not in sys.path:
+        sys.path.insert(0, path)
+    try:
+        import debugpy  # type: ignore[import-not-found]
+    except ImportError:
+        print("lambdalet: debugpy is not installed; not waiting for a debugger", flush=True)
+        return
+    debugpy.listen(("127.0.0.1", int(port)))
+    print(f"lambdalet: waiting for a debugger on port {port}", flush=True)
+    debugpy.wait_for_client()
+    print("lambdalet: debugger attached", flush=True)
+
+
 def run_awslambdaric() -> None:
     """``python -m awslambdaric`` in this process: a fresh ``__main__``, ``runpy``."""
+    port = os.environ.get("LAMBDALET_DEBUG_PORT", "")
+    if port.isdigit():
+        _wait_for_debugger(port)
     _mark_function_init()
     main_module = type(sys)("__main__")
     main_module.__builtins__ = sys.modules["builtins"]  # type: ignore[attr-defined]
