@@ -353,3 +353,24 @@ def api_specs(template: Template, plans: EventPlans) -> list[dict[str, Any]]:
                 "routes come from functions' Api / HttpApi events (DefinitionBody is not read)"
             )
     return list(out.values())
+
+
+_SKIPPED_HINTS = {
+    "AWS::SQS::Queue": "create the queue on the SQS endpoint the server's AWS SDK settings name "
+    "(AWS_ENDPOINT_URL_SQS, e.g. LocalStack, ElasticMQ or moto); SQS events poll it there",
+    "AWS::SNS::Topic": "publish to a local SNS stand-in yourself, or invoke subscribers by hand",
+    "AWS::S3::Bucket": "point the code at a local S3 stand-in (AWS_ENDPOINT_URL_S3)",
+    "AWS::DynamoDB::Table": "point the code at DynamoDB Local (AWS_ENDPOINT_URL_DYNAMODB)",
+    "AWS::IAM::Role": "roles are not enforced: functions run with whatever credentials you give",
+    "AWS::Events::Rule": "use a Schedule / ScheduleV2 event on the function instead",
+    "AWS::Lambda::Permission": "use aws lambda add-permission against the server if needed",
+    "AWS::Lambda::EventSourceMapping": "use an SQS event on the function, or "
+    "aws lambda create-event-source-mapping against the server",
+    "AWS::Lambda::Url": "use FunctionUrlConfig on the function, or "
+    "aws lambda create-function-url-config against the server",
+}
+
+
+def skipped_hint(rtype: str) -> str:
+    """What to do instead of a resource type lambdalet does not deploy."""
+    return _SKIPPED_HINTS.get(rtype, "create what it stands for yourself if the code needs it")
