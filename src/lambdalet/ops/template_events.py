@@ -356,6 +356,10 @@ def api_specs(template: Template, plans: EventPlans) -> list[dict[str, Any]]:
 
 
 _SKIPPED_HINTS = {
+    "AWS::Serverless::Api": "its routes come from its functions' Api events and are served "
+    "under /lambdalet/stacks/<stack>/<api>/<stage>/ (deploy lists the endpoints)",
+    "AWS::Serverless::HttpApi": "its routes come from its functions' HttpApi events and are "
+    "served under /lambdalet/stacks/<stack>/<api>/ (deploy lists the endpoints)",
     "AWS::SQS::Queue": "create the queue on the SQS endpoint the server's AWS SDK settings name "
     "(AWS_ENDPOINT_URL_SQS, e.g. LocalStack, ElasticMQ or moto); SQS events poll it there",
     "AWS::SNS::Topic": "publish to a local SNS stand-in yourself, or invoke subscribers by hand",
