@@ -191,6 +191,11 @@ def _event(
             raise PlanError(lid, f"Events.{name}.Queue", "must be a queue ARN")
         settings = {k: props[k] for k in SQS_PROPS if k in props}
         out.queues.append(QueuePlan(lid, name, fn, qualifier, queue, settings))
+        out.notes.append(
+            f"{where}: the server polls queue {queue.rsplit(':', 1)[-1]!r} ({queue}) on the SQS "
+            "endpoint its AWS SDK settings name (AWS_ENDPOINT_URL_SQS, AWS_ENDPOINT_URL); "
+            "create the queue there"
+        )
         ignored(SQS_PROPS | {"Queue"}, "configure it on the queue or the mapping by hand")
     elif kind == "Schedule":
         expr = props.get("Schedule")
