@@ -12,7 +12,11 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.integration.harness import HOST_PY, ROOT, Server, create, unique
+
+pytestmark = pytest.mark.integration
 
 AWS_CLI = ROOT / ".venv" / "bin" / "aws"
 
