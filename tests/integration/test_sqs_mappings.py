@@ -18,6 +18,8 @@ import pytest
 
 from tests.integration.harness import Server, create, free_port, require_sandbox, unique
 
+pytestmark = pytest.mark.integration
+
 CONSUMER = """
 import json, time
 

@@ -12,7 +12,11 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.integration.harness import HOST_PY, ROOT, Server, create, unique
+
+pytestmark = pytest.mark.integration
 
 AWS_CLI = ROOT / ".venv" / "bin" / "aws"
 
@@ -26,7 +30,10 @@ def handler(event, context):
         return "Hello, world!"
     return {
         "statusCode": 200,
-        "headers": {"content-type": "application/json", "x-seen": event["rawPath"]},
+        "headers": {
+            "content-type": "application/json",
+            "x-seen": event.get("rawPath") or event.get("path"),
+        },
         "cookies": ["session=1; HttpOnly"],
         "body": json.dumps({"event": event, "requestId": context.aws_request_id}),
     }
@@ -197,6 +204,24 @@ Resources:
           Type: S3
           Properties:
             Bucket: my-bucket
+        GetItem:
+          Type: Api
+          Properties:
+            Path: /items/{{id}}
+            Method: get
+            RestApiId: !Ref Shop
+        Files:
+          Type: HttpApi
+          Properties:
+            Path: /files/{{proxy+}}
+            Method: ANY
+  Shop:
+    Type: AWS::Serverless::Api
+    Properties:
+      StageName: dev
+      Variables:
+        color: blue
+      TracingEnabled: true
 """
 
 
@@ -236,6 +261,37 @@ def test_deploy_sets_up_urls_and_schedules_and_notes_the_rest(
     (url,) = result["urls"]
     status, headers, _ = http(url["url"] + "deployed")  # SAM's public permission was added
     assert status == 200 and headers["x-seen"] == "/deployed"
+    assert (
+        "note: Shop (AWS::Serverless::Api): property TracingEnabled is not acted on" in out.stderr
+    )
+    routes = {e["route"]: e for e in result["endpoints"]}
+    assert set(routes) == {"GET /items/{id}", "ANY /files/{proxy+}"}
+    item_url = routes["GET /items/{id}"]["url"].replace("{id}", "42")
+    assert item_url == f"{server.url}/lambdalet/stacks/{prefix}/Shop/dev/items/42"
+    status, headers, body = http(item_url + "?q=1")
+    assert status == 200, body
+    event = json.loads(body)["event"]
+    assert (event["resource"], event["path"], event["httpMethod"]) == (
+        "/items/{id}",
+        "/items/42",
+        "GET",
+    )
+    assert event["pathParameters"] == {"id": "42"} and event["stageVariables"] == {"color": "blue"}
+    assert event["requestContext"]["stage"] == "dev" and event["queryStringParameters"] == {
+        "q": "1"
+    }
+    status, _, body = http(item_url.replace("/items/42", "/nowhere"))
+    assert (status, json.loads(body)) == (403, {"message": "Missing Authentication Token"})
+    files_url = routes["ANY /files/{proxy+}"]["url"].replace("{proxy+}", "a/b.txt")
+    status, headers, body = http(files_url, data=b"\x00\x01", headers={"Content-Type": "image/png"})
+    assert status == 200, body
+    event = json.loads(body)["event"]
+    assert event["routeKey"] == "ANY /files/{proxy+}" and event["pathParameters"] == {
+        "proxy": "a/b.txt"
+    }
+    assert event["isBase64Encoded"] is True
+    status, _, body = http(files_url.replace("/files/a/b.txt", "/fail-nothing"))
+    assert (status, json.loads(body)) == (404, {"message": "Not Found"})
     names = {s["Name"]: s for s in result["schedules"]}
     assert set(names) == {"WebNightly", "WebMorning"}
     assert names["WebNightly"]["NextFireTime"].endswith("T03:00:00Z")
@@ -250,7 +306,9 @@ def test_deploy_sets_up_urls_and_schedules_and_notes_the_rest(
     again = json.loads(
         cli(server, "deploy", str(tmp_path), "--stack-name", prefix, "--json").stdout
     )
-    assert again["schedules"] == []
+    assert again["schedules"] == [] and again["endpoints"] == []
+    status, _, _ = http(item_url)
+    assert status == 404
     assert (
         json.loads(cli(server, "schedules", "--stack", prefix, "--json").stdout)["Schedules"] == []
     )

@@ -28,7 +28,7 @@ from lambdalet.ops.client import (
 )
 from lambdalet.ops.deploy import DeployError, DeployResult, deploy
 from lambdalet.ops.template import PlanError, Template
-from lambdalet.ops.template_events import api_specs, plan_events
+from lambdalet.ops.template_events import api_specs, plan_events, skipped_hint
 
 
 def _fail(message: str, as_json: bool = False, error: Exception | None = None) -> int:
@@ -132,7 +132,7 @@ def _say_skipped(template: Template, said: set[str], say: Callable[[str], None])
     for lid, rtype in template.skipped():
         if f"{lid} {rtype}" not in said:
             said.add(f"{lid} {rtype}")
-            say(f"skipped: {lid} ({rtype}) is not deployed by lambdalet")
+            say(f"skipped: {lid} ({rtype}) is not deployed by lambdalet; {skipped_hint(rtype)}")
     for ref in template.skipped_references():
         if ref.warning() not in said:
             said.add(ref.warning())

@@ -38,8 +38,6 @@ SERVERLESS_LAYER = "AWS::Serverless::LayerVersion"
 LAMBDA_LAYER = "AWS::Lambda::LayerVersion"
 FUNCTION_TYPES = (SERVERLESS_FUNCTION, LAMBDA_FUNCTION)
 LAYER_TYPES = (SERVERLESS_LAYER, LAMBDA_LAYER)
-#: served by the server from their functions' Api / HttpApi events (ops/template_events.py)
-SERVED_API_TYPES = ("AWS::Serverless::Api", "AWS::Serverless::HttpApi")
 
 _NAME_RE = re.compile(r"[a-zA-Z0-9_-]{1,64}")
 _STACK_RE = re.compile(r"[a-zA-Z][-a-zA-Z0-9]{0,127}")
@@ -173,8 +171,7 @@ class Template:
         return [
             (lid, r["Type"])
             for lid, r in self.resources.items()
-            if r["Type"] not in (*FUNCTION_TYPES, *LAYER_TYPES, *SERVED_API_TYPES)
-            and self.created(lid)
+            if r["Type"] not in (*FUNCTION_TYPES, *LAYER_TYPES) and self.created(lid)
         ]
 
     def layers(self) -> list[LayerPlan]:

@@ -191,6 +191,11 @@ def _event(
             raise PlanError(lid, f"Events.{name}.Queue", "must be a queue ARN")
         settings = {k: props[k] for k in SQS_PROPS if k in props}
         out.queues.append(QueuePlan(lid, name, fn, qualifier, queue, settings))
+        out.notes.append(
+            f"{where}: the server polls queue {queue.rsplit(':', 1)[-1]!r} ({queue}) on the SQS "
+            "endpoint its AWS SDK settings name (AWS_ENDPOINT_URL_SQS, AWS_ENDPOINT_URL); "
+            "create the queue there"
+        )
         ignored(SQS_PROPS | {"Queue"}, "configure it on the queue or the mapping by hand")
     elif kind == "Schedule":
         expr = props.get("Schedule")
@@ -353,3 +358,28 @@ def api_specs(template: Template, plans: EventPlans) -> list[dict[str, Any]]:
                 "routes come from functions' Api / HttpApi events (DefinitionBody is not read)"
             )
     return list(out.values())
+
+
+_SKIPPED_HINTS = {
+    "AWS::Serverless::Api": "its routes come from its functions' Api events and are served "
+    "under /lambdalet/stacks/<stack>/<api>/<stage>/ (deploy lists the endpoints)",
+    "AWS::Serverless::HttpApi": "its routes come from its functions' HttpApi events and are "
+    "served under /lambdalet/stacks/<stack>/<api>/ (deploy lists the endpoints)",
+    "AWS::SQS::Queue": "create the queue on the SQS endpoint the server's AWS SDK settings name "
+    "(AWS_ENDPOINT_URL_SQS, e.g. LocalStack, ElasticMQ or moto); SQS events poll it there",
+    "AWS::SNS::Topic": "publish to a local SNS stand-in yourself, or invoke subscribers by hand",
+    "AWS::S3::Bucket": "point the code at a local S3 stand-in (AWS_ENDPOINT_URL_S3)",
+    "AWS::DynamoDB::Table": "point the code at DynamoDB Local (AWS_ENDPOINT_URL_DYNAMODB)",
+    "AWS::IAM::Role": "roles are not enforced: functions run with whatever credentials you give",
+    "AWS::Events::Rule": "use a Schedule / ScheduleV2 event on the function instead",
+    "AWS::Lambda::Permission": "use aws lambda add-permission against the server if needed",
+    "AWS::Lambda::EventSourceMapping": "use an SQS event on the function, or "
+    "aws lambda create-event-source-mapping against the server",
+    "AWS::Lambda::Url": "use FunctionUrlConfig on the function, or "
+    "aws lambda create-function-url-config against the server",
+}
+
+
+def skipped_hint(rtype: str) -> str:
+    """What to do instead of a resource type lambdalet does not deploy."""
+    return _SKIPPED_HINTS.get(rtype, "create what it stands for yourself if the code needs it")

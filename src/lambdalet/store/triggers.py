@@ -270,10 +270,7 @@ class TriggersMixin:
             "SELECT * FROM event_source_mappings WHERE uuid = ?", (mapping_uuid,)
         ).fetchone()
         if row is None:
-            raise ResourceNotFoundException(
-                f"The resource you requested does not exist. (Service: Lambda, Status Code: 404,"
-                f" Request ID: {mapping_uuid})"
-            )
+            raise ResourceNotFoundException("The resource you requested does not exist.")
         return _mapping(row)
 
     def set_mapping_state(

@@ -47,10 +47,15 @@ SqsClientFactory = Callable[[str], Any]
 
 
 def default_sqs_client(region: str) -> Any:
-    """boto3's SQS client for ``region``, configured as any SDK client would be."""
+    """boto3's SQS client for ``region``, configured as any SDK client would be (with
+    placeholder keys when none are configured: local SQS servers accept any)."""
     import boto3  # type: ignore[import-untyped]
 
-    return boto3.session.Session().client("sqs", region_name=region)
+    session = boto3.session.Session()
+    keys: dict[str, str] = {}
+    if session.get_credentials() is None:
+        keys = {"aws_access_key_id": "lambdalet", "aws_secret_access_key": "lambdalet"}
+    return session.client("sqs", region_name=region, **keys)
 
 
 async def in_thread(fn: Callable[..., T], /, **kwargs: Any) -> T:

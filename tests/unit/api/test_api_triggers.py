@@ -263,3 +263,67 @@ async def test_iam_urls_need_a_signature(api: Api) -> None:
     event = json.loads(api.invoker.calls[-1].payload)
     assert event["requestContext"]["authorizer"]["iam"]["accessKey"] == "AKIDEXAMPLE"
     assert event["requestContext"]["accountId"] == "123456789012"
+
+
+async def test_with_server_credentials_urls_skip_api_signing_and_iam_urls_verify(
+    tmp_path: Path,
+) -> None:
+    import botocore.auth
+    import botocore.awsrequest
+    import botocore.credentials
+
+    config = ServerConfig(data_dir=tmp_path, credentials=(("AKIDGOOD", "right-secret"),))
+    store = Store(config)
+    invoker = ScriptedInvoker()
+    client = TestClient(TestServer(build_api_app(config, store, invoker)))
+    await client.start_server()
+    base = f"http://{client.host}:{client.port}"
+
+    def signed(method: str, path: str, secret: str, body: bytes = b"") -> dict[str, str]:
+        req = botocore.awsrequest.AWSRequest(method=method, url=base + path, data=body)
+        creds = botocore.credentials.Credentials("AKIDGOOD", secret)
+        botocore.auth.SigV4Auth(creds, "lambda", "us-east-1").add_auth(req)
+        return dict(req.headers)
+
+    try:
+        body = json.dumps(
+            {
+                "FunctionName": "fn",
+                "Runtime": "provided.al2023",
+                "Handler": "h",
+                "Role": ROLE,
+                "Code": {"ZipFile": base64.b64encode(zip_of("one")).decode()},
+            }
+        ).encode()
+        assert (await client.post(FN, data=body)).status == 403  # the API wants signatures
+        resp = await client.post(FN, data=body, headers=signed("POST", FN, "right-secret", body))
+        assert resp.status == 201
+        await client.app[TASKS_KEY].wait_idle()
+        url_ids = {}
+        create = json.dumps({"AuthType": "NONE"}).encode()
+        path = f"{URL}/fn/url"
+        resp = await client.post(
+            path, data=create, headers=signed("POST", path, "right-secret", create)
+        )
+        url_ids["NONE"] = (await resp.json())["FunctionUrl"].split(str(client.port), 1)[1]
+        perm = json.dumps(PUBLIC).encode()
+        ppath = f"{FN}/fn/policy"
+        resp = await client.post(
+            ppath, data=perm, headers=signed("POST", ppath, "right-secret", perm)
+        )
+        assert resp.status == 201
+        # a public URL answers unsigned requests although the API requires signatures
+        assert (await client.get(url_ids["NONE"] + "x")).status == 200
+        # an IAM URL checks the signature with the server's credentials
+        up = json.dumps({"AuthType": "AWS_IAM"}).encode()
+        resp = await client.put(path, data=up, headers=signed("PUT", path, "right-secret", up))
+        assert resp.status == 200
+        target = url_ids["NONE"] + "x"
+        assert (await client.get(target)).status == 403
+        bad = await client.get(target, headers=signed("GET", target, "wrong-secret"))
+        assert bad.status == 403
+        good = await client.get(target, headers=signed("GET", target, "right-secret"))
+        assert good.status == 200
+    finally:
+        await client.close()
+        store.close()
