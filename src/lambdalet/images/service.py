@@ -40,8 +40,7 @@ def resolve_error(uri: str, e: PullError) -> InvalidParameterValueException:
     logger.info("resolving %s failed (%s): %s", uri, e.reason_code, e.message)
     if e.reason_code == IMAGE_ACCESS_DENIED:
         return InvalidParameterValueException(
-            "Lambda does not have permission to access the ECR image. Check the ECR "
-            "permissions."
+            "Lambda does not have permission to access the ECR image. Check the ECR permissions."
         )
     if e.reason_code == IMAGE_DELETED:
         return InvalidParameterValueException(
