@@ -21,7 +21,7 @@ from lambdalet.control.progress import Progress
 from lambdalet.env.debug import runtime_debug_env
 from lambdalet.env.launch import LaunchPlan, RuntimeMounts
 from lambdalet.images import service as images
-from lambdalet.images.cache import ImageCache, PulledImage
+from lambdalet.images.cache import ImageCache, PulledImage, PullError
 from lambdalet.images.spec import ImageConfig, merged_env
 from lambdalet.model import FunctionRecord
 from lambdalet.runtimes import envvars
@@ -34,7 +34,7 @@ from lambdalet.runtimes.python import (
     install_debugpy,
     installed_python,
 )
-from lambdalet.sandbox.base import SandboxBackend, SandboxView
+from lambdalet.sandbox.base import SandboxBackend, SandboxError, SandboxView
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +88,10 @@ class RuntimeLauncher:
     async def mounts(self, function: FunctionRecord) -> RuntimeMounts:
         region = self._config.region
         if function.image is not None:
-            pulled = await images.ensure(self._images, function)
+            try:
+                pulled = await images.ensure(self._images, function)
+            except PullError as e:  # the cached image was removed and cannot be had again
+                raise SandboxError(f"the image {function.image.uri} is unavailable: {e}") from e
             self._pulled[function.image.digest] = pulled
             label = IMAGE_RUNTIME_LABEL
             return RuntimeMounts(

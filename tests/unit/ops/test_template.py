@@ -258,3 +258,62 @@ def test_parameter_without_default_needs_a_value() -> None:
 def test_missing_resources() -> None:
     with pytest.raises(PlanError, match="Resources"):
         load_template({"Globals": {}}, BASE)
+
+
+IMAGE_SAM = """
+Parameters:
+  Tag:
+    Type: String
+    Default: v7
+Globals:
+  Function:
+    Runtime: python3.12
+    Handler: ignored.handler
+    Timeout: 9
+Resources:
+  Img:
+    Type: AWS::Serverless::Function
+    Properties:
+      PackageType: Image
+      ImageConfig:
+        Command: ["app.handler"]
+    Metadata:
+      Dockerfile: Dockerfile.lambda
+      DockerContext: ./img
+      DockerTag: !Ref Tag
+      DockerBuildArgs:
+        MODE: fast
+  Pulled:
+    Type: AWS::Lambda::Function
+    Properties:
+      PackageType: Image
+      Role: arn:aws:iam::123456789012:role/r
+      Code:
+        ImageUri: 127.0.0.1:5000/app:v1
+"""
+
+
+def test_image_functions_are_planned_from_metadata_or_image_uri() -> None:
+    fns = _functions(_template(IMAGE_SAM))
+    img = fns["Img"]
+    assert img.package_type == "Image" and img.docker is not None
+    assert img.docker.context == BASE / "img"
+    assert (img.docker.dockerfile, img.docker.tag) == ("Dockerfile.lambda", "v7")
+    assert img.docker.build_args == {"MODE": "fast"}
+    config = img.configuration()
+    assert "Runtime" not in config and "Handler" not in config and "Layers" not in config
+    assert config["ImageConfig"] == {"Command": ["app.handler"]}
+    assert config["Timeout"] == 9
+    assert fns["Pulled"].image_uri == "127.0.0.1:5000/app:v1"
+    assert fns["Pulled"].docker is None
+
+
+def test_image_function_without_a_source_or_with_layers() -> None:
+    with pytest.raises(PlanError, match="ImageUri"):
+        _functions(_template(_one("      PackageType: Image\n")))
+    with pytest.raises(PlanError, match="Layers"):
+        _functions(
+            _template(
+                _one("      PackageType: Image\n      ImageUri: r.io/a:b\n      Layers: [x]\n")
+            )
+        )
