@@ -82,6 +82,11 @@ def routes(h: Handlers) -> list[web.RouteDef]:
         ),
         web.put(fn + "/{name}/code", h.update_function_code, name="UpdateFunctionCode"),
         web.post(fn + "/{name}/invocations", h.invoke, name="Invoke"),
+        web.post(
+            "/2021-11-15/functions/{name}/response-streaming-invocations",
+            h.invoke_with_response_stream,
+            name="InvokeWithResponseStream",
+        ),
         web.post(fn + "/{name}/versions", h.publish_version, name="PublishVersion"),
         web.get(
             fn + "/{name}/versions", h.list_versions_by_function, name="ListVersionsByFunction"

@@ -18,6 +18,7 @@ from lambdalet.api.tasks import BackgroundTasks
 from lambdalet.control.async_queue import AsyncQueue
 from lambdalet.control.concurrency import ConcurrencyLimits
 from lambdalet.control.provisioned import Provisioner
+from lambdalet.control.streaming import invoke_streaming
 from lambdalet.errors import (
     DiskFullException,
     InvalidParameterValueException,
@@ -312,6 +313,29 @@ class Handlers:
             log_tail=params.log_tail,
         )
         return render.invoke_output(await self.invoker.invoke(invocation))
+
+    async def invoke_with_response_stream(self, request: web.Request) -> web.StreamResponse:
+        name, qualifier = self._function(request)
+        params = validation.invoke_stream_params(request.headers)
+        payload = validation.invoke_payload(await request.read(), "RequestResponse")
+        record, alias = self.store.resolve(name, qualifier)
+        _check_invocable(record)
+        if params.invocation_type == "DryRun":
+            return render.empty(204)
+        if alias is not None and alias.weights:
+            version = pick_version(alias, self.draw())
+            if version != record.version:
+                record = self.store.get_function(name, version)
+        invocation = InvokeInput(
+            function=record,
+            invoked_arn=f"{record.arn}:{qualifier}" if qualifier else record.arn,
+            request_id=request[REQUEST_ID_KEY],
+            payload=payload,
+            client_context=params.client_context,
+            log_tail=params.log_tail,
+        )
+        streamed = await invoke_streaming(self.invoker, invocation)
+        return await render.invoke_stream(request, streamed, record.version)
 
     # ---------------------------------------------------------- versions
 

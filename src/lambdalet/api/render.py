@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 from xml.sax.saxutils import escape
 
 from aiohttp import web
 
+from lambdalet.api import eventstream
+from lambdalet.control.streaming import StreamedInvocation
 from lambdalet.errors import LambdaApiError
 from lambdalet.model import InvokeOutput
+
+log = logging.getLogger(__name__)
 
 REQUEST_ID_HEADER = "x-amzn-RequestId"
 
@@ -52,4 +57,62 @@ def invoke_output(out: InvokeOutput) -> web.Response:
         resp.headers["X-Amz-Function-Error"] = out.function_error
     if out.log_result:
         resp.headers["X-Amz-Log-Result"] = out.log_result
+    return resp
+
+
+def stream_error(out: InvokeOutput) -> tuple[str | None, str | None]:
+    """``InvokeComplete``'s ErrorCode and ErrorDetails for a finished invoke (None, None: ok).
+
+    ErrorCode is the error document's ``errorType`` (``Sandbox.Timedout``, the runtime's
+    error type ...), ErrorDetails the error document as the function or platform wrote it.
+    """
+    if not out.function_error:
+        return None, None
+    details = out.payload.decode("utf-8", errors="replace")
+    try:
+        doc = json.loads(out.payload)
+    except ValueError:
+        doc = None
+    code = doc.get("errorType") if isinstance(doc, dict) else None
+    return (code if isinstance(code, str) and code else out.function_error), details
+
+
+async def invoke_stream(
+    request: web.Request, streamed: StreamedInvocation, executed_version: str
+) -> web.StreamResponse:
+    """InvokeWithResponseStream's answer: an event stream of ``PayloadChunk``s written as
+    the function produces them, then one ``InvokeComplete``.
+
+    The HTTP Content-Type is the function's stream content type (botocore reports it as
+    ``ResponseStreamContentType``).  A buffered function's answer is one chunk.
+    """
+    done = streamed.result.done()
+    content_type = streamed.content_type or (
+        streamed.result.result().content_type if done else "application/octet-stream"
+    )
+    resp = web.StreamResponse(status=200)
+    resp.headers["Content-Type"] = content_type
+    resp.headers["X-Amz-Executed-Version"] = executed_version
+    resp.enable_chunked_encoding()
+    await resp.prepare(request)
+    try:
+        async for chunk in streamed.chunks:
+            for frame in eventstream.payload_chunks(chunk):
+                await resp.write(frame)
+        try:
+            out = await streamed.result
+        except Exception:
+            log.exception("streamed invoke failed")
+            await resp.write(eventstream.invoke_complete("ServiceException", "Internal error"))
+            await resp.write_eof()
+            return resp
+        code, details = stream_error(out)
+        if streamed.buffered and code is None:
+            for frame in eventstream.payload_chunks(out.payload):
+                await resp.write(frame)
+        await resp.write(eventstream.invoke_complete(code, details, out.log_result))
+        await resp.write_eof()
+    except ConnectionError:
+        # the caller left; the function runs on to its end, as on Lambda
+        log.debug("InvokeWithResponseStream caller went away")
     return resp

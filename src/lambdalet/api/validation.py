@@ -685,6 +685,22 @@ def invoke_params(headers: Mapping[str, str]) -> InvokeParams:
     return InvokeParams(kind, log_type == "Tail", client_context(raw_ctx) if raw_ctx else None)
 
 
+#: InvokeWithResponseStream's invocation types (no Event)
+STREAM_INVOCATION_TYPES = ("RequestResponse", "DryRun")
+
+
+def invoke_stream_params(headers: Mapping[str, str]) -> InvokeParams:
+    """InvokeWithResponseStream's headers: Invoke's, without the ``Event`` type."""
+    kind = _enum(
+        headers.get("X-Amz-Invocation-Type") or "RequestResponse",
+        "invocationType",
+        STREAM_INVOCATION_TYPES,
+    )
+    log_type = _enum(headers.get("X-Amz-Log-Type") or "None", "logType", LOG_TYPES)
+    raw_ctx = headers.get("X-Amz-Client-Context")
+    return InvokeParams(kind, log_type == "Tail", client_context(raw_ctx) if raw_ctx else None)
+
+
 def client_context(raw: str) -> str:
     """``X-Amz-Client-Context``: base64 of a JSON object, at most 3,583 bytes; returns the JSON."""
     if len(raw.encode()) > MAX_CLIENT_CONTEXT:

@@ -266,7 +266,8 @@ class InSandboxServer:
 
     def __init__(self, app: web.Application, sock: socket.socket) -> None:
         self._sock = sock
-        self._taps = app.get(TAPS_KEY) or Taps()
+        taps = app.get(TAPS_KEY)
+        self._taps = taps if taps is not None else Taps()
         self._runner = web.AppRunner(
             app,
             access_log=None,

@@ -26,6 +26,20 @@ EVENT = rp.Event(
 )
 
 
+class Sink:
+    def __init__(self, calls: list[tuple[str, object]]) -> None:
+        self.calls = calls
+
+    def write(self, chunk: bytes) -> None:
+        self.calls.append(("chunk", chunk))
+
+    async def room(self) -> None:
+        pass
+
+    def end(self, error_type: str | None, error_body: bytes | None) -> None:
+        self.calls.append(("end", (error_type, error_body)))
+
+
 class Target:
     def __init__(self) -> None:
         self.calls: list[tuple[str, object]] = []
@@ -48,6 +62,12 @@ class Target:
 
     def runtime_response_too_large(self, request_id: str) -> None:
         self.calls.append(("too_large", request_id))
+
+    def runtime_stream_start(self, request_id: str, content_type: str | None) -> Sink:
+        if request_id != "req-1":
+            raise RapiRefused(rp.INVALID_REQUEST_ID)
+        self.calls.append(("stream", content_type))
+        return Sink(self.calls)
 
     def runtime_error(
         self, request_id: str, body: bytes, content_type: str | None, error_type: str | None
@@ -120,6 +140,39 @@ async def test_chunked_body_with_trailers(server: tuple[Target, int]) -> None:
     status, _, body = await raw(port, req)
     assert status == 202 and json.loads(body) == {"status": "OK"}
     assert ("response", b"hello world") in target.calls
+
+
+STREAM_HEAD = (
+    b"POST /2018-06-01/runtime/invocation/req-1/response HTTP/1.1\r\nHost: x\r\n"
+    b"Lambda-Runtime-Function-Response-Mode: streaming\r\nContent-Type: text/plain\r\n"
+    b"Transfer-Encoding: chunked\r\n"
+    b"Trailer: Lambda-Runtime-Function-Error-Type, Lambda-Runtime-Function-Error-Body\r\n\r\n"
+)
+
+
+async def test_streamed_response_passes_chunks_and_trailer_error(
+    server: tuple[Target, int],
+) -> None:
+    target, port = server
+    req = (
+        STREAM_HEAD + b"6\r\nfirst;\r\n7\r\nsecond;\r\n0\r\n"
+        b"Lambda-Runtime-Function-Error-Type: Error\r\n"
+        b"Lambda-Runtime-Function-Error-Body: eyJlcnJvclR5cGUiOiJFcnJvciJ9\r\n\r\n"
+    )
+    status, _, body = await raw(port, req)
+    assert status == 202 and json.loads(body) == {"status": "OK"}
+    assert target.calls[0] == ("stream", "text/plain")
+    assert b"".join(c[1] for c in target.calls if c[0] == "chunk") == b"first;second;"  # type: ignore[misc]
+    assert target.calls[-1] == ("end", ("Error", b'{"errorType":"Error"}'))
+
+
+async def test_streamed_response_without_trailers_ends_clean(
+    server: tuple[Target, int],
+) -> None:
+    target, port = server
+    status, _, _ = await raw(port, STREAM_HEAD + b"2\r\nok\r\n0\r\n\r\n")
+    assert status == 202
+    assert target.calls[-1] == ("end", (None, None))
 
 
 async def test_expect_100_continue(server: tuple[Target, int]) -> None:
