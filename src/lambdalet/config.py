@@ -39,6 +39,9 @@ class ServerConfig:
     #: (access key id, secret access key) pairs the API accepts SigV4 signatures of;
     #: required when binding beyond loopback, optional (then enforced) on loopback
     credentials: tuple[tuple[str, str], ...] = ()
+    #: a ``python3.X`` function when the host has no Python 3.X: "host" runs it on the
+    #: Python running lambdalet (the function log says so), "refuse" rejects it
+    python_fallback: str = "host"
 
     @property
     def db_path(self) -> Path:

@@ -11,10 +11,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
 from lambdalet.api.validation import RUNTIMES
 from lambdalet.runtimes.python import SearchPlaces, list_pythons, sdk_version
-from tests.integration.harness import HOST_PY, ROOT, Server, create, invoke, unique
+from tests.integration.harness import (
+    HOST_PY,
+    ROOT,
+    Server,
+    create,
+    free_port,
+    invoke,
+    unique,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -168,3 +177,24 @@ def test_a_requirement_that_does_not_exist_is_named(server: Server, tmp_path: Pa
     assert "TableFunction: building dependencies: pip could not install " in done.stderr
     assert "'lambdalet-no-such-package-4711==1.0'" in done.stderr, done.stderr
     assert "No matching distribution" in done.stderr  # pip's own words follow
+
+
+def test_refuse_policy_rejects_a_python_the_host_lacks(tmp_path: Path) -> None:
+    missing = next(
+        (r for r in RUNTIMES if r.startswith("python") and r not in _host_runtimes()), None
+    )
+    if missing is None:
+        pytest.skip("this host has every Python runtime")
+    srv = Server(tmp_path / "data", free_port(), ("--python-fallback", "refuse"))
+    srv.start()
+    try:
+        lam = srv.client()
+        with pytest.raises(ClientError) as info:
+            create(lam, {"app.py": PROBE}, runtime=missing)
+        err = info.value.response["Error"]
+        assert err["Code"] == "InvalidParameterValueException"
+        assert f"The runtime parameter of {missing} is not available" in err["Message"]
+        assert "--python-fallback refuse" in err["Message"]
+        assert create(lam, {"app.py": PROBE}, runtime=HOST_PY)  # the host has that one
+    finally:
+        srv.stop()

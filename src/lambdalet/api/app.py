@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
@@ -26,6 +27,7 @@ from lambdalet.errors import (
     UnknownOperationException,
 )
 from lambdalet.model import Invoker
+from lambdalet.runtimes.python import fallback_problem
 from lambdalet.store import Store
 
 log = logging.getLogger(__name__)
@@ -178,6 +180,7 @@ def build_api_app(
         queue=queue,
         limits=limits,
         provisioner=provisioner,
+        runtime_problem=functools.partial(fallback_problem, policy=config.python_fallback),
     )
     app[TASKS_KEY] = tasks
     app[HANDLERS_KEY] = handlers

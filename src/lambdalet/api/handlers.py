@@ -53,6 +53,7 @@ class Handlers:
         limits: ConcurrencyLimits,
         provisioner: Provisioner,
         draw: Callable[[], float] = random.random,
+        runtime_problem: Callable[[str], str | None] = lambda _runtime: None,
     ) -> None:
         self.scope = scope
         self.store = store
@@ -63,6 +64,8 @@ class Handlers:
         self.limits = limits
         self.provisioner = provisioner
         self.draw = draw
+        #: why a runtime cannot run on this server (--python-fallback refuse), or None
+        self.runtime_problem = runtime_problem
 
     # ----------------------------------------------------------- helpers
 
@@ -74,6 +77,11 @@ class Handlers:
             self.store.settle(name)
 
         self.tasks.spawn(settle(), name=f"settle {name}")
+
+    def _check_runtime(self, runtime: str) -> None:
+        problem = self.runtime_problem(runtime)
+        if problem is not None:
+            raise InvalidParameterValueException(problem)
 
     @staticmethod
     def _code_url(request: web.Request, sha256_hex: str) -> str:
@@ -90,6 +98,7 @@ class Handlers:
     async def create_function(self, request: web.Request) -> web.Response:
         body = validation.json_body(await request.read())
         spec, zip_bytes = validation.create_function(body, self.scope)
+        self._check_runtime(spec.runtime)
         code = await self.store.put_code(zip_bytes)
         record = self.store.create_function(spec, code)
         if validation.publish_flag(body):
@@ -148,6 +157,8 @@ class Handlers:
         name, _ = self._function(request)
         body = validation.json_body(await request.read())
         patch, revision_id = validation.update_function_configuration(body, self.scope)
+        if patch.runtime is not None:
+            self._check_runtime(patch.runtime)
         record = self.store.update_function_configuration(name, patch, revision_id=revision_id)
         await self.invoker.retire(name, LATEST)
         self._settle_later(name)

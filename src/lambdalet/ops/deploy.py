@@ -205,10 +205,42 @@ def function_deps(plan: FunctionPlan, cache_root: Path, say: Say) -> Path | None
             f"{plan.logical_id}: BuildMethod {plan.build_method} is not supported; "
             "dependencies are built as for its runtime"
         )
-    manifest = build.find_manifest(plan.runtime, Path(plan.code_dir))
+    runtime = build_runtime(plan.runtime)
+    manifest = build.find_manifest(runtime, Path(plan.code_dir))
     if manifest is None:
         return None
     return build.build(manifest, cache_root, say, plan.logical_id)
+
+
+def host_python_note(runtime: str) -> str | None:
+    """When this host has no Python of a ``python3.X`` runtime: what the server will do."""
+    from lambdalet.runtimes.python import RuntimeInstallError, is_python_runtime, select_python
+
+    if not is_python_runtime(runtime):
+        return None
+    try:
+        note = select_python(runtime).note
+    except (ValueError, RuntimeInstallError):
+        return None
+    if note is None:
+        return None
+    return (
+        f"{note.removeprefix('lambdalet: ')} (a server started with --python-fallback refuse "
+        "rejects it instead)"
+    )
+
+
+def build_runtime(runtime: str) -> str:
+    """The runtime dependencies are built for: the Python the function will run on here."""
+    from lambdalet.runtimes.python import RuntimeInstallError, is_python_runtime, select_python
+
+    if not is_python_runtime(runtime):
+        return runtime
+    try:
+        selection = select_python(runtime)
+    except (ValueError, RuntimeInstallError):
+        return runtime
+    return runtime if selection.note is None else f"python{selection.install.minor_str}"
 
 
 # --------------------------------------------------------------------------- deploy
@@ -245,6 +277,8 @@ def deploy(
     layer_results = [deploy_layer(lam, p, say, cache_root) for p in layer_plans]
     arns = {r.logicalId: r.arn for r in layer_results}
     fn_plans = template.functions(arns)
+    for note in sorted({n for p in fn_plans if (n := host_python_note(p.runtime))}):
+        say(f"warning: {note}")
     layer_dirs = [Path(p.content_dir) for p in layer_plans]
     path = str(Path(template.base_dir) / source)
     fn_results = [

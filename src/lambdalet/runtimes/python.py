@@ -36,21 +36,32 @@ import asyncio
 import contextlib
 import fcntl
 import json
+import logging
 import os
 import platform
 import re
 import shutil
 import subprocess
 import sys
+import time
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
 from lambdalet.config import DEFAULT_DATA_DIR, ServerConfig
+from lambdalet.runtimes.description import (
+    FIRST_USE_NOTE,
+    INSTALLED,
+    NOT_INSTALLED,
+    UNAVAILABLE,
+    RuntimeDescription,
+)
 from lambdalet.sandbox.base import SandboxView
+
+logger = logging.getLogger(__name__)
 
 #: The Runtime Interface Client version installed for Python 3.10 and newer.
 AWSLAMBDARIC_VERSION = "4.2.2"
@@ -76,6 +87,12 @@ _PIP_TIMEOUT_S = 900.0
 _PROBE = "import sys; print('%d.%d.%d' % sys.version_info[:3])"
 _RUNTIME_RE = re.compile(r"^python3\.(\d+)$")
 _PYENV_VERSION_RE = re.compile(r"^3\.(\d+)\.(\d+)$")
+_UV_VERSION_RE = re.compile(r"^cpython-3\.(\d+)\.(\d+)-linux-")
+
+#: the Python runtime ids Lambda has (lambdalet runs 3.8 and newer)
+PYTHON_RUNTIMES = tuple(f"python3.{minor}" for minor in range(8, 15))
+#: what ``--python-fallback`` takes: run on the host's Python, or refuse the function
+FALLBACK_POLICIES = ("host", "refuse")
 
 
 class RuntimeInstallError(Exception):
@@ -152,12 +169,17 @@ class SearchPlaces:
     pyenv_versions: Path | None
     #: directories holding ``python3.X`` (Debian's ``/usr/bin``, ``/usr/local/bin``)
     bin_dirs: tuple[Path, ...] = (Path("/usr/bin"), Path("/usr/local/bin"))
+    #: uv's managed Pythons (``uv python install 3.12``): ``cpython-3.12.x-linux-*/``
+    uv_pythons: Path | None = None
 
     @classmethod
     def default(cls) -> SearchPlaces:
         root = os.environ.get("PYENV_ROOT")
         versions = Path(root) / "versions" if root else Path.home() / ".pyenv" / "versions"
-        return cls(current=Path(sys.executable), pyenv_versions=versions)
+        uv = os.environ.get("UV_PYTHON_INSTALL_DIR")
+        data = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+        uv_dir = Path(uv) if uv else Path(data) / "uv" / "python"
+        return cls(current=Path(sys.executable), pyenv_versions=versions, uv_pythons=uv_dir)
 
 
 def _probe_version(executable: Path) -> str | None:
@@ -226,6 +248,14 @@ def _candidates(minor: tuple[int, int], places: SearchPlaces) -> Iterator[Path]:
             yield path
     for directory in places.bin_dirs:
         yield directory / name
+    if places.uv_pythons is not None and places.uv_pythons.is_dir():
+        uv: list[tuple[int, Path]] = []
+        for entry in places.uv_pythons.iterdir():
+            m = _UV_VERSION_RE.match(entry.name)
+            if m is not None and int(m.group(1)) == minor[1]:
+                uv.append((int(m.group(2)), entry / "bin" / name))
+        for _patch, path in sorted(uv, reverse=True):
+            yield path
 
 
 @lru_cache(maxsize=64)
@@ -290,6 +320,30 @@ def select_python(runtime_id: str, places: SearchPlaces | None = None) -> Python
 
 def fallback_note(runtime_id: str, version: str) -> str:
     return f"lambdalet: {runtime_id} is not installed on this host; running on Python {version}"
+
+
+def refusal(runtime_id: str) -> str:
+    """Why a ``python3.X`` function is refused under ``--python-fallback refuse``."""
+    minor = runtime_id.removeprefix("python")
+    return (
+        f"The runtime parameter of {runtime_id} is not available on this lambdalet server: "
+        f"the host has no Python {minor} and the server runs with --python-fallback refuse. "
+        f"Install Python {minor} (pyenv install {minor}, uv python install {minor}, or your "
+        "distribution's package), or start the server with --python-fallback host."
+    )
+
+
+def fallback_problem(
+    runtime_id: str, policy: str, places: SearchPlaces | None = None
+) -> str | None:
+    """The refusal message when ``runtime_id`` needs a fallback that ``policy`` forbids."""
+    if policy != "refuse" or not is_python_runtime(runtime_id):
+        return None
+    try:
+        selection = select_python(runtime_id, places or SearchPlaces.default())
+    except (ValueError, RuntimeInstallError):
+        return refusal(runtime_id)
+    return refusal(runtime_id) if selection.note is not None else None
 
 
 # --------------------------------------------------------------------------- runtime dir
@@ -806,16 +860,117 @@ async def ensure_python_runtime(
     if ready is not None:
         return ready
     selection = await asyncio.to_thread(select_python, runtime_id, places)
+    if selection.note is not None and config.python_fallback == "refuse":
+        raise RuntimeInstallError(refusal(runtime_id))
     install = selection.install
     runtime_dir = runtime_dir_for(runtimes_dir, install)
     async with _lock_for(runtime_dir):
-        await asyncio.to_thread(
-            install_python_runtime, runtimes_dir, install, pip_python=pip_python
-        )
+        if not is_installed(runtimes_dir, install):
+            started = time.monotonic()
+            logger.info(
+                "installing the %s runtime for Python %s at %s (awslambdaric %s, boto3 %s) "
+                "from PyPI; its first invoke waits for it",
+                runtime_id,
+                install.version,
+                install.prefix,
+                awslambdaric_version(install.minor),
+                sdk_version(install.minor),
+            )
+            await asyncio.to_thread(
+                install_python_runtime, runtimes_dir, install, pip_python=pip_python
+            )
+            logger.info("the %s runtime is ready (%.1f s)", runtime_id, time.monotonic() - started)
     layer = lang_layer_for(runtimes_dir, install)
     ready = PythonRuntime(runtime_id, install, runtime_dir, selection.note, layer)
     _ready[key] = ready
     return ready
+
+
+# --------------------------------------------------------------------------- catalog
+
+
+def _describe_one(
+    config: ServerConfig, runtime_id: str, places: SearchPlaces
+) -> RuntimeDescription:
+    runtimes_dir = config.runtimes_dir.absolute()
+    try:
+        selection = select_python(runtime_id, places)
+    except RuntimeInstallError as e:
+        return RuntimeDescription(runtime_id, "python", UNAVAILABLE, "nothing", notes=(str(e),))
+    install = selection.install
+    exact = selection.note is None
+    notes: list[str] = []
+    if not exact:
+        if config.python_fallback == "refuse":
+            return RuntimeDescription(
+                runtime_id,
+                "python",
+                UNAVAILABLE,
+                f"no Python {runtime_id.removeprefix('python')} on this host",
+                exact=False,
+                notes=(refusal(runtime_id),),
+            )
+        notes.append(
+            f"fallback: the host has no Python {runtime_id.removeprefix('python')}; "
+            f"runs on Python {install.version} (--python-fallback host)"
+        )
+    components = {
+        "awslambdaric": awslambdaric_version(install.minor),
+        "boto3": sdk_version(install.minor),
+        "botocore": sdk_version(install.minor),
+    }
+    installed = is_installed(runtimes_dir, install)
+    if not installed:
+        notes.append(f"{FIRST_USE_NOTE} {runtime_id}")
+    elif not layer_isolates(lang_layer_for(runtimes_dir, install)):
+        notes.append(
+            "the host's site-packages are visible: the language layer could not be marked "
+            "opaque (needs root and a filesystem with trusted.* extended attributes)"
+        )
+    return RuntimeDescription(
+        runtime_id,
+        "python",
+        INSTALLED if installed else NOT_INSTALLED,
+        f"Python {install.version}",
+        path=str(install.executable),
+        exact=exact,
+        components=components,
+        notes=tuple(notes),
+    )
+
+
+def describe(config: ServerConfig, places: SearchPlaces | None = None) -> list[RuntimeDescription]:
+    """Every Python runtime id: what it runs on here, installed or not (the catalog)."""
+    places = places or SearchPlaces.default()
+    return [_describe_one(config, rid, places) for rid in PYTHON_RUNTIMES]
+
+
+def install(
+    config: ServerConfig,
+    runtime_id: str,
+    say: Callable[[str], None],
+    places: SearchPlaces | None = None,
+) -> RuntimeDescription:
+    """Install or update one Python runtime (the catalog's ``install``)."""
+    places = places or SearchPlaces.default()
+    problem = fallback_problem(runtime_id, config.python_fallback, places)
+    if problem is not None:
+        raise RuntimeInstallError(problem)
+    selection = select_python(runtime_id, places)
+    if selection.note:
+        say(selection.note)
+    target = selection.install
+    runtimes_dir = config.runtimes_dir.absolute()
+    if is_installed(runtimes_dir, target):
+        say(f"{runtime_id}: up to date")
+    else:
+        say(
+            f"{runtime_id}: installing awslambdaric {awslambdaric_version(target.minor)} and "
+            f"boto3 {sdk_version(target.minor)} for Python {target.version} from PyPI"
+        )
+        install_python_runtime(runtimes_dir, target)
+        say(f"{runtime_id}: installed in {runtime_dir_for(runtimes_dir, target)}")
+    return _describe_one(config, runtime_id, places)
 
 
 # --------------------------------------------------------------------------- CLI
