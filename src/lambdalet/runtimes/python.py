@@ -764,10 +764,64 @@ def _make_opaque(path: Path) -> bool:
     return True
 
 
+CACHE_COMPLETE = ".lambdalet-complete"
+
+
+def sdk_cache_dir() -> Path:
+    """Host-wide cache of installed SDKs: ``$LAMBDALET_CACHE_DIR`` or ``~/.cache/lambdalet``."""
+    explicit = os.environ.get("LAMBDALET_CACHE_DIR")
+    if explicit:
+        return Path(explicit) / "python-sdk"
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "lambdalet" / "python-sdk"
+
+
+def sdk_cache_key(install: PythonInstall) -> str:
+    return f"python{install.minor_str}-boto3-{sdk_version(install.minor)}-{_machine_platform()}"
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+def _link_tree(src: Path, dst: Path) -> None:
+    """``src`` at ``dst``, files hard-linked where one filesystem holds both (read-only)."""
+    shutil.copytree(
+        src, dst, copy_function=_link_or_copy, ignore=shutil.ignore_patterns(CACHE_COMPLETE)
+    )
+
+
+def _save_to_cache(tree: Path, cached: Path) -> None:
+    """Best effort: a cache that cannot be written only costs the next data dir a pip run."""
+    tmp = cached.with_name(f".{cached.name}.tmp-{os.getpid()}")
+    try:
+        shutil.rmtree(tmp, ignore_errors=True)
+        _link_tree(tree, tmp)
+        (tmp / CACHE_COMPLETE).touch()
+        os.rename(tmp, cached)
+    except OSError:
+        pass
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def install_lang_layer(
-    runtimes_dir: Path, install: PythonInstall, *, pip_python: str | None = None
+    runtimes_dir: Path,
+    install: PythonInstall,
+    *,
+    pip_python: str | None = None,
+    use_cache: bool | None = None,
 ) -> Path:
-    """Install (idempotently) the language layer of ``install``; returns its directory."""
+    """Install (idempotently) the language layer of ``install``; returns its directory.
+
+    The SDK comes from the host-wide cache (:func:`sdk_cache_dir`) when it has it, else
+    from pip, and then goes into the cache; ``use_cache`` defaults to "only with the real
+    pip" (a given ``pip_python`` is a test's fake).
+    """
+    use_cache = pip_python is None if use_cache is None else use_cache
     runtimes_dir = runtimes_dir.absolute()
     layer = lang_layer_for(runtimes_dir, install)
     if _layer_current(layer, install):
@@ -780,16 +834,23 @@ def install_lang_layer(
         tmp = runtimes_dir / f".python{install.minor_str}.lang.tmp-{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
         try:
-            packages = sdk_packages(install.minor)
-            pip = pip_python or pip_python_for(install)
-            cmd = pip_command(install, tmp / sdk_rel, pip, packages)
-            _run_pip(cmd, install, " ".join(packages))
-            subprocess.run(
-                [str(install.executable), "-I", "-m", "compileall", "-q", str(tmp / sdk_rel)],
-                capture_output=True,
-                timeout=300,
-                check=False,
-            )
+            # the host-wide copy serves every data dir (tests make one per server)
+            cached = sdk_cache_dir() / sdk_cache_key(install) if use_cache else None
+            if cached is not None and (cached / CACHE_COMPLETE).is_file():
+                _link_tree(cached, tmp / sdk_rel)
+            else:
+                packages = sdk_packages(install.minor)
+                pip = pip_python or pip_python_for(install)
+                cmd = pip_command(install, tmp / sdk_rel, pip, packages)
+                _run_pip(cmd, install, " ".join(packages))
+                subprocess.run(
+                    [str(install.executable), "-I", "-m", "compileall", "-q", str(tmp / sdk_rel)],
+                    capture_output=True,
+                    timeout=300,
+                    check=False,
+                )
+                if cached is not None:
+                    _save_to_cache(tmp / sdk_rel, cached)
             opaque = True
             for rel in sites:
                 (tmp / rel).mkdir(parents=True, exist_ok=True)

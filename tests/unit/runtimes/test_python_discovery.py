@@ -286,3 +286,21 @@ def test_site_dirs_of_the_running_python() -> None:
     sites = pyrt.site_dirs(install)
     assert sites and all(not os.path.isabs(s) for s in sites)
     assert any((install.prefix / s).is_dir() for s in sites)
+
+
+def test_sdk_cache_serves_the_next_data_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LAMBDALET_CACHE_DIR", str(tmp_path / "cache"))
+    pip, log = fake_pip(tmp_path)
+    install = install_of(fake_prefix(tmp_path / "py", "3.12.4"))
+    assert install is not None
+    first = pyrt.install_lang_layer(tmp_path / "a", install, pip_python=pip, use_cache=True)
+    assert log.read_text().count("call") == 1
+    cached = tmp_path / "cache" / "python-sdk" / pyrt.sdk_cache_key(install)
+    assert (cached / "awslambdaric" / "__init__.py").is_file()  # what the fake pip made
+    second = pyrt.install_lang_layer(tmp_path / "b", install, pip_python=pip, use_cache=True)
+    assert log.read_text().count("call") == 1  # no pip: from the cache
+    rel = "lib/python3.12/site-packages/awslambdaric/__init__.py"
+    assert (first / rel).is_file() and (second / rel).is_file()
+    assert not (second / "lib/python3.12/site-packages" / pyrt.CACHE_COMPLETE).exists()
