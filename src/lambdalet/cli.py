@@ -145,6 +145,12 @@ QueueName, TopicName, RoleName) or else
 <stack>-<LogicalId> (lowercased for buckets), with a warning; !Ref of a queue is its URL and
 of a topic its ARN.  Any other reference to a skipped resource is an error.
 
+Dependencies, as sam build: a Python function's requirements.txt is installed with pip
+(binary manylinux2014_x86_64 wheels for its Python) next to its code, a Node.js function's
+package.json with npm (production dependencies; npm ci with a lockfile) into node_modules; a
+layer with Metadata: BuildMethod python3.X / nodejs* gets python/ or nodejs/node_modules.
+Builds are cached in .lambdalet-build/ next to the template by the hash of those files.
+
 Stacks: a deploy belongs to a stack, --stack-name, by default the name of the folder holding
 the template (or lambdalet.toml).  Functions are tagged lambdalet:stack, lambdalet:logical-id
 and lambdalet:source; at the end of a deploy, the stack's functions the template no longer
