@@ -198,3 +198,18 @@ def test_refuse_policy_rejects_a_python_the_host_lacks(tmp_path: Path) -> None:
         assert create(lam, {"app.py": PROBE}, runtime=HOST_PY)  # the host has that one
     finally:
         srv.stop()
+
+
+def test_process_backend_still_has_the_runtimes_boto3(tmp_path: Path) -> None:
+    srv = Server(tmp_path / "data", free_port(), ("--backend", "process"))
+    srv.start()
+    try:
+        lam = srv.client()
+        name = create(lam, {"app.py": PROBE}, runtime=HOST_PY)
+        result = invoke(lam, name, {"host_only": []})
+        assert result.function_error is None, (result.payload, result.log)
+        got = result.json()
+        layer = tmp_path / "data" / "runtimes" / f"{HOST_PY}.lang"
+        assert got["boto3_file"].startswith(str(layer)), got["boto3_file"]
+    finally:
+        srv.stop()

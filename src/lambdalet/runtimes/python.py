@@ -359,11 +359,22 @@ class PythonRuntime:
     note: str | None  # line for the function log when falling back, else None
     #: laid over the prefix at /var/lang: hides the host's site-packages, holds the SDK
     lang_layer: Path | None = None
+    #: the site dir holding the SDK, relative to the prefix (and to the layer)
+    sdk_rel: str = ""
 
     @property
     def lang_dir(self) -> Path:
         """Host dir to mount at ``/var/lang``."""
         return self.install.prefix
+
+    def sdk_dir(self, view: SandboxView) -> str:
+        """Where the function sees the runtime's boto3 (for PYTHONPATH)."""
+        rel = self.sdk_rel or default_site_dir(self.install)
+        if self.lang_layer is not None and view.lang_dir == str(self.install.prefix):
+            # the prefix shown at its host path: no mounts (the process backend), so the
+            # layer is not laid over it; its own folder holds the SDK
+            return str(self.lang_layer / rel)
+        return f"{view.lang_dir}/{rel}"
 
     @property
     def lang_layers(self) -> tuple[Path, ...]:
@@ -942,7 +953,10 @@ async def ensure_python_runtime(
             )
             logger.info("the %s runtime is ready (%.1f s)", runtime_id, time.monotonic() - started)
     layer = lang_layer_for(runtimes_dir, install)
-    ready = PythonRuntime(runtime_id, install, runtime_dir, selection.note, layer)
+    stamp = read_layer_stamp(layer) or {}
+    sites = stamp.get("site")
+    sdk_rel = sdk_site_dir([str(s) for s in sites], install) if isinstance(sites, list) else ""
+    ready = PythonRuntime(runtime_id, install, runtime_dir, selection.note, layer, sdk_rel)
     _ready[key] = ready
     return ready
 

@@ -304,3 +304,17 @@ def test_sdk_cache_serves_the_next_data_dir(
     rel = "lib/python3.12/site-packages/awslambdaric/__init__.py"
     assert (first / rel).is_file() and (second / rel).is_file()
     assert not (second / "lib/python3.12/site-packages" / pyrt.CACHE_COMPLETE).exists()
+
+
+def test_sdk_dir_inside_a_sandbox_and_on_the_host(tmp_path: Path) -> None:
+    install = PythonInstall(tmp_path / "py", "bin/python3.11", "3.11.7")
+    layer = tmp_path / "runtimes" / "python3.11.lang"
+    rt = PythonRuntime(
+        "python3.11", install, tmp_path / "rt", None, layer, "lib/python3.11/site-packages"
+    )
+    assert rt.sdk_dir(VIEW) == "/var/lang/lib/python3.11/site-packages"
+    host_view = SandboxView(
+        "/code", "/opt-dir", str(tmp_path / "rt"), str(install.prefix), "/tmp", "127.0.0.1:1"
+    )
+    # no mounts (the process backend): the layer is not over the prefix, its own dir is used
+    assert rt.sdk_dir(host_view) == str(layer / "lib/python3.11/site-packages")
