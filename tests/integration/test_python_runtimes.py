@@ -55,7 +55,8 @@ def _host_runtimes() -> list[str]:
 def test_host_packages_invisible_and_boto3_present(lam: Any, runtime: str) -> None:
     for module in HOST_ONLY:  # the test means something only if the host has them
         assert importlib.util.find_spec(module) is not None, module
-    name = create(lam, {"app.py": PROBE}, runtime=runtime)
+    # importing boto3 takes a while on a loaded machine: time and CPU share to spare
+    name = create(lam, {"app.py": PROBE}, runtime=runtime, Timeout=60, MemorySize=1024)
     result = invoke(lam, name, {"host_only": list(HOST_ONLY)})
     assert result.function_error is None, (result.payload, result.log)
     got = result.json()
@@ -94,7 +95,8 @@ Resources:
       CodeUri: fn/
       Handler: app.handler
       Runtime: {runtime}
-      Timeout: 10
+      Timeout: 60
+      MemorySize: 1024
       Layers: [!Ref DepsLayer]
 """
 
@@ -205,7 +207,7 @@ def test_process_backend_still_has_the_runtimes_boto3(tmp_path: Path) -> None:
     srv.start()
     try:
         lam = srv.client()
-        name = create(lam, {"app.py": PROBE}, runtime=HOST_PY)
+        name = create(lam, {"app.py": PROBE}, runtime=HOST_PY, Timeout=60)
         result = invoke(lam, name, {"host_only": []})
         assert result.function_error is None, (result.payload, result.log)
         got = result.json()
