@@ -181,12 +181,29 @@ def test_a_requirement_that_does_not_exist_is_named(server: Server, tmp_path: Pa
     assert "No matching distribution" in done.stderr  # pip's own words follow
 
 
-def test_refuse_policy_rejects_a_python_the_host_lacks(tmp_path: Path) -> None:
-    missing = next(
-        (r for r in RUNTIMES if r.startswith("python") and r not in _host_runtimes()), None
-    )
-    if missing is None:
+def _missing_python() -> str:
+    missing = [r for r in RUNTIMES if r.startswith("python") and r not in _host_runtimes()]
+    if not missing:
         pytest.skip("this host has every Python runtime")
+    return missing[-1]
+
+
+def test_a_fallback_is_the_functions_state_reason(lam: Any) -> None:
+    missing = _missing_python()
+    name = create(lam, {"app.py": PROBE}, runtime=missing)
+    config = lam.get_function_configuration(FunctionName=name)
+    assert config["State"] == "Active"
+    assert config["StateReason"].startswith(f"lambdalet: {missing} is not installed on this host")
+    assert (
+        lam.get_function(FunctionName=name)["Configuration"]["StateReason"]
+        == (config["StateReason"])
+    )
+    exact = create(lam, {"app.py": PROBE}, runtime=HOST_PY)
+    assert "StateReason" not in lam.get_function_configuration(FunctionName=exact)
+
+
+def test_refuse_policy_rejects_a_python_the_host_lacks(tmp_path: Path) -> None:
+    missing = _missing_python()
     srv = Server(tmp_path / "data", free_port(), ("--python-fallback", "refuse"))
     srv.start()
     try:

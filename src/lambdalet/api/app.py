@@ -27,7 +27,7 @@ from lambdalet.errors import (
     UnknownOperationException,
 )
 from lambdalet.model import Invoker
-from lambdalet.runtimes.python import fallback_problem
+from lambdalet.runtimes.python import fallback_notice, fallback_problem
 from lambdalet.store import Store
 
 log = logging.getLogger(__name__)
@@ -181,6 +181,7 @@ def build_api_app(
         limits=limits,
         provisioner=provisioner,
         runtime_problem=functools.partial(fallback_problem, policy=config.python_fallback),
+        runtime_note=functools.partial(fallback_notice, policy=config.python_fallback),
     )
     app[TASKS_KEY] = tasks
     app[HANDLERS_KEY] = handlers

@@ -7,6 +7,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from typing import Any
 
 from aiohttp import web
 
@@ -54,6 +55,7 @@ class Handlers:
         provisioner: Provisioner,
         draw: Callable[[], float] = random.random,
         runtime_problem: Callable[[str], str | None] = lambda _runtime: None,
+        runtime_note: Callable[[str], str | None] = lambda _runtime: None,
     ) -> None:
         self.scope = scope
         self.store = store
@@ -66,6 +68,8 @@ class Handlers:
         self.draw = draw
         #: why a runtime cannot run on this server (--python-fallback refuse), or None
         self.runtime_problem = runtime_problem
+        #: what a function's runtime runs on when it is not the version it names, or None
+        self.runtime_note = runtime_note
 
     # ----------------------------------------------------------- helpers
 
@@ -77,6 +81,13 @@ class Handlers:
             self.store.settle(name)
 
         self.tasks.spawn(settle(), name=f"settle {name}")
+
+    async def _configuration(
+        self, record: FunctionRecord, alias: str | None = None
+    ) -> dict[str, Any]:
+        out = shapes.function_configuration(record, self.scope, alias)
+        note = await asyncio.to_thread(self.runtime_note, record.runtime)
+        return shapes.with_runtime_note(out, note)
 
     def _check_runtime(self, runtime: str) -> None:
         problem = self.runtime_problem(runtime)
@@ -107,7 +118,7 @@ class Handlers:
             record = self.store.get_function(record.name)
         else:
             self._settle_later(record.name)
-        return render.json_response(shapes.function_configuration(record, self.scope), 201)
+        return render.json_response(await self._configuration(record), 201)
 
     async def get_function(self, request: web.Request) -> web.Response:
         name, qualifier = self._function(request)
@@ -115,15 +126,16 @@ class Handlers:
         url = self._code_url(request, shapes.code_sha256_hex(record))
         reserved = self.store.reserved_concurrency(name)
         alias_name = None if alias is None else alias.name
+        note = await asyncio.to_thread(self.runtime_note, record.runtime)
         return render.json_response(
-            shapes.get_function(record, self.scope, url, reserved, alias_name)
+            shapes.get_function(record, self.scope, url, reserved, alias_name, note)
         )
 
     async def get_function_configuration(self, request: web.Request) -> web.Response:
         name, qualifier = self._function(request)
         record, alias = self.store.resolve(name, qualifier)
         alias_name = None if alias is None else alias.name
-        return render.json_response(shapes.function_configuration(record, self.scope, alias_name))
+        return render.json_response(await self._configuration(record, alias_name))
 
     async def list_functions(self, request: web.Request) -> web.Response:
         validation.function_version(request.query)
@@ -162,7 +174,7 @@ class Handlers:
         record = self.store.update_function_configuration(name, patch, revision_id=revision_id)
         await self.invoker.retire(name, LATEST)
         self._settle_later(name)
-        return render.json_response(shapes.function_configuration(record, self.scope))
+        return render.json_response(await self._configuration(record))
 
     async def delete_function(self, request: web.Request) -> web.Response:
         name, qualifier = self._function(request)

@@ -333,6 +333,17 @@ def refusal(runtime_id: str) -> str:
     )
 
 
+def fallback_notice(runtime_id: str, policy: str, places: SearchPlaces | None = None) -> str | None:
+    """The fallback note of a ``python3.X`` function the host has no Python for (under
+    ``--python-fallback host``), else None."""
+    if policy != "host" or not is_python_runtime(runtime_id):
+        return None
+    try:
+        return select_python(runtime_id, places or SearchPlaces.default()).note
+    except (ValueError, RuntimeInstallError):
+        return None
+
+
 def fallback_problem(
     runtime_id: str, policy: str, places: SearchPlaces | None = None
 ) -> str | None:
@@ -1087,6 +1098,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(
                 f"lambdalet: python{sel.install.minor_str} runtime {verb} at {runtime_dir} "
                 f"(awslambdaric {awslambdaric_version(sel.install.minor)}, "
+                f"boto3 {sdk_version(sel.install.minor)}, "
                 f"Python {sel.install.version} at {sel.install.prefix})"
             )
     except (RuntimeInstallError, ValueError) as exc:
