@@ -667,14 +667,8 @@ def _install_client(runtimes_dir: Path, install: PythonInstall, pip_python: str 
         tmp = runtimes_dir / f".python{install.minor_str}.tmp-{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
         try:
-            _run_pip(pip_command(install, tmp, pip_python or pip_python_for(install)), install)
-            # Compile with the interpreter that will run it: the dir is read-only inside.
-            subprocess.run(
-                [str(install.executable), "-I", "-m", "compileall", "-q", str(tmp)],
-                capture_output=True,
-                timeout=300,
-                check=False,
-            )
+            client = [f"awslambdaric=={awslambdaric_version(install.minor)}"]
+            install_packages(tmp, install, client, pip_python, use_cache=pip_python is None)
             _write_launchers(runtimes_dir, tmp, install)
             if runtime_dir.exists():
                 old = runtimes_dir / f".python{install.minor_str}.old-{os.getpid()}"
@@ -789,17 +783,46 @@ def _make_opaque(path: Path) -> bool:
 CACHE_COMPLETE = ".lambdalet-complete"
 
 
-def sdk_cache_dir() -> Path:
-    """Host-wide cache of installed SDKs: ``$LAMBDALET_CACHE_DIR`` or ``~/.cache/lambdalet``."""
+def package_cache_dir() -> Path:
+    """Host-wide cache of pip-installed, compiled package trees (the client, the SDK):
+    ``$LAMBDALET_CACHE_DIR/python-packages`` or ``~/.cache/lambdalet/python-packages``."""
     explicit = os.environ.get("LAMBDALET_CACHE_DIR")
     if explicit:
-        return Path(explicit) / "python-sdk"
+        return Path(explicit) / "python-packages"
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "lambdalet" / "python-sdk"
+    return Path(base) / "lambdalet" / "python-packages"
 
 
-def sdk_cache_key(install: PythonInstall) -> str:
-    return f"python{install.minor_str}-boto3-{sdk_version(install.minor)}-{_machine_platform()}"
+def package_cache_key(install: PythonInstall, packages: Sequence[str]) -> str:
+    """``python3.12-boto3-1.43.11-botocore-1.43.11-manylinux2014_x86_64``."""
+    names = "-".join(p.replace("==", "-") for p in sorted(packages))
+    return f"python{install.minor_str}-{names}-{_machine_platform()}"
+
+
+def install_packages(
+    target: Path,
+    install: PythonInstall,
+    packages: Sequence[str],
+    pip_python: str | None,
+    use_cache: bool,
+) -> None:
+    """``packages`` for ``install`` into ``target`` (compiled by that interpreter, as the
+    tree is read-only inside a sandbox): from the host-wide cache when it has them, else
+    from pip, and then into the cache."""
+    cached = package_cache_dir() / package_cache_key(install, packages) if use_cache else None
+    if cached is not None and (cached / CACHE_COMPLETE).is_file():
+        _link_tree(cached, target)
+        return
+    cmd = pip_command(install, target, pip_python or pip_python_for(install), packages)
+    _run_pip(cmd, install, " ".join(packages))
+    subprocess.run(
+        [str(install.executable), "-I", "-m", "compileall", "-q", str(target)],
+        capture_output=True,
+        timeout=300,
+        check=False,
+    )
+    if cached is not None:
+        _save_to_cache(target, cached)
 
 
 def _link_or_copy(src: str, dst: str) -> None:
@@ -839,7 +862,7 @@ def install_lang_layer(
 ) -> Path:
     """Install (idempotently) the language layer of ``install``; returns its directory.
 
-    The SDK comes from the host-wide cache (:func:`sdk_cache_dir`) when it has it, else
+    The SDK comes from the host-wide cache (:func:`package_cache_dir`) when it has it, else
     from pip, and then goes into the cache; ``use_cache`` defaults to "only with the real
     pip" (a given ``pip_python`` is a test's fake).
     """
@@ -857,22 +880,8 @@ def install_lang_layer(
         shutil.rmtree(tmp, ignore_errors=True)
         try:
             # the host-wide copy serves every data dir (tests make one per server)
-            cached = sdk_cache_dir() / sdk_cache_key(install) if use_cache else None
-            if cached is not None and (cached / CACHE_COMPLETE).is_file():
-                _link_tree(cached, tmp / sdk_rel)
-            else:
-                packages = sdk_packages(install.minor)
-                pip = pip_python or pip_python_for(install)
-                cmd = pip_command(install, tmp / sdk_rel, pip, packages)
-                _run_pip(cmd, install, " ".join(packages))
-                subprocess.run(
-                    [str(install.executable), "-I", "-m", "compileall", "-q", str(tmp / sdk_rel)],
-                    capture_output=True,
-                    timeout=300,
-                    check=False,
-                )
-                if cached is not None:
-                    _save_to_cache(tmp / sdk_rel, cached)
+            packages = sdk_packages(install.minor)
+            install_packages(tmp / sdk_rel, install, packages, pip_python, use_cache)
             opaque = True
             for rel in sites:
                 (tmp / rel).mkdir(parents=True, exist_ok=True)

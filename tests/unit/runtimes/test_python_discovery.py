@@ -297,7 +297,9 @@ def test_sdk_cache_serves_the_next_data_dir(
     assert install is not None
     first = pyrt.install_lang_layer(tmp_path / "a", install, pip_python=pip, use_cache=True)
     assert log.read_text().count("call") == 1
-    cached = tmp_path / "cache" / "python-sdk" / pyrt.sdk_cache_key(install)
+    key = pyrt.package_cache_key(install, pyrt.sdk_packages((3, 12)))
+    assert key.startswith(f"python3.12-boto3-{pyrt.SDK_VERSION}-botocore-")
+    cached = tmp_path / "cache" / "python-packages" / key
     assert (cached / "awslambdaric" / "__init__.py").is_file()  # what the fake pip made
     second = pyrt.install_lang_layer(tmp_path / "b", install, pip_python=pip, use_cache=True)
     assert log.read_text().count("call") == 1  # no pip: from the cache
