@@ -1,4 +1,4 @@
-"""``lambdalet`` command line: serve, doctor, logs, deploy, invoke, ps."""
+"""``lambdalet`` command line: serve, doctor, runtimes, logs, deploy, invoke, ps."""
 
 from __future__ import annotations
 
@@ -133,11 +133,27 @@ def _parser() -> argparse.ArgumentParser:
         "include ~/.docker/config.json)",
     )
     s.add_argument("--log-level", default="INFO", help="server log level (default INFO)")
+    _python_fallback(s)
 
     d = sub.add_parser("doctor", help="show the sandbox backend, cgroup and network mode in use")
     _data_dir(d)
     d.add_argument("--backend", choices=("auto", "runc", "process"), default="auto")
     d.add_argument("--json", action="store_true", help="machine-readable output")
+    _python_fallback(d)
+
+    rt = sub.add_parser(
+        "runtimes",
+        help="list the runtimes and what each runs on, or install / update some",
+        description="`lambdalet runtimes` lists every runtime: what it runs on (interpreter "
+        "version and path, exact or a fallback), its pinned components (awslambdaric, boto3, "
+        "botocore) and whether it is installed.  `lambdalet runtimes install python3.12 ...` "
+        "installs or updates them now instead of at the first invoke.",
+    )
+    rt.add_argument("action", nargs="?", choices=("list", "install"), default="list")
+    rt.add_argument("runtime", nargs="*", help="runtime ids to install (e.g. python3.12)")
+    _data_dir(rt)
+    rt.add_argument("--json", action="store_true", help="machine-readable output")
+    _python_fallback(rt)
 
     im = sub.add_parser("images", help="list pulled container images, or prune unused ones")
     im.add_argument(
@@ -181,6 +197,12 @@ CloudFormation would give, from the name the template gives (BucketName, TableNa
 QueueName, TopicName, RoleName) or else
 <stack>-<LogicalId> (lowercased for buckets), with a warning; !Ref of a queue is its URL and
 of a topic its ARN.  Any other reference to a skipped resource is an error.
+
+Dependencies, as sam build: a Python function's requirements.txt is installed with pip
+(binary manylinux2014_x86_64 wheels for its Python) next to its code, a Node.js function's
+package.json with npm (production dependencies; npm ci with a lockfile) into node_modules; a
+layer with Metadata: BuildMethod python3.X / nodejs* gets python/ or nodejs/node_modules.
+Builds are cached in .lambdalet-build/ next to the template by the hash of those files.
 
 Stacks: a deploy belongs to a stack, --stack-name, by default the name of the folder holding
 the template (or lambdalet.toml).  Functions are tagged lambdalet:stack, lambdalet:logical-id
@@ -314,6 +336,16 @@ def _ops_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     endpoint(sp)
 
 
+def _python_fallback(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--python-fallback",
+        choices=("host", "refuse"),
+        default="host",
+        help="a python3.X function when the host has no Python 3.X: 'host' runs it on the "
+        "Python running lambdalet and says so in its log (default), 'refuse' rejects it",
+    )
+
+
 def _data_dir(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--data-dir",
@@ -329,6 +361,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _serve(args)
     if args.command == "doctor":
         return _doctor(args)
+    if args.command == "runtimes":
+        return _runtimes(args)
     if args.command == "schedules":
         from lambdalet.ops.trigger_commands import schedules_command
 
@@ -395,6 +429,7 @@ def _serve(args: argparse.Namespace) -> int:
         code_url_ttl_s=args.code_url_ttl,
         insecure_registries=tuple(args.insecure_registry),
         registry_auth_file=args.registry_auth_file,
+        python_fallback=args.python_fallback,
     )
     try:
         with contextlib.suppress(KeyboardInterrupt):
@@ -406,12 +441,20 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _doctor(args: argparse.Namespace) -> int:
+    from lambdalet.runtimes.catalog import describe_all
     from lambdalet.sandbox.detect import describe
 
-    config = ServerConfig(data_dir=args.data_dir.resolve(), backend=args.backend)
+    config = ServerConfig(
+        data_dir=args.data_dir.resolve(),
+        backend=args.backend,
+        python_fallback=args.python_fallback,
+    )
     info = describe(config)
+    runtimes = describe_all(config)
     if args.json:
-        print(json.dumps(asdict(info), indent=2, default=list))
+        out = asdict(info)
+        out["runtimes"] = [d.as_json() for d in runtimes]
+        print(json.dumps(out, indent=2, default=list))
         return 0
     print(f"backend:   {info.backend}")
     print(f"isolation: {info.isolation}")
@@ -425,6 +468,67 @@ def _doctor(args: argparse.Namespace) -> int:
             print(f"  {protection}")
     for warning in info.warnings:
         print(f"  WARNING: {warning}")
+    print("runtimes:")
+    for d in runtimes:
+        kind = "exact" if d.exact else "fallback"
+        if d.family == "provided" or d.status == "unavailable":
+            kind = d.status
+        print(f"  {d.runtime:<16} {kind:<9} {d.status:<14} {d.runs_on}")
+    return 0
+
+
+def _runtimes(args: argparse.Namespace) -> int:
+    from lambdalet.runtimes.catalog import UnknownRuntime, describe_all, family_of, install
+    from lambdalet.runtimes.description import FIRST_USE_NOTE, NOT_INSTALLED
+    from lambdalet.runtimes.python import RuntimeInstallError
+
+    config = ServerConfig(data_dir=args.data_dir.resolve(), python_fallback=args.python_fallback)
+    if args.action == "install":
+        if not args.runtime:
+            print("lambdalet runtimes install: name at least one runtime", file=sys.stderr)
+            return 2
+        done = []
+        try:
+            for runtime_id in args.runtime:
+                family_of(runtime_id)  # refuse an unknown id before installing anything
+            for runtime_id in args.runtime:
+                say = (lambda line: print(line, file=sys.stderr)) if args.json else print
+                done.append(install(config, runtime_id, say))
+        except (UnknownRuntime, RuntimeInstallError) as e:
+            print(f"lambdalet: {e}", file=sys.stderr)
+            return 1
+        if args.json:
+            print(json.dumps({"Runtimes": [d.as_json() for d in done]}, indent=2))
+        return 0
+    if args.runtime:
+        print("lambdalet runtimes: runtime ids go after 'install'", file=sys.stderr)
+        return 2
+    runtimes = describe_all(config)
+    if args.json:
+        print(json.dumps({"Runtimes": [d.as_json() for d in runtimes]}, indent=2))
+        return 0
+    from lambdalet.ops.client import Style, table
+
+    style = Style(sys.stdout)
+    rows = []
+    for d in runtimes:
+        parts = [f"{k} {v}" for k, v in d.components.items()]
+        rows.append(
+            [
+                d.runtime,
+                d.status,
+                d.runs_on + ("" if d.exact else " (fallback)"),
+                d.path,
+                ", ".join(parts),
+            ]
+        )
+    print(table(["RUNTIME", "STATUS", "RUNS ON", "PATH", "COMPONENTS"], rows, style))
+    for d in runtimes:
+        for note in d.notes:
+            if d.status != NOT_INSTALLED or not note.startswith(FIRST_USE_NOTE):
+                print(style.dim(f"{d.runtime}: {note}"))
+    if any(d.status == NOT_INSTALLED for d in runtimes):
+        print(style.dim(f"not installed: {FIRST_USE_NOTE} <runtime>"))
     return 0
 
 

@@ -60,6 +60,9 @@ class ServerConfig:
     #: defaults ($REGISTRY_AUTH_FILE, ${XDG_RUNTIME_DIR}/containers/auth.json,
     #: ~/.docker/config.json)
     registry_auth_file: Path | None = None
+    #: a ``python3.X`` function when the host has no Python 3.X: "host" runs it on the
+    #: Python running lambdalet (the function log says so), "refuse" rejects it
+    python_fallback: str = "host"
 
     @property
     def db_path(self) -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
@@ -35,6 +36,7 @@ from lambdalet.errors import (
 from lambdalet.images import service as image_service
 from lambdalet.images.cache import ImageCache
 from lambdalet.model import Invoker
+from lambdalet.runtimes.python import fallback_notice, fallback_problem
 from lambdalet.store import Store
 from lambdalet.store.disk import is_disk_full
 from lambdalet.triggers.mappings import MappingManager
@@ -222,6 +224,8 @@ def build_api_app(
         provisioner=provisioner,
         signer=signer or CodeUrlSigner(clock, ttl_s=config.code_url_ttl_s),
         images=images if images is not None else image_service.cache_for(config),
+        runtime_problem=functools.partial(fallback_problem, policy=config.python_fallback),
+        runtime_note=functools.partial(fallback_notice, policy=config.python_fallback),
     )
     app[TASKS_KEY] = tasks
     app[HANDLERS_KEY] = handlers

@@ -8,6 +8,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from typing import Any
 
 from aiohttp import web
 
@@ -66,6 +67,8 @@ class Handlers:
         signer: CodeUrlSigner,
         draw: Callable[[], float] = random.random,
         images: ImageCache | None = None,
+        runtime_problem: Callable[[str], str | None] = lambda _runtime: None,
+        runtime_note: Callable[[str], str | None] = lambda _runtime: None,
     ) -> None:
         self.scope = scope
         self.store = store
@@ -78,6 +81,10 @@ class Handlers:
         self.signer = signer
         self.draw = draw
         self.images = images
+        #: why a runtime cannot run on this server (--python-fallback refuse), or None
+        self.runtime_problem = runtime_problem
+        #: what a function's runtime runs on when it is not the version it names, or None
+        self.runtime_note = runtime_note
 
     # ----------------------------------------------------------- helpers
 
@@ -100,6 +107,18 @@ class Handlers:
         """A presigned download URL of the zip, valid for ``signer.ttl_s`` (10 min)."""
         path = CODE_ROUTE.format(sha256=sha256_hex)
         return f"{request.scheme}://{request.host}{path}?{self.signer.query(sha256_hex)}"
+
+    async def _configuration(
+        self, record: FunctionRecord, alias: str | None = None
+    ) -> dict[str, Any]:
+        out = shapes.function_configuration(record, self.scope, alias)
+        note = await asyncio.to_thread(self.runtime_note, record.runtime)
+        return shapes.with_runtime_note(out, note)
+
+    def _check_runtime(self, runtime: str) -> None:
+        problem = self.runtime_problem(runtime)
+        if problem is not None:
+            raise InvalidParameterValueException(problem)
 
     def _function(self, request: web.Request) -> tuple[str, str | None]:
         ref = parse_function_name(
@@ -153,6 +172,7 @@ class Handlers:
             record = self.store.create_function(spec, self.store.put_image_code(digest, 0))
             self._pull_later(record, publish=validation.publish_flag(body))
             return render.json_response(shapes.function_configuration(record, self.scope), 201)
+        self._check_runtime(spec.runtime)
         code = await self.store.put_code(source)
         record = self.store.create_function(spec, code)
         if validation.publish_flag(body):
@@ -161,7 +181,7 @@ class Handlers:
             record = self.store.get_function(record.name)
         else:
             self._settle_later(record.name)
-        return render.json_response(shapes.function_configuration(record, self.scope), 201)
+        return render.json_response(await self._configuration(record), 201)
 
     async def get_function(self, request: web.Request) -> web.Response:
         name, qualifier = self._function(request)
@@ -169,15 +189,16 @@ class Handlers:
         url = self._code_url(request, shapes.code_sha256_hex(record))
         reserved = self.store.reserved_concurrency(name)
         alias_name = None if alias is None else alias.name
+        note = await asyncio.to_thread(self.runtime_note, record.runtime)
         return render.json_response(
-            shapes.get_function(record, self.scope, url, reserved, alias_name)
+            shapes.get_function(record, self.scope, url, reserved, alias_name, note)
         )
 
     async def get_function_configuration(self, request: web.Request) -> web.Response:
         name, qualifier = self._function(request)
         record, alias = self.store.resolve(name, qualifier)
         alias_name = None if alias is None else alias.name
-        return render.json_response(shapes.function_configuration(record, self.scope, alias_name))
+        return render.json_response(await self._configuration(record, alias_name))
 
     async def list_functions(self, request: web.Request) -> web.Response:
         validation.function_version(request.query)
@@ -246,10 +267,12 @@ class Handlers:
             patch.runtime is not None or patch.handler is not None or patch.layers
         ):
             raise InvalidParameterValueException(validation.IMAGE_ONLY_FIELDS_MESSAGE)
+        if patch.runtime is not None:
+            self._check_runtime(patch.runtime)
         record = self.store.update_function_configuration(name, patch, revision_id=revision_id)
         await self.invoker.retire(name, LATEST)
         self._settle_later(name)
-        return render.json_response(shapes.function_configuration(record, self.scope))
+        return render.json_response(await self._configuration(record))
 
     async def delete_function(self, request: web.Request) -> web.Response:
         name, qualifier = self._function(request)
@@ -335,7 +358,9 @@ class Handlers:
             log_tail=params.log_tail,
         )
         streamed = await invoke_streaming(self.invoker, invocation)
-        return await render.invoke_stream(request, streamed, record.version)
+        return await render.invoke_stream(
+            request, streamed, record.version, request[REQUEST_ID_KEY]
+        )
 
     # ---------------------------------------------------------- versions
 

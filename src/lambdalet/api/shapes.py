@@ -12,6 +12,7 @@ from lambdalet.api.arns import Scope, runtime_version_arn
 from lambdalet.api.validation import encode_marker
 from lambdalet.model import FunctionRecord
 from lambdalet.store.records import (
+    ACTIVE,
     IN_PROGRESS,
     MAX_UNZIPPED_BYTES,
     MAX_ZIPPED_BYTES,
@@ -112,15 +113,26 @@ def _logging(record: FunctionRecord) -> dict[str, str]:
     return out
 
 
+def with_runtime_note(config: dict[str, Any], note: str | None) -> dict[str, Any]:
+    """An Active function running on another Python than its runtime names: the note as
+    its StateReason (Lambda gives Active functions none; lambdalet's only use of it)."""
+    if note and config.get("State") == ACTIVE and "StateReason" not in config:
+        config["StateReason"] = note
+    return config
+
+
 def get_function(
     record: FunctionRecord,
     scope: Scope,
     code_location: str,
     reserved: int | None = None,
     alias: str | None = None,
+    runtime_note: str | None = None,
 ) -> dict[str, Any]:
     out: dict[str, Any] = {
-        "Configuration": function_configuration(record, scope, alias),
+        "Configuration": with_runtime_note(
+            function_configuration(record, scope, alias), runtime_note
+        ),
         "Code": {"RepositoryType": "S3", "Location": code_location},
     }
     if record.image is not None:

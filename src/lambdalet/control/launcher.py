@@ -220,6 +220,7 @@ class RuntimeLauncher:
             init_type=init_type,
             python_version=rt.python_version,
             extra_path=rt.extra_path(view),
+            python_sdk_dir=rt.sdk_dir(view),
         )
         return LaunchPlan(rt.argv(view), env, view.task_root)
 

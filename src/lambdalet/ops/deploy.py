@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lambdalet.ops import build
 from lambdalet.ops.deploy_events import apply_events
 from lambdalet.ops.stack import STACK_TAG, owner_conflict, prune, stack_tags, tags_to_set
 from lambdalet.ops.template import FunctionPlan, LayerPlan, PlanError, Template
@@ -29,7 +30,15 @@ from lambdalet.ops.template_events import api_specs, plan_events
 
 Say = Callable[[str], None]
 
-SKIPPED_DIRS = {"__pycache__", ".git", ".aws-sam", ".lambdalet-data", ".venv", ".mypy_cache"}
+SKIPPED_DIRS = {
+    "__pycache__",
+    ".git",
+    ".aws-sam",
+    ".lambdalet-data",
+    build.CACHE_DIR_NAME,
+    ".venv",
+    ".mypy_cache",
+}
 WAIT = {"Delay": 0.2, "MaxAttempts": 600}  # boto3 waiters: up to 2 minutes
 PROVISIONED_WAIT_S = 300.0
 
@@ -101,6 +110,15 @@ def _walk(root: Path, exclude: Iterable[Path]) -> list[Path]:
     return out
 
 
+@dataclass(frozen=True)
+class Tree:
+    """A folder going into a zip under ``prefix`` (``""``: the zip's root)."""
+
+    root: Path
+    prefix: str = ""
+    exclude: tuple[Path, ...] = ()
+
+
 def zip_dir(root: Path, exclude: Iterable[Path] = ()) -> bytes:
     """The folder as a zip: sorted, fixed timestamps (same tree, same bytes), modes kept.
 
@@ -108,13 +126,25 @@ def zip_dir(root: Path, exclude: Iterable[Path] = ()) -> bytes:
     """
     if root.is_file() and root.suffix == ".zip":
         return root.read_bytes()
-    if not root.is_dir():
-        raise FileNotFoundError(f"{root} is not a folder")
+    return zip_trees([Tree(root, "", tuple(exclude))])
+
+
+def zip_trees(trees: Iterable[Tree]) -> bytes:
+    """Several folders in one zip; a later tree's file replaces an earlier one's (the
+    function's code goes over its built dependencies, as ``sam build`` copies it)."""
+    entries: dict[str, Path] = {}
+    for tree in trees:
+        if not tree.root.is_dir():
+            raise FileNotFoundError(f"{tree.root} is not a folder")
+        for path in _walk(tree.root, tree.exclude):
+            name = path.relative_to(tree.root).as_posix()
+            entries[f"{tree.prefix}/{name}" if tree.prefix else name] = path
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-        for path in _walk(root, exclude):
+        for name in sorted(entries):
+            path = entries[name]
             st = path.stat()
-            info = zipfile.ZipInfo(path.relative_to(root).as_posix(), (1980, 1, 1, 0, 0, 0))
+            info = zipfile.ZipInfo(name, (1980, 1, 1, 0, 0, 0))
             mode = 0o755 if st.st_mode & stat.S_IXUSR else 0o644
             info.external_attr = (stat.S_IFREG | mode) << 16
             info.compress_type = zipfile.ZIP_DEFLATED
@@ -137,11 +167,89 @@ def sha256_b64(data: bytes) -> str:
     return base64.b64encode(hashlib.sha256(data).digest()).decode()
 
 
-def function_zip(plan: FunctionPlan, layer_dirs: Iterable[Path] = ()) -> bytes:
+def function_zip(
+    plan: FunctionPlan, layer_dirs: Iterable[Path] = (), deps: Path | None = None
+) -> bytes:
+    """The function's package: its code folder, over its built dependencies if any."""
     if plan.inline_code is not None:
         return zip_inline(plan.inline_code, plan.runtime)
     assert plan.code_dir is not None
-    return zip_dir(Path(plan.code_dir), exclude=layer_dirs)
+    code = Path(plan.code_dir)
+    if deps is None:
+        return zip_dir(code, exclude=layer_dirs)
+    exclude = tuple(layer_dirs)
+    if plan.runtime.startswith("nodejs"):  # the built node_modules, not the source's
+        exclude += (code / "node_modules",)
+    return zip_trees([Tree(deps), Tree(code, "", exclude)])
+
+
+def layer_zip(plan: LayerPlan, cache_root: Path, say: Say) -> bytes:
+    """The layer's zip; with a BuildMethod, built as ``sam build`` does (``python/`` or
+    ``nodejs/`` holding the source and its dependencies)."""
+    content = Path(plan.content_dir)
+    how = build.layer_build_runtime(plan.build_method)
+    if how is None:
+        if plan.build_method is not None:
+            say(
+                f"{plan.logical_id}: BuildMethod {plan.build_method} is not supported; "
+                "ContentUri is published as it is"
+            )
+        return zip_dir(content)
+    runtime, subdir = how
+    manifest = build.find_manifest(runtime, content, subdir)
+    trees: list[Tree] = []
+    if manifest is not None:
+        trees.append(Tree(build.build(manifest, cache_root, say, plan.logical_id)))
+    exclude = (content / "node_modules",) if subdir == "nodejs" else ()
+    trees.append(Tree(content, subdir, exclude))
+    return zip_trees(trees)
+
+
+def function_deps(plan: FunctionPlan, cache_root: Path, say: Say) -> Path | None:
+    """Build the function's dependencies (requirements.txt, package.json); None: none."""
+    if plan.code_dir is None:
+        return None
+    if plan.build_method is not None and plan.build_method not in (plan.runtime,):
+        say(
+            f"{plan.logical_id}: BuildMethod {plan.build_method} is not supported; "
+            "dependencies are built as for its runtime"
+        )
+    runtime = build_runtime(plan.runtime)
+    manifest = build.find_manifest(runtime, Path(plan.code_dir))
+    if manifest is None:
+        return None
+    return build.build(manifest, cache_root, say, plan.logical_id)
+
+
+def host_python_note(runtime: str) -> str | None:
+    """When this host has no Python of a ``python3.X`` runtime: what the server will do."""
+    from lambdalet.runtimes.python import RuntimeInstallError, is_python_runtime, select_python
+
+    if not is_python_runtime(runtime):
+        return None
+    try:
+        note = select_python(runtime).note
+    except (ValueError, RuntimeInstallError):
+        return None
+    if note is None:
+        return None
+    return (
+        f"{note.removeprefix('lambdalet: ')} (a server started with --python-fallback refuse "
+        "rejects it instead)"
+    )
+
+
+def build_runtime(runtime: str) -> str:
+    """The runtime dependencies are built for: the Python the function will run on here."""
+    from lambdalet.runtimes.python import RuntimeInstallError, is_python_runtime, select_python
+
+    if not is_python_runtime(runtime):
+        return runtime
+    try:
+        selection = select_python(runtime)
+    except (ValueError, RuntimeInstallError):
+        return runtime
+    return runtime if selection.note is None else f"python{selection.install.minor_str}"
 
 
 # --------------------------------------------------------------------------- deploy
@@ -243,16 +351,25 @@ def deploy(
     for lid in template.function_ids():  # refuse before changing anything
         _check_owner(lam, stack, lid, template.function_name(lid))
     layer_plans = template.layers()
-    layer_results = [deploy_layer(lam, p, say) for p in layer_plans]
+    cache_root = Path(template.base_dir) / build.CACHE_DIR_NAME
+    layer_results = [deploy_layer(lam, p, say, cache_root) for p in layer_plans]
     arns = {r.logicalId: r.arn for r in layer_results}
     fn_plans = template.functions(arns)
+    for note in sorted({n for p in fn_plans if (n := host_python_note(p.runtime))}):
+        say(f"warning: {note}")
     layer_dirs = [Path(p.content_dir) for p in layer_plans]
     path = str(Path(template.base_dir) / source)
     undo = Rollback(lam, say)
     try:
         fn_results = [
             deploy_function(
-                lam, p, say, layer_dirs, stack_tags(stack, p.logical_id, path), undo=undo
+                lam,
+                p,
+                say,
+                layer_dirs,
+                stack_tags(stack, p.logical_id, path),
+                cache_root,
+                undo=undo,
             )
             for p in fn_plans
         ]
@@ -305,12 +422,17 @@ def _check_owner(lam: Any, stack: str, lid: str, name: str) -> None:
         raise DeployError(lid, "stack", conflict)
 
 
-def deploy_layer(lam: Any, plan: LayerPlan, say: Say) -> LayerResult:
+def deploy_layer(
+    lam: Any, plan: LayerPlan, say: Say, cache_root: Path | None = None
+) -> LayerResult:
     lid = plan.logical_id
+    cache_root = cache_root or Path(plan.content_dir).parent / build.CACHE_DIR_NAME
     try:
-        data = zip_dir(Path(plan.content_dir))
+        data = layer_zip(plan, cache_root, say)
     except OSError as e:
         raise PlanError(lid, "ContentUri", str(e)) from None
+    except build.BuildError as e:
+        raise DeployError(lid, "building dependencies", str(e)) from None
     sha = sha256_b64(data)
     try:
         versions = lam.list_layer_versions(LayerName=plan.name).get("LayerVersions", [])
@@ -378,6 +500,7 @@ def deploy_function(
     say: Say,
     layer_dirs: Iterable[Path] = (),
     tags: dict[str, str] | None = None,
+    cache_root: Path | None = None,
     *,
     undo: Rollback | None = None,
 ) -> FunctionResult:
@@ -390,9 +513,14 @@ def deploy_function(
         sha = image_sha or image_uri
     else:
         try:
-            data = function_zip(plan, layer_dirs)
+            deps = None
+            if cache_root is not None:
+                deps = function_deps(plan, cache_root, say)
+            data = function_zip(plan, layer_dirs, deps)
         except OSError as e:
             raise PlanError(lid, "CodeUri", str(e)) from None
+        except build.BuildError as e:
+            raise DeployError(lid, "building dependencies", str(e)) from None
         sha = sha256_b64(data)
     step = "GetFunction"
     try:

@@ -73,6 +73,8 @@ class LayerPlan:
     content_dir: PurePath
     compatible_runtimes: tuple[str, ...] = ()
     description: str = ""
+    #: ``Metadata.BuildMethod`` (``python3.12``, ``nodejs22.x``, ...): build as ``sam build``
+    build_method: str | None = None
 
 
 @dataclass(frozen=True)
@@ -106,6 +108,8 @@ class FunctionPlan:
     image_uri: str | None = None  # an image in a registry (no Metadata to build from)
     image_config: Mapping[str, Any] | None = None
     docker: DockerBuild | None = None  # build the image from the function's Metadata
+    #: ``Metadata.BuildMethod`` when the template sets one (``makefile``, ``esbuild``, ...)
+    build_method: str | None = None
 
     def configuration(self) -> dict[str, Any]:
         """The fields of CreateFunction / UpdateFunctionConfiguration this plan sets."""
@@ -228,6 +232,7 @@ class Template:
             content_dir=self._local_dir(lid, key, r.prop(props, key, lid)),
             compatible_runtimes=tuple(_str_list(lid, "CompatibleRuntimes", runtimes)),
             description=_str(lid, "Description", r.prop(props, "Description", lid, default="")),
+            build_method=_build_method(lid, res),
         )
 
     # ------------------------------------------------------------------ functions
@@ -322,6 +327,7 @@ class Template:
             alias=None if alias is None else _check_name(lid, "AutoPublishAlias", alias),
             provisioned_concurrency=provisioned,
             **image_fields,
+            build_method=_build_method(lid, res),
         )
 
     def _image_fields(self, lid: str, r: _Resolver, get: Callable[..., Any]) -> dict[str, Any]:
@@ -374,6 +380,17 @@ class Template:
         if value.startswith("s3://"):
             raise PlanError(lid, key, f"{value!r}: S3 locations are not supported, use a folder")
         return self.base_dir / value
+
+
+def _build_method(lid: str, res: Mapping[str, Any]) -> str | None:
+    """The resource's ``Metadata.BuildMethod`` (as ``sam build`` reads it), or None."""
+    meta = res.get("Metadata") or {}
+    if not isinstance(meta, Mapping):
+        raise PlanError(lid, "Metadata", "must be a mapping")
+    method = meta.get("BuildMethod")
+    if method is None:
+        return None
+    return _str(lid, "Metadata.BuildMethod", method)
 
 
 def load_template(

@@ -102,7 +102,7 @@ def is_provided(runtime_id: str) -> bool:
     return runtime_id == "provided" or runtime_id.startswith("provided.")
 
 
-def python_path(view: SandboxView, python_version: str) -> str:
+def python_path(view: SandboxView, python_version: str, sdk_dir: str | None = None) -> str:
     """PYTHONPATH giving Lambda's import order after the task root (cwd, sys.path[0]):
 
     ``/opt/python/lib/python3.X/site-packages``, ``/opt/python``, the runtime's own
@@ -112,7 +112,7 @@ def python_path(view: SandboxView, python_version: str) -> str:
         (
             f"{view.opt_dir}/python/lib/python{python_version}/site-packages",
             f"{view.opt_dir}/python",
-            f"{view.lang_dir}/lib/python{python_version}/site-packages",
+            sdk_dir or f"{view.lang_dir}/lib/python{python_version}/site-packages",
             view.runtime_dir,
         )
     )
@@ -127,12 +127,14 @@ def runtime_environment(
     region: str | None = None,
     python_version: str | None = None,
     extra_path: Sequence[str] = (),
+    python_sdk_dir: str | None = None,
 ) -> dict[str, str]:
     """The environment of the runtime process.
 
     ``python_version`` is the interpreter actually used (``PythonRuntime.python_version``;
     default: the function's runtime id); ``extra_path`` goes in front of PATH
-    (``PythonRuntime.extra_path(view)``).  ``region`` defaults to the one in the ARN.
+    (``PythonRuntime.extra_path(view)``); ``python_sdk_dir`` is where the runtime's boto3 is
+    (``PythonRuntime.sdk_dir(view)``).  ``region`` defaults to the one in the ARN.
 
     The function's variables override the unreserved defaults (PATH, TZ, ...) and add new
     names; reserved names in them are ignored (the API rejects them anyway).
@@ -176,7 +178,7 @@ def runtime_environment(
     }
     if is_python(fn.runtime):
         version = python_version or fn.runtime.removeprefix("python")
-        env["PYTHONPATH"] = python_path(view, version)
+        env["PYTHONPATH"] = python_path(view, version, python_sdk_dir)
 
     env.update({k: v for k, v in fn.environment.items() if k not in RESERVED_ENV_KEYS})
 

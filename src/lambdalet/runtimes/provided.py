@@ -16,6 +16,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from lambdalet.config import ServerConfig
+from lambdalet.runtimes.description import BUILT_IN, RuntimeDescription, Say
 from lambdalet.sandbox.base import SandboxView
 
 PROVIDED_RUNTIMES = frozenset({"provided", "provided.al2", "provided.al2023"})
@@ -97,3 +99,22 @@ def find_bootstrap(
                 return ProvidedBootstrap(candidate, f"{view.opt_dir}/bootstrap")
             break
     raise InvalidEntrypoint()
+
+
+def describe(config: ServerConfig) -> list[RuntimeDescription]:
+    """The OS-only runtimes: nothing to install, the function brings its bootstrap."""
+    return [
+        RuntimeDescription(
+            rid,
+            "provided",
+            BUILT_IN,
+            "its own bootstrap",
+            notes=("the host's OS libraries, not Amazon Linux's",),
+        )
+        for rid in sorted(PROVIDED_RUNTIMES)
+    ]
+
+
+def install(config: ServerConfig, runtime_id: str, say: Say) -> RuntimeDescription:
+    say(f"{runtime_id}: nothing to install (the function brings its own bootstrap)")
+    return next(d for d in describe(config) if d.runtime == runtime_id)

@@ -36,21 +36,32 @@ import asyncio
 import contextlib
 import fcntl
 import json
+import logging
 import os
 import platform
 import re
 import shutil
 import subprocess
 import sys
+import time
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
 from lambdalet.config import DEFAULT_DATA_DIR, ServerConfig
+from lambdalet.runtimes.description import (
+    FIRST_USE_NOTE,
+    INSTALLED,
+    NOT_INSTALLED,
+    UNAVAILABLE,
+    RuntimeDescription,
+)
 from lambdalet.sandbox.base import SandboxView
+
+logger = logging.getLogger(__name__)
 
 #: The Runtime Interface Client version installed for Python 3.10 and newer.
 AWSLAMBDARIC_VERSION = "4.2.2"
@@ -76,6 +87,12 @@ _PIP_TIMEOUT_S = 900.0
 _PROBE = "import sys; print('%d.%d.%d' % sys.version_info[:3])"
 _RUNTIME_RE = re.compile(r"^python3\.(\d+)$")
 _PYENV_VERSION_RE = re.compile(r"^3\.(\d+)\.(\d+)$")
+_UV_VERSION_RE = re.compile(r"^cpython-3\.(\d+)\.(\d+)-linux-")
+
+#: the Python runtime ids Lambda has (lambdalet runs 3.8 and newer)
+PYTHON_RUNTIMES = tuple(f"python3.{minor}" for minor in range(8, 15))
+#: what ``--python-fallback`` takes: run on the host's Python, or refuse the function
+FALLBACK_POLICIES = ("host", "refuse")
 
 
 class RuntimeInstallError(Exception):
@@ -152,12 +169,17 @@ class SearchPlaces:
     pyenv_versions: Path | None
     #: directories holding ``python3.X`` (Debian's ``/usr/bin``, ``/usr/local/bin``)
     bin_dirs: tuple[Path, ...] = (Path("/usr/bin"), Path("/usr/local/bin"))
+    #: uv's managed Pythons (``uv python install 3.12``): ``cpython-3.12.x-linux-*/``
+    uv_pythons: Path | None = None
 
     @classmethod
     def default(cls) -> SearchPlaces:
         root = os.environ.get("PYENV_ROOT")
         versions = Path(root) / "versions" if root else Path.home() / ".pyenv" / "versions"
-        return cls(current=Path(sys.executable), pyenv_versions=versions)
+        uv = os.environ.get("UV_PYTHON_INSTALL_DIR")
+        data = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+        uv_dir = Path(uv) if uv else Path(data) / "uv" / "python"
+        return cls(current=Path(sys.executable), pyenv_versions=versions, uv_pythons=uv_dir)
 
 
 def _probe_version(executable: Path) -> str | None:
@@ -226,6 +248,14 @@ def _candidates(minor: tuple[int, int], places: SearchPlaces) -> Iterator[Path]:
             yield path
     for directory in places.bin_dirs:
         yield directory / name
+    if places.uv_pythons is not None and places.uv_pythons.is_dir():
+        uv: list[tuple[int, Path]] = []
+        for entry in places.uv_pythons.iterdir():
+            m = _UV_VERSION_RE.match(entry.name)
+            if m is not None and int(m.group(1)) == minor[1]:
+                uv.append((int(m.group(2)), entry / "bin" / name))
+        for _patch, path in sorted(uv, reverse=True):
+            yield path
 
 
 @lru_cache(maxsize=64)
@@ -292,6 +322,41 @@ def fallback_note(runtime_id: str, version: str) -> str:
     return f"lambdalet: {runtime_id} is not installed on this host; running on Python {version}"
 
 
+def refusal(runtime_id: str) -> str:
+    """Why a ``python3.X`` function is refused under ``--python-fallback refuse``."""
+    minor = runtime_id.removeprefix("python")
+    return (
+        f"The runtime parameter of {runtime_id} is not available on this lambdalet server: "
+        f"the host has no Python {minor} and the server runs with --python-fallback refuse. "
+        f"Install Python {minor} (pyenv install {minor}, uv python install {minor}, or your "
+        "distribution's package), or start the server with --python-fallback host."
+    )
+
+
+def fallback_notice(runtime_id: str, policy: str, places: SearchPlaces | None = None) -> str | None:
+    """The fallback note of a ``python3.X`` function the host has no Python for (under
+    ``--python-fallback host``), else None."""
+    if policy != "host" or not is_python_runtime(runtime_id):
+        return None
+    try:
+        return select_python(runtime_id, places or SearchPlaces.default()).note
+    except (ValueError, RuntimeInstallError):
+        return None
+
+
+def fallback_problem(
+    runtime_id: str, policy: str, places: SearchPlaces | None = None
+) -> str | None:
+    """The refusal message when ``runtime_id`` needs a fallback that ``policy`` forbids."""
+    if policy != "refuse" or not is_python_runtime(runtime_id):
+        return None
+    try:
+        selection = select_python(runtime_id, places or SearchPlaces.default())
+    except (ValueError, RuntimeInstallError):
+        return refusal(runtime_id)
+    return refusal(runtime_id) if selection.note is not None else None
+
+
 # --------------------------------------------------------------------------- runtime dir
 
 
@@ -305,11 +370,22 @@ class PythonRuntime:
     note: str | None  # line for the function log when falling back, else None
     #: laid over the prefix at /var/lang: hides the host's site-packages, holds the SDK
     lang_layer: Path | None = None
+    #: the site dir holding the SDK, relative to the prefix (and to the layer)
+    sdk_rel: str = ""
 
     @property
     def lang_dir(self) -> Path:
         """Host dir to mount at ``/var/lang``."""
         return self.install.prefix
+
+    def sdk_dir(self, view: SandboxView) -> str:
+        """Where the function sees the runtime's boto3 (for PYTHONPATH)."""
+        rel = self.sdk_rel or default_site_dir(self.install)
+        if self.lang_layer is not None and view.lang_dir == str(self.install.prefix):
+            # the prefix shown at its host path: no mounts (the process backend), so the
+            # layer is not laid over it; its own folder holds the SDK
+            return str(self.lang_layer / rel)
+        return f"{view.lang_dir}/{rel}"
 
     @property
     def lang_layers(self) -> tuple[Path, ...]:
@@ -591,14 +667,8 @@ def _install_client(runtimes_dir: Path, install: PythonInstall, pip_python: str 
         tmp = runtimes_dir / f".python{install.minor_str}.tmp-{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
         try:
-            _run_pip(pip_command(install, tmp, pip_python or pip_python_for(install)), install)
-            # Compile with the interpreter that will run it: the dir is read-only inside.
-            subprocess.run(
-                [str(install.executable), "-I", "-m", "compileall", "-q", str(tmp)],
-                capture_output=True,
-                timeout=300,
-                check=False,
-            )
+            client = [f"awslambdaric=={awslambdaric_version(install.minor)}"]
+            install_packages(tmp, install, client, pip_python, use_cache=pip_python is None)
             _write_launchers(runtimes_dir, tmp, install)
             if runtime_dir.exists():
                 old = runtimes_dir / f".python{install.minor_str}.old-{os.getpid()}"
@@ -710,10 +780,93 @@ def _make_opaque(path: Path) -> bool:
     return True
 
 
+CACHE_COMPLETE = ".lambdalet-complete"
+
+
+def package_cache_dir() -> Path:
+    """Host-wide cache of pip-installed, compiled package trees (the client, the SDK):
+    ``$LAMBDALET_CACHE_DIR/python-packages`` or ``~/.cache/lambdalet/python-packages``."""
+    explicit = os.environ.get("LAMBDALET_CACHE_DIR")
+    if explicit:
+        return Path(explicit) / "python-packages"
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "lambdalet" / "python-packages"
+
+
+def package_cache_key(install: PythonInstall, packages: Sequence[str]) -> str:
+    """``python3.12-boto3-1.43.11-botocore-1.43.11-manylinux2014_x86_64``."""
+    names = "-".join(p.replace("==", "-") for p in sorted(packages))
+    return f"python{install.minor_str}-{names}-{_machine_platform()}"
+
+
+def install_packages(
+    target: Path,
+    install: PythonInstall,
+    packages: Sequence[str],
+    pip_python: str | None,
+    use_cache: bool,
+) -> None:
+    """``packages`` for ``install`` into ``target`` (compiled by that interpreter, as the
+    tree is read-only inside a sandbox): from the host-wide cache when it has them, else
+    from pip, and then into the cache."""
+    cached = package_cache_dir() / package_cache_key(install, packages) if use_cache else None
+    if cached is not None and (cached / CACHE_COMPLETE).is_file():
+        _link_tree(cached, target)
+        return
+    cmd = pip_command(install, target, pip_python or pip_python_for(install), packages)
+    _run_pip(cmd, install, " ".join(packages))
+    subprocess.run(
+        [str(install.executable), "-I", "-m", "compileall", "-q", str(target)],
+        capture_output=True,
+        timeout=300,
+        check=False,
+    )
+    if cached is not None:
+        _save_to_cache(target, cached)
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+def _link_tree(src: Path, dst: Path) -> None:
+    """``src`` at ``dst``, files hard-linked where one filesystem holds both (read-only)."""
+    shutil.copytree(
+        src, dst, copy_function=_link_or_copy, ignore=shutil.ignore_patterns(CACHE_COMPLETE)
+    )
+
+
+def _save_to_cache(tree: Path, cached: Path) -> None:
+    """Best effort: a cache that cannot be written only costs the next data dir a pip run."""
+    tmp = cached.with_name(f".{cached.name}.tmp-{os.getpid()}")
+    try:
+        shutil.rmtree(tmp, ignore_errors=True)
+        _link_tree(tree, tmp)
+        (tmp / CACHE_COMPLETE).touch()
+        os.rename(tmp, cached)
+    except OSError:
+        pass
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def install_lang_layer(
-    runtimes_dir: Path, install: PythonInstall, *, pip_python: str | None = None
+    runtimes_dir: Path,
+    install: PythonInstall,
+    *,
+    pip_python: str | None = None,
+    use_cache: bool | None = None,
 ) -> Path:
-    """Install (idempotently) the language layer of ``install``; returns its directory."""
+    """Install (idempotently) the language layer of ``install``; returns its directory.
+
+    The SDK comes from the host-wide cache (:func:`package_cache_dir`) when it has it, else
+    from pip, and then goes into the cache; ``use_cache`` defaults to "only with the real
+    pip" (a given ``pip_python`` is a test's fake).
+    """
+    use_cache = pip_python is None if use_cache is None else use_cache
     runtimes_dir = runtimes_dir.absolute()
     layer = lang_layer_for(runtimes_dir, install)
     if _layer_current(layer, install):
@@ -726,16 +879,9 @@ def install_lang_layer(
         tmp = runtimes_dir / f".python{install.minor_str}.lang.tmp-{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
         try:
+            # the host-wide copy serves every data dir (tests make one per server)
             packages = sdk_packages(install.minor)
-            pip = pip_python or pip_python_for(install)
-            cmd = pip_command(install, tmp / sdk_rel, pip, packages)
-            _run_pip(cmd, install, " ".join(packages))
-            subprocess.run(
-                [str(install.executable), "-I", "-m", "compileall", "-q", str(tmp / sdk_rel)],
-                capture_output=True,
-                timeout=300,
-                check=False,
-            )
+            install_packages(tmp / sdk_rel, install, packages, pip_python, use_cache)
             opaque = True
             for rel in sites:
                 (tmp / rel).mkdir(parents=True, exist_ok=True)
@@ -806,14 +952,31 @@ async def ensure_python_runtime(
     if ready is not None:
         return ready
     selection = await asyncio.to_thread(select_python, runtime_id, places)
+    if selection.note is not None and config.python_fallback == "refuse":
+        raise RuntimeInstallError(refusal(runtime_id))
     install = selection.install
     runtime_dir = runtime_dir_for(runtimes_dir, install)
     async with _lock_for(runtime_dir):
-        await asyncio.to_thread(
-            install_python_runtime, runtimes_dir, install, pip_python=pip_python
-        )
+        if not is_installed(runtimes_dir, install):
+            started = time.monotonic()
+            logger.info(
+                "installing the %s runtime for Python %s at %s (awslambdaric %s, boto3 %s) "
+                "from PyPI; its first invoke waits for it",
+                runtime_id,
+                install.version,
+                install.prefix,
+                awslambdaric_version(install.minor),
+                sdk_version(install.minor),
+            )
+            await asyncio.to_thread(
+                install_python_runtime, runtimes_dir, install, pip_python=pip_python
+            )
+            logger.info("the %s runtime is ready (%.1f s)", runtime_id, time.monotonic() - started)
     layer = lang_layer_for(runtimes_dir, install)
-    ready = PythonRuntime(runtime_id, install, runtime_dir, selection.note, layer)
+    stamp = read_layer_stamp(layer) or {}
+    sites = stamp.get("site")
+    sdk_rel = sdk_site_dir([str(s) for s in sites], install) if isinstance(sites, list) else ""
+    ready = PythonRuntime(runtime_id, install, runtime_dir, selection.note, layer, sdk_rel)
     _ready[key] = ready
     return ready
 
@@ -846,8 +1009,9 @@ def install_debugpy(runtime: PythonRuntime, *, pip_python: str | None = None) ->
             return target
         tmp = target.with_name(f".{DEBUGPY_DIR}.tmp-{os.getpid()}")
         shutil.rmtree(tmp, ignore_errors=True)
-        cmd = pip_command(install, tmp, pip_python or sys.executable)
-        cmd[-1] = f"debugpy=={DEBUGPY_VERSION}"
+        cmd = pip_command(
+            install, tmp, pip_python or sys.executable, [f"debugpy=={DEBUGPY_VERSION}"]
+        )
         try:
             _run_pip(cmd, install)
             (tmp / stamp.name).write_text(DEBUGPY_VERSION + "\n")
@@ -856,6 +1020,93 @@ def install_debugpy(runtime: PythonRuntime, *, pip_python: str | None = None) ->
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     return target
+
+
+# --------------------------------------------------------------------------- catalog
+
+
+def _describe_one(
+    config: ServerConfig, runtime_id: str, places: SearchPlaces
+) -> RuntimeDescription:
+    runtimes_dir = config.runtimes_dir.absolute()
+    try:
+        selection = select_python(runtime_id, places)
+    except RuntimeInstallError as e:
+        return RuntimeDescription(runtime_id, "python", UNAVAILABLE, "nothing", notes=(str(e),))
+    install = selection.install
+    exact = selection.note is None
+    notes: list[str] = []
+    if not exact:
+        if config.python_fallback == "refuse":
+            return RuntimeDescription(
+                runtime_id,
+                "python",
+                UNAVAILABLE,
+                f"no Python {runtime_id.removeprefix('python')} on this host",
+                exact=False,
+                notes=(refusal(runtime_id),),
+            )
+        notes.append(
+            f"fallback: the host has no Python {runtime_id.removeprefix('python')}; "
+            f"runs on Python {install.version} (--python-fallback host)"
+        )
+    components = {
+        "awslambdaric": awslambdaric_version(install.minor),
+        "boto3": sdk_version(install.minor),
+        "botocore": sdk_version(install.minor),
+    }
+    installed = is_installed(runtimes_dir, install)
+    if not installed:
+        notes.append(f"{FIRST_USE_NOTE} {runtime_id}")
+    elif not layer_isolates(lang_layer_for(runtimes_dir, install)):
+        notes.append(
+            "the host's site-packages are visible: the language layer could not be marked "
+            "opaque (needs root and a filesystem with trusted.* extended attributes)"
+        )
+    return RuntimeDescription(
+        runtime_id,
+        "python",
+        INSTALLED if installed else NOT_INSTALLED,
+        f"Python {install.version}",
+        path=str(install.executable),
+        exact=exact,
+        components=components,
+        notes=tuple(notes),
+    )
+
+
+def describe(config: ServerConfig, places: SearchPlaces | None = None) -> list[RuntimeDescription]:
+    """Every Python runtime id: what it runs on here, installed or not (the catalog)."""
+    places = places or SearchPlaces.default()
+    return [_describe_one(config, rid, places) for rid in PYTHON_RUNTIMES]
+
+
+def install(
+    config: ServerConfig,
+    runtime_id: str,
+    say: Callable[[str], None],
+    places: SearchPlaces | None = None,
+) -> RuntimeDescription:
+    """Install or update one Python runtime (the catalog's ``install``)."""
+    places = places or SearchPlaces.default()
+    problem = fallback_problem(runtime_id, config.python_fallback, places)
+    if problem is not None:
+        raise RuntimeInstallError(problem)
+    selection = select_python(runtime_id, places)
+    if selection.note:
+        say(selection.note)
+    target = selection.install
+    runtimes_dir = config.runtimes_dir.absolute()
+    if is_installed(runtimes_dir, target):
+        say(f"{runtime_id}: up to date")
+    else:
+        say(
+            f"{runtime_id}: installing awslambdaric {awslambdaric_version(target.minor)} and "
+            f"boto3 {sdk_version(target.minor)} for Python {target.version} from PyPI"
+        )
+        install_python_runtime(runtimes_dir, target)
+        say(f"{runtime_id}: installed in {runtime_dir_for(runtimes_dir, target)}")
+    return _describe_one(config, runtime_id, places)
 
 
 # --------------------------------------------------------------------------- CLI
@@ -897,6 +1148,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(
                 f"lambdalet: python{sel.install.minor_str} runtime {verb} at {runtime_dir} "
                 f"(awslambdaric {awslambdaric_version(sel.install.minor)}, "
+                f"boto3 {sdk_version(sel.install.minor)}, "
                 f"Python {sel.install.version} at {sel.install.prefix})"
             )
     except (RuntimeInstallError, ValueError) as exc:

@@ -286,3 +286,37 @@ def test_site_dirs_of_the_running_python() -> None:
     sites = pyrt.site_dirs(install)
     assert sites and all(not os.path.isabs(s) for s in sites)
     assert any((install.prefix / s).is_dir() for s in sites)
+
+
+def test_sdk_cache_serves_the_next_data_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LAMBDALET_CACHE_DIR", str(tmp_path / "cache"))
+    pip, log = fake_pip(tmp_path)
+    install = install_of(fake_prefix(tmp_path / "py", "3.12.4"))
+    assert install is not None
+    first = pyrt.install_lang_layer(tmp_path / "a", install, pip_python=pip, use_cache=True)
+    assert log.read_text().count("call") == 1
+    key = pyrt.package_cache_key(install, pyrt.sdk_packages((3, 12)))
+    assert key.startswith(f"python3.12-boto3-{pyrt.SDK_VERSION}-botocore-")
+    cached = tmp_path / "cache" / "python-packages" / key
+    assert (cached / "awslambdaric" / "__init__.py").is_file()  # what the fake pip made
+    second = pyrt.install_lang_layer(tmp_path / "b", install, pip_python=pip, use_cache=True)
+    assert log.read_text().count("call") == 1  # no pip: from the cache
+    rel = "lib/python3.12/site-packages/awslambdaric/__init__.py"
+    assert (first / rel).is_file() and (second / rel).is_file()
+    assert not (second / "lib/python3.12/site-packages" / pyrt.CACHE_COMPLETE).exists()
+
+
+def test_sdk_dir_inside_a_sandbox_and_on_the_host(tmp_path: Path) -> None:
+    install = PythonInstall(tmp_path / "py", "bin/python3.11", "3.11.7")
+    layer = tmp_path / "runtimes" / "python3.11.lang"
+    rt = PythonRuntime(
+        "python3.11", install, tmp_path / "rt", None, layer, "lib/python3.11/site-packages"
+    )
+    assert rt.sdk_dir(VIEW) == "/var/lang/lib/python3.11/site-packages"
+    host_view = SandboxView(
+        "/code", "/opt-dir", str(tmp_path / "rt"), str(install.prefix), "/tmp", "127.0.0.1:1"
+    )
+    # no mounts (the process backend): the layer is not over the prefix, its own dir is used
+    assert rt.sdk_dir(host_view) == str(layer / "lib/python3.11/site-packages")
