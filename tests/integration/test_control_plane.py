@@ -346,13 +346,13 @@ RESERVED_MSG = (
     ("override", "status", "code", "message"),
     [
         (
-            {"Runtime": "nodejs20.x"},
+            {"Runtime": "java21"},
             400,
             "InvalidParameterValueException",
-            "1 validation error detected: Value 'nodejs20.x' at 'runtime' failed to satisfy "
+            "1 validation error detected: Value 'java21' at 'runtime' failed to satisfy "
             "constraint: Member must satisfy enum value set: [python3.8, python3.9, python3.10, "
-            "python3.11, python3.12, python3.13, python3.14, provided, provided.al2, "
-            "provided.al2023]",
+            "python3.11, python3.12, python3.13, python3.14, nodejs20.x, nodejs22.x, nodejs24.x, "
+            "provided, provided.al2, provided.al2023]",
         ),
         ({"MemorySize": 20000}, 400, "ValidationException", "less than or equal to 10240"),
         ({"MemorySize": 64}, 400, "ValidationException", "greater than or equal to 128"),

@@ -228,6 +228,8 @@ def _disk_use(path: Path) -> int:
 
 def test_agent_output_is_not_a_host_file_a_function_can_fill(lam: Any, server: Server) -> None:
     name = create(lam, {"app.py": FLOOD}, Timeout=120, MemorySize=256)
+    # the environment first: its /tmp image is allocated in full when it is built
+    assert invoke(lam, name, {"mb": 0}).function_error is None
     before = _disk_use(server.data_dir)
     r = invoke(lam, name, {"mb": 600})
     assert r.function_error is None, r.payload

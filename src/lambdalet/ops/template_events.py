@@ -42,6 +42,9 @@ ACTED_ON = frozenset(
         "ProvisionedConcurrencyConfig",
         "Events",
         "FunctionUrlConfig",
+        "PackageType",
+        "ImageUri",
+        "ImageConfig",
     }
 )
 #: properties that only matter on AWS, ignored without a note
