@@ -10,7 +10,6 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import boto3
@@ -107,8 +106,7 @@ def in_queue(sqs: Any, url: str) -> int:
 
 
 def log_lines(server: Server, name: str) -> list[str]:
-    path = Path(server.data_dir) / "logs" / f"{name}.log"
-    return path.read_text(errors="replace").splitlines() if path.exists() else []
+    return server.function_log(name).splitlines()
 
 
 def wait_for(predicate: Any, what: str, server: Server, limit_s: float = 90) -> None:
