@@ -281,6 +281,8 @@ const visible = (n) => { if (!n) return false; const r = n.getBoundingClientRect
 return {
   width: window.innerWidth,
   scrollWidth: document.documentElement.scrollWidth,
+  // sections whose content is wider than they are (clipped or scrolling sideways)
+  overflowing: all('section').filter(s => s.scrollWidth > s.clientWidth + 1).map(s => s.id),
   statusColumn: visible(q('[data-testid="col-status"]')),
   initColumn: visible(q('[data-testid="col-init"]')),
   cards: Object.fromEntries(all('[data-testid="function-card"]').map(c => [c.dataset.function, {
@@ -365,6 +367,7 @@ def test_dashboard_is_a_workbench_at_1280_px(
     assert page["badges"][ok.request_id]["status"] == "ok"
     # fits 1280 px: nothing scrolls sideways; Status and Init are on screen
     assert page["scrollWidth"] <= page["width"], page
+    assert page["overflowing"] == [], page
     assert page["statusColumn"] and page["initColumn"], page
     assert page["cards"][fast]["visible"]
     browser.save_screenshot(str(tmp_path / "dashboard-1280.png"))
