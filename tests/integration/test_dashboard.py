@@ -264,6 +264,10 @@ def test_dashboard_shows_the_lifecycle_live(server: Server, lam: Any, browser: A
     wait_for_page(
         browser, server, "a clean status line", lambda p: p["status"].startswith("updated")
     )
+    # at 1400 px every column is on screen and nothing scrolls sideways
+    work = read_work(browser)
+    assert work["statusColumn"] and work["initColumn"], work
+    assert work["scrollWidth"] <= work["width"] and work["overflowing"] == [], work
 
 
 RAISES = """
