@@ -264,6 +264,10 @@ def test_dashboard_shows_the_lifecycle_live(server: Server, lam: Any, browser: A
     wait_for_page(
         browser, server, "a clean status line", lambda p: p["status"].startswith("updated")
     )
+    # at 1400 px every column is on screen and nothing scrolls sideways
+    work = read_work(browser)
+    assert work["statusColumn"] and work["initColumn"], work
+    assert work["scrollWidth"] <= work["width"] and work["overflowing"] == [], work
 
 
 RAISES = """
@@ -281,6 +285,8 @@ const visible = (n) => { if (!n) return false; const r = n.getBoundingClientRect
 return {
   width: window.innerWidth,
   scrollWidth: document.documentElement.scrollWidth,
+  // sections whose content is wider than they are (clipped or scrolling sideways)
+  overflowing: all('section').filter(s => s.scrollWidth > s.clientWidth + 1).map(s => s.id),
   statusColumn: visible(q('[data-testid="col-status"]')),
   initColumn: visible(q('[data-testid="col-init"]')),
   cards: Object.fromEntries(all('[data-testid="function-card"]').map(c => [c.dataset.function, {
@@ -291,9 +297,9 @@ return {
     charts: c.querySelectorAll('.chart canvas').length,
     visible: visible(c)}])),
   badges: Object.fromEntries(all('[data-testid="invocation-row"]').map(r => [r.dataset.requestId,
-    {status: r.dataset.status, text: r.querySelector('[data-testid="invocation-status"]')
-      .textContent, color: getComputedStyle(r.querySelector('.badge.' + r.dataset.status))
-      .backgroundColor}])),
+    {status: r.dataset.status, cold: r.dataset.cold, init: r.children[8].textContent,
+      text: r.querySelector('[data-testid="invocation-status"]').textContent,
+      color: getComputedStyle(r.querySelector('.badge.' + r.dataset.status)).backgroundColor}])),
   invokeStatus: q('[data-testid="invoke-status"]').textContent,
   invokeOutcome: q('[data-testid="invoke-status"]').dataset.outcome || '',
   response: q('[data-testid="invoke-response"]').textContent,
@@ -343,6 +349,8 @@ def test_dashboard_is_a_workbench_at_1280_px(
     ok = invoke(lam, fast)
     failed = invoke(lam, bad, {"n": 1})
     assert failed.function_error == "Unhandled"
+    broken = create(lam, {"app.py": "import no_such_module\n"})
+    init_failed = invoke(lam, broken)
     browser.get(server.url + DASHBOARD_PATH)
 
     # cards with the truthful counts: the handler's ValueError is an error, with charts
@@ -356,6 +364,7 @@ def test_dashboard_is_a_workbench_at_1280_px(
             and c[fast]["p99"][:1].isdigit()
             and c[fast]["charts"] == 2
             and failed.request_id in p["badges"]
+            and init_failed.request_id in p["badges"]
         )
 
     page = wait_work(browser, server, "the cards and the error", cards_shown)
@@ -363,8 +372,16 @@ def test_dashboard_is_a_workbench_at_1280_px(
     assert (badge["status"], badge["text"]) == ("error", "error: ValueError")
     assert badge["color"] == "rgb(220, 38, 38)"  # red, not the "ok" green
     assert page["badges"][ok.request_id]["status"] == "ok"
+    # an Init failure: red, with its type, and a cold start with its Init time
+    broke = page["badges"][init_failed.request_id]
+    assert (broke["status"], broke["text"]) == (
+        "init_failure",
+        "init failure: Runtime.ImportModuleError",
+    )
+    assert broke["cold"] == "true" and broke["init"][:1].isdigit(), broke
     # fits 1280 px: nothing scrolls sideways; Status and Init are on screen
     assert page["scrollWidth"] <= page["width"], page
+    assert page["overflowing"] == [], page
     assert page["statusColumn"] and page["initColumn"], page
     assert page["cards"][fast]["visible"]
     browser.save_screenshot(str(tmp_path / "dashboard-1280.png"))

@@ -357,7 +357,7 @@ def test_prometheus_metrics(own_server: Server) -> None:
     assert value("lambdalet_invocations_total", function=name, outcome="success") == 2
     assert value("lambdalet_cold_starts_total", function=name) == 1
     assert value("lambdalet_invocation_duration_seconds_count", function=name) == 2
-    assert value("lambdalet_invocations_total", function=boom, outcome="error") == 1
+    assert value("lambdalet_invocations_total", function=boom, outcome="crash") == 1
     assert value("lambdalet_errors_total", function=boom, error_type="Runtime.ExitError") == 1
     assert (
         value(

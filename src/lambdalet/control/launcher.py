@@ -73,7 +73,7 @@ class RuntimeLauncher:
 
     async def _ensure_python(self, runtime_id: str) -> PythonRuntime:
         """The runtime, installed on first use with progress in the server log and the
-        admin API's /progress (which `lambdalet invoke` and `deploy` print)."""
+        admin API's /progress (which `lambdalet invoke` prints)."""
         install = await asyncio.to_thread(installed_python, self._config, runtime_id)
         if install is not None:
             return await ensure_python_runtime(self._config, runtime_id)

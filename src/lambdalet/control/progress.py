@@ -1,7 +1,7 @@
 """Long work in progress (a runtime's first install, a debugger install), for the operator.
 
 The server log says when each starts and ends; ``GET /lambdalet/admin/progress`` lists
-what runs now, which ``lambdalet invoke`` and ``lambdalet deploy`` print while they wait.
+what runs now, which ``lambdalet invoke`` prints while it waits.
 """
 
 from __future__ import annotations

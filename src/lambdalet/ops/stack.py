@@ -60,8 +60,9 @@ def owner_conflict(stack: str, name: str, tags: Mapping[str, str]) -> str | None
     if owner is None or owner == stack:
         return None
     return (
-        f"function {name} belongs to stack {owner!r} (tag {STACK_TAG}); deploy it with "
-        f"--stack-name {owner}, or delete it first"
+        f"function {name} belongs to stack {owner!r} (tag {STACK_TAG}); two stacks cannot "
+        f"share a FunctionName: give this one another FunctionName (or leave it out, and "
+        f"the stack names it), or delete the other with `lambdalet delete {owner}`"
     )
 
 

@@ -33,3 +33,19 @@ def test_counts_per_function_and_bucket_with_errors_throttles_and_cold_starts() 
         30.0,
     )
     assert (second["errors"], second["throttles"], second["p50"]) == (1, 1, 20.0)
+
+
+def test_recent_invocations_show_one_outcome_per_invoke_throttles_included() -> None:
+    from lambdalet.control.admin import RecentInvocations
+
+    recent = RecentInvocations()
+    raised = InvokeOutcome.function_error("ValueError")
+    recent.invoke_reported(
+        InvokeReport("f", "$LATEST", 5.0, 9.5, raised, 40, request_id="r1", log_stream="s")
+    )
+    recent.throttled("f", "$LATEST", "ReservedFunctionConcurrentInvocationLimitExceeded")
+    throttle, error = recent.items()
+    assert (error["status"], error["errorType"], error["cold"]) == ("error", "ValueError", True)
+    assert (error["initDurationMs"], error["logStream"]) == (9.5, "s")
+    assert throttle["status"] == "throttle" and throttle["requestId"] is None
+    assert throttle["errorType"] == "ReservedFunctionConcurrentInvocationLimitExceeded"

@@ -54,7 +54,9 @@ def test_owner_conflict() -> None:
     assert owner_conflict("shop", "f", {}) is None
     assert owner_conflict("shop", "f", _tags("shop")) is None
     message = owner_conflict("shop", "f", _tags("blog"))
-    assert message is not None and "'blog'" in message and "--stack-name blog" in message
+    assert message is not None and "'blog'" in message and "lambdalet delete blog" in message
+    # not "--stack-name blog": deploying into the other stack would overwrite its function
+    assert "--stack-name" not in message
 
 
 def test_tags_to_set_leaves_other_tags_alone() -> None:
