@@ -327,3 +327,58 @@ async def test_with_server_credentials_urls_skip_api_signing_and_iam_urls_verify
     finally:
         await client.close()
         store.close()
+
+
+async def test_template_routes_answer_like_api_gateway(api: Api) -> None:
+    apis = {
+        "Apis": [
+            {
+                "Id": "Rest",
+                "Kind": "Api",
+                "Stage": "v1",
+                "Routes": [{"Path": "/items/{id}", "Method": "GET", "FunctionName": "fn"}],
+            },
+            {
+                "Id": "Http",
+                "Kind": "HttpApi",
+                "Routes": [{"Path": "$default", "Method": "ANY", "FunctionName": "fn"}],
+            },
+        ]
+    }
+    resp = await api.client.put("/lambdalet/triggers/stacks/shop/apis", json=apis)
+    assert resp.status == 200
+    endpoints = {e["api"]: e["url"] for e in (await resp.json())["Endpoints"]}
+    host = f"http://{api.client.host}:{api.client.port}"
+    assert endpoints == {
+        "Rest": f"{host}/lambdalet/stacks/shop/Rest/v1/items/{{id}}",
+        "Http": f"{host}/lambdalet/stacks/shop/Http/",
+    }
+    rest, http = "/lambdalet/stacks/shop/Rest/v1/items/7", "/lambdalet/stacks/shop/Http/any"
+    api.invoker.answer = InvokeOutput(b'{"statusCode": 201, "body": "ok"}', "$LATEST")
+    got = await api.client.get(rest)
+    assert (got.status, await got.text()) == (201, "ok")
+    event = json.loads(api.invoker.calls[-1].payload)
+    assert event["pathParameters"] == {"id": "7"} and event["requestContext"]["stage"] == "v1"
+    # a bare value: REST refuses it (502), payload 2.0 infers a 200
+    api.invoker.answer = InvokeOutput(b'"hello"', "$LATEST")
+    got = await api.client.get(rest)
+    assert (got.status, await got.json()) == (502, {"message": "Internal server error"})
+    got = await api.client.post(http, data=b"x")
+    assert (got.status, await got.text()) == (200, '"hello"')
+    # function errors: REST 502, HTTP API 500; throttles 429
+    api.invoker.answer = InvokeOutput(b"{}", "$LATEST", function_error="Unhandled")
+    assert (await api.client.get(rest)).status == 502
+    got = await api.client.get(http)
+    assert (got.status, await got.json()) == (500, {"message": "Internal Server Error"})
+    api.invoker.answer = TooManyRequestsException(
+        "ReservedFunctionConcurrentInvocationLimitExceeded"
+    )
+    assert (await api.client.get(http)).status == 429
+    # wrong stage, unknown API
+    assert (await api.client.get("/lambdalet/stacks/shop/Rest/prod/items/7")).status == 403
+    assert (await api.client.get("/lambdalet/stacks/shop/Nope/x")).status == 404
+    # a redeploy without APIs stops serving them
+    assert (
+        await api.client.put("/lambdalet/triggers/stacks/shop/apis", json={"Apis": []})
+    ).status == 200
+    assert (await api.client.get(http)).status == 404
