@@ -327,7 +327,7 @@ class ImageCache:
         finally:
             shutil.rmtree(converted, ignore_errors=True)
         rootfs = work / "rootfs"
-        _add_mount_points(rootfs)
+        _add_mount_points(rootfs, run.workdir)
         work.chmod(0o755)
         rootfs.chmod(0o755)
         (work / "image.json").write_bytes(config)
@@ -395,11 +395,13 @@ def _tool(argv: list[str]) -> None:
         raise PullError(INVALID_IMAGE, _tool_message(done.stdout + done.stderr))
 
 
-def _add_mount_points(rootfs: Path) -> None:
+def _add_mount_points(rootfs: Path, workdir: str = "") -> None:
     """Empty directories and files for the sandbox's mounts (runc cannot create them in a
-    read-only root).  A path that is a symlink in the image is left alone: the mount then
-    fails loudly rather than land outside the root."""
-    for rel in MOUNT_DIRS:
+    read-only root), and the image's WORKDIR when its layers lack it (Docker creates it
+    too; buildah's per-instruction layers do not hold it).  A path that is a symlink in the
+    image is left alone: the mount then fails loudly rather than land outside the root."""
+    wd = workdir.strip("/")
+    for rel in (*MOUNT_DIRS, wd) if wd and ".." not in wd.split("/") else MOUNT_DIRS:
         p = rootfs / rel
         if _inside_no_symlink(rootfs, p) and not p.exists():
             p.mkdir(mode=0o755, parents=True)

@@ -241,6 +241,31 @@ def test_an_image_laid_out_like_the_aws_base_images(env: Env, tmp_path: Path) ->
     assert r.function_error == "Unhandled"
     assert r.json()["errorType"] == "Runtime.ExitError"
     assert "entrypoint requires the handler name" in r.log
+    # the exit ended Init at once (not at the 10 s Init limit), though the runtime exited
+    # before its spawn had even returned
+    log = (env.server.data_dir / "logs" / f"{name}.log").read_text()
+    assert "Phase: init\tStatus: error\tError Type: Runtime.ExitError" in log, log
+
+
+LAYERED_DOCKERFILE = """\
+FROM scratch
+COPY busybox /bin/busybox
+COPY probe /bin/probe
+RUN ["/bin/busybox", "sh", "-c", "mkdir -p /gone /opaque && touch /gone/f /opaque/old /kept"]
+RUN ["/bin/busybox", "sh", "-c", "rm -rf /gone /opaque && mkdir /opaque && touch /opaque/new"]
+ENTRYPOINT ["/bin/probe"]
+"""
+
+
+def test_layers_apply_in_order_with_whiteouts(env: Env) -> None:
+    # the last RUN's layer holds the whiteouts .wh.gone and opaque/.wh.old
+    busybox = Path(shutil.which("busybox") or "/bin/busybox")
+    uri = env.push("layered:v1", LAYERED_DOCKERFILE, busybox=busybox)
+    name, _ = create_image_function(env, uri)
+    wait_settled(env.lam, name)
+    expected = {"/kept": True, "/gone": False, "/opaque/old": False, "/opaque/new": True}
+    for path, there in expected.items():
+        assert probe(env, name, {"exists": path})["exists"] is there, path
 
 
 def test_extension_in_the_image_and_a_timeout(env: Env) -> None:

@@ -124,7 +124,9 @@ class Builder:
             else:
                 dest.write_bytes(src)
         (ctx / "Dockerfile").write_text(dockerfile)
-        self._buildah("bud", "--isolation", "chroot", "--quiet", "-t", tag, str(ctx))
+        # --layers: one layer per instruction (without it buildah squashes the build into
+        # one layer, and a later RUN's deletions would leave no whiteouts to apply)
+        self._buildah("bud", "--layers", "--isolation", "chroot", "--quiet", "-t", tag, str(ctx))
 
     def push(
         self, tag: str, dest: str, authfile: Path | None = None, compression: str = "gzip"

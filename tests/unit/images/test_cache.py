@@ -41,8 +41,11 @@ def test_mount_points_never_follow_the_image_symlinks(tmp_path: Path) -> None:
     outside.mkdir()
     os.symlink(str(outside), root / "opt")  # an image's absolute symlink: host path here
     os.symlink("/etc/shadow-of-host", root / "etc" / "hosts")
-    _add_mount_points(root)
+    _add_mount_points(root, "/srv/app")
     assert (root / "proc").is_dir() and (root / "var/rapid/agent").is_dir()
+    assert (root / "srv/app").is_dir()  # WORKDIR
+    _add_mount_points(root, "/../escape")
+    assert not (tmp_path / "escape").exists()
     assert oct((root / "tmp").stat().st_mode & 0o7777) == "0o1777"
     assert (root / "etc/resolv.conf").is_file()
     assert list(outside.iterdir()) == []  # nothing created through the symlink
