@@ -323,7 +323,9 @@ def test_refused_requests(env: Env) -> None:
 
 
 def test_corrupt_image_fails_the_function(env: Env) -> None:
-    uri = env.push("corrupt:v1", PROBE_DOCKERFILE + "ENV CORRUPT=1\n")
+    # a layer of its own (a layer other images share is already in the server's store,
+    # and skopeo does not fetch it again)
+    uri = env.push("corrupt:v1", PROBE_DOCKERFILE + "COPY probe /bin/corrupt\n")
     manifest = json.loads(env.registry.blob_path(manifest_digest(uri)).read_bytes())
     layer = env.registry.blob_path(manifest["layers"][-1]["digest"])
     layer.write_bytes(b"not the layer it claims to be")
