@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -455,3 +456,31 @@ def test_registry_with_bearer_tokens(env: Env, tmp_path: Path) -> None:
         env.auth_file.write_text('{"auths": {}}')
         registry.stop()
         tokens.stop()
+
+
+def test_an_index_resolves_to_the_functions_architecture(env: Env) -> None:
+    for arch in ("amd64", "arm64"):
+        env.builder.build_for(
+            f"localhost/multi-{arch}:v1",
+            arch,
+            PROBE_DOCKERFILE + f"ENV BUILT_FOR={arch}\n",
+            {"probe": env.probe},
+        )
+    uri = f"{env.registry.host}/multi:v1"
+    env.builder.push_index(
+        "localhost/multi:v1",
+        {"localhost/multi-amd64:v1": "amd64", "localhost/multi-arm64:v1": "arm64"},
+        uri,
+    )
+    raw = subprocess.run(
+        ["skopeo", "inspect", "--raw", "--tls-verify=false", f"docker://{uri}"],
+        capture_output=True,
+        check=True,
+    ).stdout
+    entries = {m["platform"]["architecture"]: m["digest"] for m in json.loads(raw)["manifests"]}
+    x86, _ = create_image_function(env, uri)
+    arm, created = create_image_function(env, uri, Architectures=["arm64"])
+    assert created["CodeSha256"] == entries["arm64"].removeprefix("sha256:")
+    assert wait_settled(env.lam, x86)["CodeSha256"] == entries["amd64"].removeprefix("sha256:")
+    assert wait_settled(env.lam, arm)["State"] == "Active"  # pulled; it could not run here
+    assert probe(env, x86)["env"]["BUILT_FOR"] == "amd64"
