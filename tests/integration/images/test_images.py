@@ -395,7 +395,11 @@ def lambdalet_cli(env: Env, *args: str, endpoint: bool = True) -> str:
     return done.stdout
 
 
-def test_sam_image_function_built_from_its_dockerfile(env: Env, tmp_path: Path) -> None:
+def test_sam_image_function_built_from_its_dockerfile(
+    env: Env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.integration.test_ops_cli import Watcher
+
     name = unique("sam-img")
     proj = tmp_path / "samimg"
     (proj / "img").mkdir(parents=True)
@@ -416,8 +420,21 @@ def test_sam_image_function_built_from_its_dockerfile(env: Env, tmp_path: Path) 
     summary = json.loads(lambdalet_cli(env, "deploy", str(proj), "--json"))
     assert summary["functions"][0]["changes"] == ["Code"], summary
     assert probe(env, name)["env"]["GREETING"] == "again"
-    unchanged = json.loads(lambdalet_cli(env, "deploy", str(proj), "--json"))
-    assert unchanged["functions"][0]["action"] == "unchanged"
+
+    # --watch: unchanged at first (the same inputs build the same image), then a change in
+    # the Docker context rebuilds it
+    monkeypatch.setenv("LAMBDALET_BUILDAH_ROOT", str(env.builder.root))
+    watcher = Watcher(env.server, proj)
+    try:
+        first = watcher.next_deploy()
+        assert first["functions"][0]["action"] == "unchanged", first
+        watcher.wait_watching()
+        (proj / "img" / "Dockerfile").write_text(SAM_DOCKERFILE + "ENV WATCHED=yes\n")
+        rebuilt = watcher.next_deploy()
+        assert rebuilt["functions"][0]["changes"] == ["Code"], rebuilt
+    finally:
+        assert watcher.stop() == 0, "".join(watcher.errors)
+    assert probe(env, name)["env"]["WATCHED"] == "yes"
 
     # the first build's image is used by no version any more: it was pruned
     data = ["--data-dir", str(env.server.data_dir)]
