@@ -126,3 +126,20 @@ def test_layers_cannot_write_outside_the_root(tmp_path: Path) -> None:
     outside = [p for p in tmp_path.rglob("escaped-*") if "rootfs" not in p.parts]
     assert outside == []
     assert not Path("/escaped-through-link").exists()
+
+
+def test_images_command_lists_and_prunes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from lambdalet.images.commands import images_command
+
+    unpack(tmp_path, [_layer([("f", b"1", None)])])  # the cache at <tmp>/images
+    assert images_command(tmp_path, "list", as_json=True) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert len(listed) == 1 and listed[0]["usedBy"] == []
+    assert images_command(tmp_path, "prune", as_json=True) == 0  # no function uses it
+    assert json.loads(capsys.readouterr().out)["removed"] == [listed[0]["digest"]]
+    assert not any((tmp_path / "images" / "roots").iterdir())
+    index = json.loads((tmp_path / "images" / "oci" / "index.json").read_text())
+    assert index["manifests"] == []
+    assert list((tmp_path / "images" / "oci" / "blobs" / "sha256").iterdir()) == []  # gc
