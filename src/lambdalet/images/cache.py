@@ -25,6 +25,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import subprocess
 from collections.abc import Callable, Iterable, Sequence
@@ -94,9 +95,11 @@ class CachedImage:
 def classify(output: str) -> str:
     """Lambda's reason code for a failed skopeo run, from what it printed."""
     low = output.lower()
-    if any(w in low for w in ("unauthorized", "authentication required", "denied", "401", "403")):
+    status = {int(s) for s in re.findall(r"(?<![0-9a-f])(40[134])(?![0-9a-f])", low)}
+    words = ("unauthorized", "authentication required", "denied")
+    if any(w in low for w in words) or status & {401, 403}:
         return IMAGE_ACCESS_DENIED
-    if any(w in low for w in ("manifest unknown", "name unknown", "not found", "404")):
+    if any(w in low for w in ("manifest unknown", "name unknown", "not found")) or 404 in status:
         return IMAGE_DELETED
     if any(w in low for w in ("digest", "unsupported", "invalid", "mediatype", "media type")):
         return INVALID_IMAGE
@@ -180,7 +183,8 @@ class ImageCache:
             if digest is None or self.load(digest) is None:
                 raise PullError(IMAGE_DELETED, f"no image {ref} was built here")
             return digest
-        raw = await self._inspect_raw(ref, str(ref))
+        # skopeo takes a tag or a digest, not both: the digest pins it
+        raw = await self._inspect_raw(ref, ref.pinned(ref.digest) if ref.digest else str(ref))
         doc = _json(raw)
         media = doc.get("mediaType") or ""
         if media in INDEX_TYPES or "manifests" in doc:

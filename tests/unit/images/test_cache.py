@@ -18,6 +18,9 @@ def test_classify_skopeo_errors() -> None:
     assert classify("reading manifest v9 in r/app: manifest unknown") == IMAGE_DELETED
     assert classify("unable to retrieve auth token: 401 Unauthorized") == IMAGE_ACCESS_DENIED
     assert classify("Digest did not match, expected sha256:aa") == INVALID_IMAGE
+    # status codes, not digits inside a digest
+    assert classify("reading blob sha256:a401b403c: digest mismatch") == INVALID_IMAGE
+    assert classify("received unexpected HTTP status: 403 Forbidden") == IMAGE_ACCESS_DENIED
 
 
 def test_plain_http_for_loopback_and_named_registries(tmp_path: Path) -> None:
