@@ -156,6 +156,10 @@ def test_create_and_invoke_an_image_function(env: Env) -> None:
     assert seen["extension"] is False
     # warm: the same environment answers again
     assert probe(env, name)["event"] == {"ping": 1}
+    # pinned by digest (with or without its tag): the same image
+    for pinned in (f"{uri}@{digest}", f"{env.registry.host}/probe@{digest}"):
+        _, again = create_image_function(env, pinned)
+        assert again["CodeSha256"] == digest.removeprefix("sha256:")
 
 
 def test_image_config_overrides_and_code_update(env: Env) -> None:
