@@ -954,6 +954,7 @@ class RuncSandbox:
             os.close(cw)
             os.close(r)
             self._dead_prestarts.add(pid)
+            self._early_exits.pop(pid, None)
 
     async def signal(self, pid: int, sig: int) -> None:
         with contextlib.suppress(SandboxError):
