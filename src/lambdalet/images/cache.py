@@ -25,6 +25,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import subprocess
 from collections.abc import Callable, Iterable, Sequence
@@ -94,9 +95,11 @@ class CachedImage:
 def classify(output: str) -> str:
     """Lambda's reason code for a failed skopeo run, from what it printed."""
     low = output.lower()
-    if any(w in low for w in ("unauthorized", "authentication required", "denied", "401", "403")):
+    status = {int(s) for s in re.findall(r"(?<![0-9a-f])(40[134])(?![0-9a-f])", low)}
+    words = ("unauthorized", "authentication required", "denied")
+    if any(w in low for w in words) or status & {401, 403}:
         return IMAGE_ACCESS_DENIED
-    if any(w in low for w in ("manifest unknown", "name unknown", "not found", "404")):
+    if any(w in low for w in ("manifest unknown", "name unknown", "not found")) or 404 in status:
         return IMAGE_DELETED
     if any(w in low for w in ("digest", "unsupported", "invalid", "mediatype", "media type")):
         return INVALID_IMAGE
@@ -180,7 +183,8 @@ class ImageCache:
             if digest is None or self.load(digest) is None:
                 raise PullError(IMAGE_DELETED, f"no image {ref} was built here")
             return digest
-        raw = await self._inspect_raw(ref, str(ref))
+        # skopeo takes a tag or a digest, not both: the digest pins it
+        raw = await self._inspect_raw(ref, ref.pinned(ref.digest) if ref.digest else str(ref))
         doc = _json(raw)
         media = doc.get("mediaType") or ""
         if media in INDEX_TYPES or "manifests" in doc:
@@ -327,7 +331,7 @@ class ImageCache:
         finally:
             shutil.rmtree(converted, ignore_errors=True)
         rootfs = work / "rootfs"
-        _add_mount_points(rootfs)
+        _add_mount_points(rootfs, run.workdir)
         work.chmod(0o755)
         rootfs.chmod(0o755)
         (work / "image.json").write_bytes(config)
@@ -395,11 +399,13 @@ def _tool(argv: list[str]) -> None:
         raise PullError(INVALID_IMAGE, _tool_message(done.stdout + done.stderr))
 
 
-def _add_mount_points(rootfs: Path) -> None:
+def _add_mount_points(rootfs: Path, workdir: str = "") -> None:
     """Empty directories and files for the sandbox's mounts (runc cannot create them in a
-    read-only root).  A path that is a symlink in the image is left alone: the mount then
-    fails loudly rather than land outside the root."""
-    for rel in MOUNT_DIRS:
+    read-only root), and the image's WORKDIR when its layers lack it (Docker creates it
+    too; buildah's per-instruction layers do not hold it).  A path that is a symlink in the
+    image is left alone: the mount then fails loudly rather than land outside the root."""
+    wd = workdir.strip("/")
+    for rel in (*MOUNT_DIRS, wd) if wd and ".." not in wd.split("/") else MOUNT_DIRS:
         p = rootfs / rel
         if _inside_no_symlink(rootfs, p) and not p.exists():
             p.mkdir(mode=0o755, parents=True)

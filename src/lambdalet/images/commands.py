@@ -47,16 +47,16 @@ def images_command(data_dir: Path, action: str, as_json: bool) -> int:
                 print(f"removed {digest}")
             print(f"{len(removed)} image(s) removed")
         return 0
-    rows = [
-        {"digest": img.digest, "sizeBytes": img.size_bytes, "usedBy": used.get(img.digest, [])}
-        for img in cache.cached()
-    ]
+    images = cache.cached()
     if as_json:
+        rows = [
+            {"digest": i.digest, "sizeBytes": i.size_bytes, "usedBy": used.get(i.digest, [])}
+            for i in images
+        ]
         print(json.dumps(rows))
         return 0
     print(f"{'DIGEST':<20} {'SIZE':>10}  USED BY")
-    for row in rows:
-        users = ", ".join(row["usedBy"]) or "-"  # type: ignore[arg-type]
-        size = f"{int(row['sizeBytes']) / 1e6:.1f} MB"  # type: ignore[call-overload]
-        print(f"{str(row['digest'])[:19]:<20} {size:>10}  {users}")
+    for i in images:
+        users = ", ".join(used.get(i.digest, [])) or "-"
+        print(f"{i.digest[:19]:<20} {i.size_bytes / 1e6:>7.1f} MB  {users}")
     return 0

@@ -647,6 +647,8 @@ class RuncSandbox:
         #: a pre-started runtime waiting to be told what to become: (pid, ctl fd, log fd)
         self._prestart: tuple[int, int, int] | None = None
         self._dead_prestarts: set[int] = set()
+        #: exits the agent reported before the spawn that started the process returned
+        self._early_exits: dict[int, tuple[int | None, int | None]] = {}
         #: serialises changes of the attach points (attach vs. preparing a waiting spare)
         self._attach_lock = asyncio.Lock()
         self._view = SANDBOX_VIEW
@@ -879,6 +881,9 @@ class RuncSandbox:
             return
         child = self._children.pop(pid, None)
         if child is None:
+            # it exited before its spawn's answer was acted on (the agent's "spawned" and
+            # "exited" messages were read together): reported once it is watched
+            self._early_exits[pid] = (code, sig)
             return
         if self.cgroup is not None:
             self.cgroup.sample()
@@ -983,6 +988,10 @@ class RuncSandbox:
             self._on_log(role, name, line)
 
         self._children[pid] = _Child(pid, role, name, LogPipe(r, on_line))
+        early = self._early_exits.pop(pid, None)
+        if early is not None:
+            # after the spawn has returned its pid to the caller, who then expects the exit
+            asyncio.get_running_loop().call_soon(self._child_exited, pid, *early)
 
     async def _spawn_raw(
         self, argv: list[str], env: dict[str, str], cwd: str, ctl: int | None = None
@@ -1060,6 +1069,7 @@ class RuncSandbox:
             os.close(cw)
             os.close(r)
             self._dead_prestarts.add(pid)
+            self._early_exits.pop(pid, None)
 
     async def signal(self, pid: int, sig: int) -> None:
         with contextlib.suppress(SandboxError):

@@ -4,7 +4,8 @@
  * As a runtime (any name but one under /opt/extensions): answers every invocation with a
  * JSON document of what it sees: argv, cwd, uid, the whole environment, the event, whether
  * /tmp and / are writable and whether the extension registered.  An event with a "sleep"
- * key makes it sleep 5 s first (for timeouts).
+ * key makes it sleep 5 s first (for timeouts); {"exists": "/path"} asks whether a path
+ * exists.
  * As an extension (argv[0] under /opt/extensions): registers for INVOKE, writes
  * /tmp/ext-registered, and waits for events until SHUTDOWN.
  */
@@ -178,7 +179,19 @@ int main(int argc, char **argv) {
             json_str(&out, &len, &cap, eq + 1);
             add(&out, &len, &cap, "\"");
         }
-        add(&out, &len, &cap, "},\"event\":");
+        add(&out, &len, &cap, "},\"exists\":");
+        /* {"exists": "/some/path"} in the event: whether that path exists here */
+        char *ex = strstr(event, "\"exists\": \"");
+        if (ex) {
+            char path[256];
+            ex += 11;
+            size_t n = strcspn(ex, "\"");
+            snprintf(path, sizeof path, "%.*s", (int)n, ex);
+            add(&out, &len, &cap, access(path, F_OK) == 0 ? "true" : "false");
+        } else {
+            add(&out, &len, &cap, "null");
+        }
+        add(&out, &len, &cap, ",\"event\":");
         add(&out, &len, &cap, *event ? event : "null");
         add(&out, &len, &cap, "}");
         out[len] = 0;

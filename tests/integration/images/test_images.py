@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -155,6 +156,10 @@ def test_create_and_invoke_an_image_function(env: Env) -> None:
     assert seen["extension"] is False
     # warm: the same environment answers again
     assert probe(env, name)["event"] == {"ping": 1}
+    # pinned by digest (with or without its tag): the same image
+    for pinned in (f"{uri}@{digest}", f"{env.registry.host}/probe@{digest}"):
+        _, again = create_image_function(env, pinned)
+        assert again["CodeSha256"] == digest.removeprefix("sha256:")
 
 
 def test_image_config_overrides_and_code_update(env: Env) -> None:
@@ -241,6 +246,31 @@ def test_an_image_laid_out_like_the_aws_base_images(env: Env, tmp_path: Path) ->
     assert r.function_error == "Unhandled"
     assert r.json()["errorType"] == "Runtime.ExitError"
     assert "entrypoint requires the handler name" in r.log
+    # the exit ended Init at once (not at the 10 s Init limit), though the runtime exited
+    # before its spawn had even returned
+    log = (env.server.data_dir / "logs" / f"{name}.log").read_text()
+    assert "Phase: init\tStatus: error\tError Type: Runtime.ExitError" in log, log
+
+
+LAYERED_DOCKERFILE = """\
+FROM scratch
+COPY busybox /bin/busybox
+COPY probe /bin/probe
+RUN ["/bin/busybox", "sh", "-c", "mkdir -p /gone /opaque && touch /gone/f /opaque/old /kept"]
+RUN ["/bin/busybox", "sh", "-c", "rm -rf /gone /opaque && mkdir /opaque && touch /opaque/new"]
+ENTRYPOINT ["/bin/probe"]
+"""
+
+
+def test_layers_apply_in_order_with_whiteouts(env: Env) -> None:
+    # the last RUN's layer holds the whiteouts .wh.gone and opaque/.wh.old
+    busybox = Path(shutil.which("busybox") or "/bin/busybox")
+    uri = env.push("layered:v1", LAYERED_DOCKERFILE, busybox=busybox)
+    name, _ = create_image_function(env, uri)
+    wait_settled(env.lam, name)
+    expected = {"/kept": True, "/gone": False, "/opaque/old": False, "/opaque/new": True}
+    for path, there in expected.items():
+        assert probe(env, name, {"exists": path})["exists"] is there, path
 
 
 def test_extension_in_the_image_and_a_timeout(env: Env) -> None:
@@ -298,7 +328,9 @@ def test_refused_requests(env: Env) -> None:
 
 
 def test_corrupt_image_fails_the_function(env: Env) -> None:
-    uri = env.push("corrupt:v1", PROBE_DOCKERFILE + "ENV CORRUPT=1\n")
+    # a layer of its own (a layer other images share is already in the server's store,
+    # and skopeo does not fetch it again)
+    uri = env.push("corrupt:v1", PROBE_DOCKERFILE + "COPY probe /bin/corrupt\n")
     manifest = json.loads(env.registry.blob_path(manifest_digest(uri)).read_bytes())
     layer = env.registry.blob_path(manifest["layers"][-1]["digest"])
     layer.write_bytes(b"not the layer it claims to be")
@@ -367,7 +399,11 @@ def lambdalet_cli(env: Env, *args: str, endpoint: bool = True) -> str:
     return done.stdout
 
 
-def test_sam_image_function_built_from_its_dockerfile(env: Env, tmp_path: Path) -> None:
+def test_sam_image_function_built_from_its_dockerfile(
+    env: Env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.integration.test_ops_cli import Watcher
+
     name = unique("sam-img")
     proj = tmp_path / "samimg"
     (proj / "img").mkdir(parents=True)
@@ -388,8 +424,21 @@ def test_sam_image_function_built_from_its_dockerfile(env: Env, tmp_path: Path) 
     summary = json.loads(lambdalet_cli(env, "deploy", str(proj), "--json"))
     assert summary["functions"][0]["changes"] == ["Code"], summary
     assert probe(env, name)["env"]["GREETING"] == "again"
-    unchanged = json.loads(lambdalet_cli(env, "deploy", str(proj), "--json"))
-    assert unchanged["functions"][0]["action"] == "unchanged"
+
+    # --watch: unchanged at first (the same inputs build the same image), then a change in
+    # the Docker context rebuilds it
+    monkeypatch.setenv("LAMBDALET_BUILDAH_ROOT", str(env.builder.root))
+    watcher = Watcher(env.server, proj)
+    try:
+        first = watcher.next_deploy()
+        assert first["functions"][0]["action"] == "unchanged", first
+        watcher.wait_watching()
+        (proj / "img" / "Dockerfile").write_text(SAM_DOCKERFILE + "ENV WATCHED=yes\n")
+        rebuilt = watcher.next_deploy()
+        assert rebuilt["functions"][0]["changes"] == ["Code"], rebuilt
+    finally:
+        assert watcher.stop() == 0, "".join(watcher.errors)
+    assert probe(env, name)["env"]["WATCHED"] == "yes"
 
     # the first build's image is used by no version any more: it was pruned
     data = ["--data-dir", str(env.server.data_dir)]
@@ -428,3 +477,31 @@ def test_registry_with_bearer_tokens(env: Env, tmp_path: Path) -> None:
         env.auth_file.write_text('{"auths": {}}')
         registry.stop()
         tokens.stop()
+
+
+def test_an_index_resolves_to_the_functions_architecture(env: Env) -> None:
+    for arch in ("amd64", "arm64"):
+        env.builder.build_for(
+            f"localhost/multi-{arch}:v1",
+            arch,
+            PROBE_DOCKERFILE + f"ENV BUILT_FOR={arch}\n",
+            {"probe": env.probe},
+        )
+    uri = f"{env.registry.host}/multi:v1"
+    env.builder.push_index(
+        "localhost/multi:v1",
+        {"localhost/multi-amd64:v1": "amd64", "localhost/multi-arm64:v1": "arm64"},
+        uri,
+    )
+    raw = subprocess.run(
+        ["skopeo", "inspect", "--raw", "--tls-verify=false", f"docker://{uri}"],
+        capture_output=True,
+        check=True,
+    ).stdout
+    entries = {m["platform"]["architecture"]: m["digest"] for m in json.loads(raw)["manifests"]}
+    x86, _ = create_image_function(env, uri)
+    arm, created = create_image_function(env, uri, Architectures=["arm64"])
+    assert created["CodeSha256"] == entries["arm64"].removeprefix("sha256:")
+    assert wait_settled(env.lam, x86)["CodeSha256"] == entries["amd64"].removeprefix("sha256:")
+    assert wait_settled(env.lam, arm)["State"] == "Active"  # pulled; it could not run here
+    assert probe(env, x86)["env"]["BUILT_FOR"] == "amd64"

@@ -124,7 +124,26 @@ class Builder:
             else:
                 dest.write_bytes(src)
         (ctx / "Dockerfile").write_text(dockerfile)
-        self._buildah("bud", "--isolation", "chroot", "--quiet", "-t", tag, str(ctx))
+        # --layers: one layer per instruction (without it buildah squashes the build into
+        # one layer, and a later RUN's deletions would leave no whiteouts to apply)
+        self._buildah("bud", "--layers", "--isolation", "chroot", "--quiet", "-t", tag, str(ctx))
+
+    def push_index(self, tag: str, images: dict[str, str], dest: str) -> None:
+        """A manifest list of ``images`` (local tag -> architecture) pushed as ``dest``."""
+        self._buildah("manifest", "create", tag)
+        for image, arch in images.items():
+            self._buildah("manifest", "add", "--arch", arch, "--os", "linux", tag, image)
+        self._buildah("manifest", "push", "--all", "--tls-verify=false", tag, f"docker://{dest}")
+
+    def build_for(self, tag: str, arch: str, dockerfile: str, files: Mapping[str, Path]) -> None:
+        """Build for another architecture (only COPY / ENV / ...: nothing runs)."""
+        ctx = self.root / "ctx" / tag.replace("/", "_").replace(":", "_")
+        shutil.rmtree(ctx, ignore_errors=True)
+        ctx.mkdir(parents=True)
+        for name, src in files.items():
+            shutil.copy2(src, ctx / name)
+        (ctx / "Dockerfile").write_text(dockerfile)
+        self._buildah("bud", "--arch", arch, "--quiet", "-t", tag, str(ctx))
 
     def push(
         self, tag: str, dest: str, authfile: Path | None = None, compression: str = "gzip"

@@ -18,6 +18,9 @@ def test_classify_skopeo_errors() -> None:
     assert classify("reading manifest v9 in r/app: manifest unknown") == IMAGE_DELETED
     assert classify("unable to retrieve auth token: 401 Unauthorized") == IMAGE_ACCESS_DENIED
     assert classify("Digest did not match, expected sha256:aa") == INVALID_IMAGE
+    # status codes, not digits inside a digest
+    assert classify("reading blob sha256:a401b403c: digest mismatch") == INVALID_IMAGE
+    assert classify("received unexpected HTTP status: 403 Forbidden") == IMAGE_ACCESS_DENIED
 
 
 def test_plain_http_for_loopback_and_named_registries(tmp_path: Path) -> None:
@@ -41,8 +44,11 @@ def test_mount_points_never_follow_the_image_symlinks(tmp_path: Path) -> None:
     outside.mkdir()
     os.symlink(str(outside), root / "opt")  # an image's absolute symlink: host path here
     os.symlink("/etc/shadow-of-host", root / "etc" / "hosts")
-    _add_mount_points(root)
+    _add_mount_points(root, "/srv/app")
     assert (root / "proc").is_dir() and (root / "var/rapid/agent").is_dir()
+    assert (root / "srv/app").is_dir()  # WORKDIR
+    _add_mount_points(root, "/../escape")
+    assert not (tmp_path / "escape").exists()
     assert oct((root / "tmp").stat().st_mode & 0o7777) == "0o1777"
     assert (root / "etc/resolv.conf").is_file()
     assert list(outside.iterdir()) == []  # nothing created through the symlink
