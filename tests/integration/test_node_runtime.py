@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.harness import create, invoke
+from tests.integration.harness import Server, create, invoke
 from tests.integration.node import NODE_RUNTIMES, node_runtimes  # noqa: F401  (fixture)
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("node_runtimes")]
@@ -42,8 +42,9 @@ REPORT_ENV = """
 
 
 @pytest.mark.parametrize("runtime", NODE_RUNTIMES)
-def test_async_esm_handler_context_and_environment(lam: Any, runtime: str) -> None:
+def test_async_esm_handler_context_and_environment(lam: Any, server: Server, runtime: str) -> None:
     import base64
+    import urllib.request
 
     code = f"export const handler = async (event, context) => {{{REPORT_ENV}}};\n"
     name = create(lam, {"index.mjs": code}, handler="index.handler", runtime=runtime, Timeout=7)
@@ -74,6 +75,11 @@ def test_async_esm_handler_context_and_environment(lam: Any, runtime: str) -> No
     # Lambda's flags: gc exposed, heap sized from the memory size
     assert "--expose-gc" in out["execArgv"]
     assert "--max-old-space-size=116" in out["execArgv"], out["execArgv"]
+    # Init in three parts on the environment's timeline: platform, runtime, function
+    with urllib.request.urlopen(f"{server.url}/lambdalet/admin/environments") as resp:
+        (env,) = [e for e in json.loads(resp.read())["Environments"] if e["function"] == name]
+    events = [e["event"] for e in env["timeline"]]
+    assert events[:4] == ["init_start", "runtime_start", "function_init_start", "init_done"], events
 
 
 @pytest.mark.parametrize(
