@@ -231,7 +231,7 @@ class Handlers:
             log_tail=params.log_tail,
         )
         streamed = await invoke_streaming(self.invoker, invocation)
-        return await render.invoke_stream(request, streamed, record.version)
+        return await render.invoke_stream(request, streamed, record.version, invocation.request_id)
 
     # ---------------------------------------------------------- versions
 

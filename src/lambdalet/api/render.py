@@ -67,7 +67,7 @@ def stream_error(out: InvokeOutput) -> tuple[str | None, str | None]:
 
 
 async def invoke_stream(
-    request: web.Request, streamed: StreamedInvocation, executed_version: str
+    request: web.Request, streamed: StreamedInvocation, executed_version: str, request_id: str
 ) -> web.StreamResponse:
     """InvokeWithResponseStream's answer: an event stream of ``PayloadChunk``s written as
     the function produces them, then one ``InvokeComplete``.
@@ -82,6 +82,8 @@ async def invoke_stream(
     resp = web.StreamResponse(status=200)
     resp.headers["Content-Type"] = content_type
     resp.headers["X-Amz-Executed-Version"] = executed_version
+    # sent before the middleware sees the response: the headers go out with the first byte
+    resp.headers[REQUEST_ID_HEADER] = request_id
     resp.enable_chunked_encoding()
     await resp.prepare(request)
     try:
