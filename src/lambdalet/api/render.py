@@ -106,4 +106,6 @@ async def invoke_stream(
     except ConnectionError:
         # the caller left; the function runs on to its end, as on Lambda
         log.debug("InvokeWithResponseStream caller went away")
+    finally:
+        streamed.abandon()
     return resp
