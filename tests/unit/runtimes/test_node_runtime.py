@@ -63,8 +63,10 @@ def _bootstrap_argv(tmp_path: Path, runtime_id: str, env: dict[str, str]) -> lis
     lang = tmp_path / "lang" / "bin"
     lang.mkdir(parents=True)
     (lang / "node").write_text(
-        '#!/bin/sh\nfor a in "$@"; do echo "$a"; done\necho "NODE_PATH=$NODE_PATH"\n'
+        '#!/bin/sh\nfor a in "$@"; do echo "$a"; done\n'
+        'echo "CA=${NODE_EXTRA_CA_CERTS-}"\necho "NODE_PATH=$NODE_PATH"\n'
     )
+    (rt / "ca-cert.pem").write_text("pem")
     (lang / "node").chmod(0o755)
     task = tmp_path / "task"
     task.mkdir()
@@ -84,7 +86,8 @@ def test_bootstrap_flags_as_lambda_sets_them(tmp_path: Path) -> None:
     assert "--max-semi-space-size=25" in out and "--max-old-space-size=461" in out
     assert "--no-experimental-require-module" in out
     assert "--no-experimental-detect-module" in out
-    assert out[-2].endswith("/runtime/index.mjs")
+    assert out[-3].endswith("/runtime/index.mjs")
+    assert out[-2] == f"CA={tmp_path}/runtime/ca-cert.pem"
     assert out[-1] == (
         f"NODE_PATH=/opt/nodejs/node22/node_modules:/opt/nodejs/node_modules:"
         f"{tmp_path}/runtime/node_modules:{tmp_path}/runtime:{tmp_path}/task"
