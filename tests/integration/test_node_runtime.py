@@ -212,3 +212,34 @@ export const handler = async (event) => {
     else:
         assert r.json()["errorType"] == "Runtime.UnhandledPromiseRejection", r.payload
     assert invoke(lam, name).json() == 1
+
+
+def test_layer_modules_resolve_through_node_path(lam: Any) -> None:
+    """A layer's nodejs/node_modules and nodejs/nodeNN/node_modules are found by require(),
+    the versioned folder first, as NODE_PATH orders them on Lambda."""
+    from tests.integration.harness import make_zip, unique
+
+    layer = lam.publish_layer_version(
+        LayerName=unique("nodelib"),
+        Content={
+            "ZipFile": make_zip(
+                {
+                    "nodejs/node_modules/shared/index.js": "module.exports = 'generic';",
+                    "nodejs/node_modules/only/index.js": "module.exports = 'only-generic';",
+                    "nodejs/node22/node_modules/shared/index.js": "module.exports = 'node22';",
+                }
+            )
+        },
+        CompatibleRuntimes=["nodejs22.x"],
+    )
+    code = "exports.handler = async () => [require('shared'), require('only')];\n"
+    name = create(
+        lam,
+        {"app.js": code},
+        handler="app.handler",
+        runtime="nodejs22.x",
+        Layers=[layer["LayerVersionArn"]],
+    )
+    r = invoke(lam, name)
+    assert r.function_error is None, r.payload
+    assert r.json() == ["node22", "only-generic"]
