@@ -23,7 +23,9 @@ ROOT=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
 ORIG_PWD=$PWD
 VENV="$ROOT/.venv"
 PY_STAMP="$VENV/.lambdalet-pyproject.sha256"
-APT_PACKAGES=(runc iproute2 e2fsprogs util-linux slirp4netns passt curl gcc libc6-dev golang-github-containers-common chromium chromium-driver skopeo umoci buildah docker-registry busybox-static openssl)
+# cmake g++ make autoconf automake libtool: the native part of npm's aws-lambda-ric (Node runtimes)
+APT_PACKAGES=(runc iproute2 e2fsprogs util-linux slirp4netns passt curl gcc libc6-dev golang-github-containers-common chromium chromium-driver
+    skopeo umoci buildah docker-registry busybox-static openssl cmake g++ make autoconf automake libtool)
 APT_UPDATED=0
 
 say() { printf 'lambdalet.sh: %s\n' "$*" >&2; }
@@ -148,6 +150,16 @@ setup_runtime() {
         say "warning: the managed Python runtime is not installed yet; python functions will try again on first use"
 }
 
+setup_node_runtimes() {
+    # Node.js and the built aws-lambda-ric go to the per-user cache (~/.cache/lambdalet), so
+    # only a machine's first run pays for the client's native build (minutes).  `serve`
+    # leaves this to the server, which installs a Node runtime on first use (progress in
+    # its log); the tests need them all and run it here, outside pytest's per-test timeout.
+    say "installing the Node.js runtimes (first time on this machine: a few minutes)"
+    (cd "$ORIG_PWD" && "$VENV/bin/python" -m lambdalet.runtimes.node --install --data-dir "$1") ||
+        say "warning: the Node.js runtimes are not installed; nodejs functions will try again on first use"
+}
+
 setup() {
     setup_os_packages
     setup_venv
@@ -202,6 +214,7 @@ main() {
         ;;
     test)
         setup "$ROOT/.lambdalet-data"
+        setup_node_runtimes "$ROOT/.lambdalet-data"
         run_checks "$@"
         ;;
     -h | --help | help) usage ;;

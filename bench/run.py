@@ -23,6 +23,8 @@ burst    new environments per second when a burst of concurrent invokes arrives:
          server's spares (2), and at a second server whose spares cover the burst
 image    container image functions (not with --tiny; bench/images.py): create until
          Active (pull + unpack), first invoke (sandbox built on demand), warm invoke
+node     warm and cold (spaced) no-op invokes of a nodejs22.x function on aws-lambda-ric,
+         beside Python's (the runtime is installed first, from the per-user cache)
 
 Prints a table (median and p99 in ms) and writes the JSON (default bench-results.json).
 """
@@ -63,6 +65,9 @@ PROBE = (
     "        os._exit(1)\n"
     "    return os.environ['AWS_LAMBDA_LOG_STREAM_NAME']\n"
 )
+NODE_NOOP = "export const handler = async () => null;\n"
+#: the Node.js runtime measured beside Python
+NODE_RUNTIME = "nodejs22.x"
 ROLE = "arn:aws:iam::123456789012:role/bench"
 
 
@@ -224,10 +229,10 @@ def floor_handler(n: int) -> list[float]:
 # ----------------------------------------------------------------------------- the server
 
 
-def _zip(src: str) -> str:
+def _zip(src: str, filename: str = "app.py") -> str:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
-        zf.writestr("app.py", src)
+        zf.writestr(filename, src)
     return base64.b64encode(buf.getvalue()).decode()
 
 
@@ -271,14 +276,16 @@ class Server:
                 raise SystemExit(f"server did not start; see {log}")
             time.sleep(0.05)
         self.runtime = f"python{sys.version_info.major}.{sys.version_info.minor}"
-        self.codes = {NOOP: _zip(NOOP), PROBE: _zip(PROBE)}
+        self.codes = {NOOP: _zip(NOOP), PROBE: _zip(PROBE), NODE_NOOP: _zip(NODE_NOOP, "app.mjs")}
         self.pid = self.proc.pid
 
-    def create(self, name: str, src: str = NOOP, conn: Conn | None = None) -> None:
+    def create(
+        self, name: str, src: str = NOOP, conn: Conn | None = None, runtime: str | None = None
+    ) -> None:
         c = conn or self.conn
         body = {
             "FunctionName": name,
-            "Runtime": self.runtime,
+            "Runtime": runtime or self.runtime,
             "Handler": "app.handler",
             "Role": ROLE,
             "Code": {"ZipFile": self.codes[src]},
@@ -349,13 +356,20 @@ def m_warm_spaced(srv: Server, name: str, n: int) -> list[float]:
     return out
 
 
-def m_cold(srv: Server, n: int, tag: str, gap_s: float) -> tuple[list[float], list[float]]:
+def m_cold(
+    srv: Server,
+    n: int,
+    tag: str,
+    gap_s: float,
+    src: str = NOOP,
+    runtime: str | None = None,
+) -> tuple[list[float], list[float]]:
     total, first = [], []
     for i in range(n):
         time.sleep(gap_s)
         name = f"cold-{tag}-{i}"
         t0 = time.perf_counter()
-        srv.create(name)
+        srv.create(name, src, runtime=runtime)
         t1 = time.perf_counter()
         srv.invoke(name)
         t2 = time.perf_counter()
@@ -583,6 +597,29 @@ def machine() -> dict[str, Any]:
     }
 
 
+def m_node(srv: Server, size: Size) -> dict[str, Any]:
+    """Node's warm and cold figures, under the same names as Python's with a ``node_`` prefix."""
+    from lambdalet.runtimes.node import install_node_runtime
+    from lambdalet.runtimes.python import RuntimeInstallError
+
+    try:
+        install_node_runtime(srv.data / "runtimes", NODE_RUNTIME)
+    except RuntimeInstallError as e:
+        print(f"node figures skipped: {e}", file=sys.stderr)
+        return {}
+    out: dict[str, Any] = {}
+    srv.create("node-warm", NODE_NOOP, runtime=NODE_RUNTIME)
+    srv.invoke("node-warm")
+    out["node_warm_invoke"] = summary(m_warm(srv, "node-warm", size.warm_n))
+    out["node_warm_invoke_after_freeze"] = summary(
+        m_warm_spaced(srv, "node-warm", max(3, size.warm_n // 20))
+    )
+    total, first = m_cold(srv, size.cold_n, "node", COLD_GAP_S, NODE_NOOP, NODE_RUNTIME)
+    out["node_cold_create_plus_first_invoke"] = summary(total)
+    out["node_cold_first_invoke"] = summary(first)
+    return out
+
+
 def runtime_dir(data: Path) -> Path:
     return data / "runtimes" / f"python{sys.version_info.major}.{sys.version_info.minor}"
 
@@ -596,7 +633,7 @@ def main(argv: list[str] | None = None) -> int:
         "--skip",
         action="append",
         default=[],
-        choices=("floors", "warm", "cold", "tput", "density", "burst", "image"),
+        choices=("floors", "warm", "cold", "tput", "density", "burst", "image", "node"),
     )
     ap.add_argument("--density", type=int, action="append", help="environments to hold")
     ap.add_argument(
@@ -648,6 +685,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"image figures skipped: {', '.join(lacking)} not installed")
             else:
                 res.update(images.measure(srv, max(3, size.cold_n), ROLE))
+        if "node" not in skip:
+            res.update(m_node(srv, size))
         if "tput" not in skip:
             res["throughput"] = m_throughput(srv, "warm", size.tput_s)
         if "burst" not in skip:

@@ -29,6 +29,7 @@ class ResponseStream:
         self._room = asyncio.Event()
         self._room.set()
         self._closed = False
+        self._abandoned = False
         self.started = asyncio.Event()
         #: the runtime's Content-Type for the stream (set when it starts)
         self.content_type: str | None = None
@@ -46,7 +47,7 @@ class ResponseStream:
             self.started.set()
 
     def push(self, chunk: bytes) -> None:
-        if self._closed or not chunk:
+        if self._closed or self._abandoned or not chunk:
             return
         self.size += len(chunk)
         self._queued += len(chunk)
@@ -57,6 +58,17 @@ class ResponseStream:
     async def room(self) -> None:
         """Wait while the reader is more than :data:`HIGH_WATER_BYTES` behind."""
         await self._room.wait()
+
+    def abandon(self) -> None:
+        """The reader went away: later chunks are dropped and the writer never waits.
+
+        The function runs on to its end, as on Lambda when a streaming client disconnects.
+        """
+        self._abandoned = True
+        self._room.set()
+        while not self._queue.empty():
+            self._queue.get_nowait()
+        self._queued = 0
 
     def close(self) -> None:
         if not self._closed:

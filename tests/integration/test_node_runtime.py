@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.harness import create, invoke
+from tests.integration.harness import Server, create, invoke
 from tests.integration.node import NODE_RUNTIMES, node_runtimes  # noqa: F401  (fixture)
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("node_runtimes")]
@@ -28,6 +28,7 @@ REPORT_ENV = """
     cc: context.clientContext ? context.clientContext.Custom || context.clientContext.custom : null,
     env: {
       NODE_PATH: process.env.NODE_PATH,
+      NODE_EXTRA_CA_CERTS: process.env.NODE_EXTRA_CA_CERTS,
       AWS_EXECUTION_ENV: process.env.AWS_EXECUTION_ENV,
       LAMBDA_TASK_ROOT: process.env.LAMBDA_TASK_ROOT,
       _HANDLER: process.env._HANDLER,
@@ -42,8 +43,9 @@ REPORT_ENV = """
 
 
 @pytest.mark.parametrize("runtime", NODE_RUNTIMES)
-def test_async_esm_handler_context_and_environment(lam: Any, runtime: str) -> None:
+def test_async_esm_handler_context_and_environment(lam: Any, server: Server, runtime: str) -> None:
     import base64
+    import urllib.request
 
     code = f"export const handler = async (event, context) => {{{REPORT_ENV}}};\n"
     name = create(lam, {"index.mjs": code}, handler="index.handler", runtime=runtime, Timeout=7)
@@ -67,6 +69,7 @@ def test_async_esm_handler_context_and_environment(lam: Any, runtime: str) -> No
         f"/opt/nodejs/node{major}/node_modules:/opt/nodejs/node_modules:"
         "/var/runtime/node_modules:/var/runtime:/var/task"
     )
+    assert env["NODE_EXTRA_CA_CERTS"] == "/var/runtime/ca-cert.pem"
     assert env["AWS_EXECUTION_ENV"] == f"AWS_Lambda_{runtime}"
     assert env["LAMBDA_TASK_ROOT"] == "/var/task" and env["_HANDLER"] == "index.handler"
     assert env["TZ"] == ":UTC"
@@ -74,6 +77,11 @@ def test_async_esm_handler_context_and_environment(lam: Any, runtime: str) -> No
     # Lambda's flags: gc exposed, heap sized from the memory size
     assert "--expose-gc" in out["execArgv"]
     assert "--max-old-space-size=116" in out["execArgv"], out["execArgv"]
+    # Init in three parts on the environment's timeline: platform, runtime, function
+    with urllib.request.urlopen(f"{server.url}/lambdalet/admin/environments") as resp:
+        (env,) = [e for e in json.loads(resp.read())["Environments"] if e["function"] == name]
+    events = [e["event"] for e in env["timeline"]]
+    assert events[:4] == ["init_start", "runtime_start", "function_init_start", "init_done"], events
 
 
 @pytest.mark.parametrize(
@@ -204,3 +212,34 @@ export const handler = async (event) => {
     else:
         assert r.json()["errorType"] == "Runtime.UnhandledPromiseRejection", r.payload
     assert invoke(lam, name).json() == 1
+
+
+def test_layer_modules_resolve_through_node_path(lam: Any) -> None:
+    """A layer's nodejs/node_modules and nodejs/nodeNN/node_modules are found by require(),
+    the versioned folder first, as NODE_PATH orders them on Lambda."""
+    from tests.integration.harness import make_zip, unique
+
+    layer = lam.publish_layer_version(
+        LayerName=unique("nodelib"),
+        Content={
+            "ZipFile": make_zip(
+                {
+                    "nodejs/node_modules/shared/index.js": "module.exports = 'generic';",
+                    "nodejs/node_modules/only/index.js": "module.exports = 'only-generic';",
+                    "nodejs/node22/node_modules/shared/index.js": "module.exports = 'node22';",
+                }
+            )
+        },
+        CompatibleRuntimes=["nodejs22.x"],
+    )
+    code = "exports.handler = async () => [require('shared'), require('only')];\n"
+    name = create(
+        lam,
+        {"app.js": code},
+        handler="app.handler",
+        runtime="nodejs22.x",
+        Layers=[layer["LayerVersionArn"]],
+    )
+    r = invoke(lam, name)
+    assert r.function_error is None, r.payload
+    assert r.json() == ["node22", "only-generic"]

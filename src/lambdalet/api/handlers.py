@@ -358,9 +358,7 @@ class Handlers:
             log_tail=params.log_tail,
         )
         streamed = await invoke_streaming(self.invoker, invocation)
-        return await render.invoke_stream(
-            request, streamed, record.version, request[REQUEST_ID_KEY]
-        )
+        return await render.invoke_stream(request, streamed, record.version, invocation.request_id)
 
     # ---------------------------------------------------------- versions
 

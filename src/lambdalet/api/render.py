@@ -93,7 +93,7 @@ async def invoke_stream(
     resp = web.StreamResponse(status=200)
     resp.headers["Content-Type"] = content_type
     resp.headers["X-Amz-Executed-Version"] = executed_version
-    # sent before the handler returns, so before the error middleware could add it
+    # sent before the middleware sees the response: the headers go out with the first byte
     resp.headers[REQUEST_ID_HEADER] = request_id
     resp.enable_chunked_encoding()
     await resp.prepare(request)
@@ -117,4 +117,6 @@ async def invoke_stream(
     except ConnectionError:
         # the caller left; the function runs on to its end, as on Lambda
         log.debug("InvokeWithResponseStream caller went away")
+    finally:
+        streamed.abandon()
     return resp

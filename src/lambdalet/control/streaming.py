@@ -4,9 +4,12 @@ Used by ``InvokeWithResponseStream`` and meant for function URLs in ``RESPONSE_S
 mode::
 
     streamed = await invoke_streaming(invoker, invocation)   # raises the service errors
-    async for chunk in streamed.chunks:                     # bytes, as they come
-        ...
-    out = await streamed.result                              # how it ended (error, log tail)
+    try:
+        async for chunk in streamed.chunks:                 # bytes, as they come
+            ...
+        out = await streamed.result                          # how it ended (error, log tail)
+    finally:
+        streamed.abandon()                                   # a reader that left early
 
 :func:`invoke_streaming` returns once the response begins: the runtime started a
 streamed response (``streamed.content_type`` is its Content-Type), or the invoke
@@ -22,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 from lambdalet.model import InvokeInput, InvokeOutput, Invoker
@@ -35,6 +38,11 @@ class StreamedInvocation:
     content_type: str | None
     chunks: AsyncIterator[bytes]
     result: asyncio.Future[InvokeOutput]
+    stream: ResponseStream
+
+    def abandon(self) -> None:
+        """Stop reading: the function runs on, its later chunks are dropped."""
+        self.stream.abandon()
 
     @property
     def buffered(self) -> bool:
@@ -46,10 +54,19 @@ async def _nothing() -> AsyncIterator[bytes]:
     yield b""  # pragma: no cover - makes this an async generator
 
 
+def _finished(stream: ResponseStream) -> Callable[[asyncio.Future[InvokeOutput]], None]:
+    def done(task: asyncio.Future[InvokeOutput]) -> None:
+        stream.close()
+        if not task.cancelled():
+            task.exception()  # retrieved here too: a reader that left never awaits it
+
+    return done
+
+
 async def invoke_streaming(invoker: Invoker, request: InvokeInput) -> StreamedInvocation:
     stream = ResponseStream()
     task = asyncio.ensure_future(invoker.invoke(dataclasses.replace(request, stream=stream)))
-    task.add_done_callback(lambda _: stream.close())
+    task.add_done_callback(_finished(stream))
     started = asyncio.ensure_future(stream.started.wait())
     try:
         await asyncio.wait({task, started}, return_when=asyncio.FIRST_COMPLETED)
@@ -61,5 +78,5 @@ async def invoke_streaming(invoker: Invoker, request: InvokeInput) -> StreamedIn
         with contextlib.suppress(asyncio.CancelledError):
             await started
         task.result()  # raises what the invoke raised
-        return StreamedInvocation(None, _nothing(), task)
-    return StreamedInvocation(stream.content_type, aiter(stream), task)
+        return StreamedInvocation(None, _nothing(), task, stream)
+    return StreamedInvocation(stream.content_type, aiter(stream), task, stream)

