@@ -12,7 +12,14 @@ Layout under ``ServerConfig.runtimes_dir``::
         bootstrap               sh launcher: <python> -m awslambdaric "$_HANDLER"
         bin/python, bin/python3 -> ../../lang/bin/python3.11   (see PythonRuntime.extra_path)
         .lambdalet-runtime.json stamp: what was installed, for which interpreter
+    python3.11.lang/            the language layer, laid over the prefix at /var/lang:
+        lib/python3.11/site-packages/   opaque (hides the host's), holds boto3/botocore
+        .lambdalet-layer.json   stamp: SDK version, the install's site dirs
     lang/bin/python3.11 -> /root/.pyenv/versions/3.11.7/bin/python3.11
+
+pip runs once per host and package set: the installed trees are kept in
+``~/.cache/lambdalet/python-packages`` (:func:`package_cache_dir`) and hard-linked into
+each data dir.
 
 Every relative link in the runtime dir points at ``../lang/...``.  In a sandbox that is
 ``/var/lang``; on the host (the ``process`` backend, which shows host paths) it is the
@@ -21,7 +28,10 @@ runtime dir works in both backends.
 
 When the function asks for a minor version the host does not have, the host's own Python
 (the one running lambdalet) is used instead and :attr:`PythonRuntime.note` holds the line
-the function log must show.
+the function log must show (``ServerConfig.python_fallback == "refuse"`` rejects it).
+
+:func:`describe` and :func:`install` are this family's entries in
+:mod:`lambdalet.runtimes.catalog` (``lambdalet runtimes``).
 
 Command line (used by ``./lambdalet.sh``)::
 
