@@ -14,6 +14,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from lambdalet.api.validation import RUNTIMES
+from lambdalet.env.log_sink import function_log_path
 from lambdalet.runtimes.python import SearchPlaces, list_pythons, sdk_version
 from tests.integration.harness import (
     HOST_PY,
@@ -52,15 +53,19 @@ def _host_runtimes() -> list[str]:
 
 
 @pytest.mark.parametrize("runtime", _host_runtimes())
-def test_host_packages_invisible_and_boto3_present(lam: Any, runtime: str) -> None:
+def test_host_packages_invisible_and_boto3_present(server: Server, lam: Any, runtime: str) -> None:
     for module in HOST_ONLY:  # the test means something only if the host has them
         assert importlib.util.find_spec(module) is not None, module
+    minor = runtime.removeprefix("python")
+    first_use = not (server.data_dir / "runtimes" / f"python{minor}.lang").exists()
     # importing boto3 takes a while on a loaded machine: time and CPU share to spare
     name = create(lam, {"app.py": PROBE}, runtime=runtime, Timeout=60, MemorySize=1024)
     result = invoke(lam, name, {"host_only": list(HOST_ONLY)})
     assert result.function_error is None, (result.payload, result.log)
+    if first_use:  # the first Init waited for the install: its log says what and how long
+        log = function_log_path(server.data_dir / "logs", name).read_text()
+        assert f"lambdalet: installed the {runtime} runtime (awslambdaric " in log, log
     got = result.json()
-    minor = runtime.removeprefix("python")
     assert got["version"] == minor
     assert got["host_only"] == dict.fromkeys(HOST_ONLY, False), got["path"]
     wanted = sdk_version((3, int(minor.split(".")[1])))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import sys
+import time
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -17,7 +18,13 @@ from lambdalet.env.launch import LaunchPlan, RuntimeMounts
 from lambdalet.model import FunctionRecord
 from lambdalet.runtimes import envvars
 from lambdalet.runtimes.provided import InvalidEntrypoint, find_bootstrap, is_provided_runtime
-from lambdalet.runtimes.python import PythonRuntime, ensure_python_runtime, installed_python
+from lambdalet.runtimes.python import (
+    PythonRuntime,
+    awslambdaric_version,
+    ensure_python_runtime,
+    installed_python,
+    sdk_version,
+)
 from lambdalet.sandbox.base import SandboxBackend, SandboxView
 
 
@@ -36,17 +43,28 @@ class RuntimeLauncher:
         if is_provided_runtime(function.runtime):
             label = f"provided:{function.runtime.removeprefix('provided.') or 'al'}.lambdalet"
             return RuntimeMounts(None, None, label, _version_arn(region, label))
+        notes: list[str] = []
         rt = self._python.get(function.runtime)
         if rt is None:
+            before = await asyncio.to_thread(installed_python, self._config, function.runtime)
+            started = time.monotonic()
             rt = await ensure_python_runtime(self._config, function.runtime)
             self._python[function.runtime] = rt
+            if before is None:  # the first Init waited for the install: its log says so
+                notes.append(
+                    f"lambdalet: installed the {function.runtime} runtime (awslambdaric "
+                    f"{awslambdaric_version(rt.install.minor)}, boto3 "
+                    f"{sdk_version(rt.install.minor)}) in {time.monotonic() - started:.1f} s"
+                )
+        if rt.note:
+            notes.append(rt.note)
         label = f"python:{rt.python_version}.lambdalet"
         return RuntimeMounts(
             rt.runtime_dir,
             rt.lang_dir,
             label,
             _version_arn(region, label),
-            notes=(rt.note,) if rt.note else (),
+            notes=tuple(notes),
             lang_layers=rt.lang_layers,
         )
 
