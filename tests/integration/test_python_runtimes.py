@@ -4,6 +4,7 @@ the runtime's own boto3, and nothing the host installed (real runc sandboxes, bo
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -237,3 +238,30 @@ def test_process_backend_still_has_the_runtimes_boto3(tmp_path: Path) -> None:
         assert got["boto3_file"].startswith(str(layer)), got["boto3_file"]
     finally:
         srv.stop()
+
+
+def test_runtimes_install_then_list(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "lambdalet.cli", "runtimes", *args, "--data-dir", str(data)],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+
+    before = json.loads(run("--json").stdout)["Runtimes"]
+    assert {r["Runtime"]: r["Status"] for r in before}[HOST_PY] == "not installed"
+    done = run("install", HOST_PY)
+    assert done.returncode == 0, done.stderr
+    assert f"{HOST_PY}: installing awslambdaric" in done.stdout
+    assert f"{HOST_PY}: installed in {data / 'runtimes' / HOST_PY}" in done.stdout
+    again = run("install", HOST_PY)
+    assert f"{HOST_PY}: up to date" in again.stdout
+    after = {r["Runtime"]: r for r in json.loads(run("--json").stdout)["Runtimes"]}
+    mine = after[HOST_PY]
+    assert mine["Status"] == "installed" and mine["Exact"] is True
+    assert mine["Components"]["boto3"] == sdk_version(sys.version_info[:2])
+    table = run().stdout
+    assert HOST_PY in table and "installed" in table
