@@ -337,9 +337,11 @@ def _ops_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
 
 
 def _python_fallback(p: argparse.ArgumentParser) -> None:
+    from lambdalet.runtimes.python import FALLBACK_POLICIES
+
     p.add_argument(
         "--python-fallback",
-        choices=("host", "refuse"),
+        choices=FALLBACK_POLICIES,
         default="host",
         help="a python3.X function when the host has no Python 3.X: 'host' runs it on the "
         "Python running lambdalet and says so in its log (default), 'refuse' rejects it",

@@ -52,7 +52,7 @@ def test_function_package_gets_production_node_modules(tmp_path: Path) -> None:
     assert {"index.mjs", "package.json", "node_modules/ms/package.json"} <= names
     assert not any(n.startswith("node_modules/left-pad/") for n in names)  # dev only
     assert not any(n.startswith("node_modules/stale/") for n in names)
-    assert any("installing package.json with npm" in line for line in said)
+    assert any("installing package.json with npm install" in line for line in said), said
 
     said.clear()
     assert function_deps(plan, tmp_path / "cache", said.append) == deps
@@ -83,3 +83,25 @@ def test_a_missing_npm_package_is_named(tmp_path: Path) -> None:
         function_deps(plan, tmp_path / "cache", lambda _: None)
     assert str(info.value).startswith("npm could not install 'lambdalet-no-such-4711'")
     assert "404" in str(info.value)
+
+
+def test_a_lockfile_is_installed_with_npm_ci(tmp_path: Path) -> None:
+    import subprocess
+
+    code = tmp_path / "src"
+    code.mkdir()
+    (code / "package.json").write_text(json.dumps(PACKAGE))
+    subprocess.run(
+        ["npm", "install", "--package-lock-only", "--no-audit", "--no-fund"],
+        cwd=code,
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    plan = FunctionPlan("Fn", "fn", "nodejs22.x", "index.handler", code_dir=code)
+    said: list[str] = []
+    deps = function_deps(plan, tmp_path / "cache", said.append)
+    assert deps is not None
+    assert any("installing package.json with npm ci" in line for line in said), said
+    names = _names(function_zip(plan, (), deps))
+    assert {"package-lock.json", "node_modules/ms/package.json"} <= names

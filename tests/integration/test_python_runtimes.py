@@ -4,6 +4,7 @@ the runtime's own boto3, and nothing the host installed (real runc sandboxes, bo
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -14,6 +15,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from lambdalet.api.validation import RUNTIMES
+from lambdalet.env.log_sink import function_log_path
 from lambdalet.runtimes.python import SearchPlaces, list_pythons, sdk_version
 from tests.integration.harness import (
     HOST_PY,
@@ -52,15 +54,19 @@ def _host_runtimes() -> list[str]:
 
 
 @pytest.mark.parametrize("runtime", _host_runtimes())
-def test_host_packages_invisible_and_boto3_present(lam: Any, runtime: str) -> None:
+def test_host_packages_invisible_and_boto3_present(server: Server, lam: Any, runtime: str) -> None:
     for module in HOST_ONLY:  # the test means something only if the host has them
         assert importlib.util.find_spec(module) is not None, module
+    minor = runtime.removeprefix("python")
+    first_use = not (server.data_dir / "runtimes" / f"python{minor}.lang").exists()
     # importing boto3 takes a while on a loaded machine: time and CPU share to spare
     name = create(lam, {"app.py": PROBE}, runtime=runtime, Timeout=60, MemorySize=1024)
     result = invoke(lam, name, {"host_only": list(HOST_ONLY)})
     assert result.function_error is None, (result.payload, result.log)
+    if first_use:  # the first Init waited for the install: its log says what and how long
+        log = function_log_path(server.data_dir / "logs", name).read_text()
+        assert f"lambdalet: installed the {runtime} runtime (awslambdaric " in log, log
     got = result.json()
-    minor = runtime.removeprefix("python")
     assert got["version"] == minor
     assert got["host_only"] == dict.fromkeys(HOST_ONLY, False), got["path"]
     wanted = sdk_version((3, int(minor.split(".")[1])))
@@ -232,3 +238,30 @@ def test_process_backend_still_has_the_runtimes_boto3(tmp_path: Path) -> None:
         assert got["boto3_file"].startswith(str(layer)), got["boto3_file"]
     finally:
         srv.stop()
+
+
+def test_runtimes_install_then_list(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "lambdalet.cli", "runtimes", *args, "--data-dir", str(data)],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+
+    before = json.loads(run("--json").stdout)["Runtimes"]
+    assert {r["Runtime"]: r["Status"] for r in before}[HOST_PY] == "not installed"
+    done = run("install", HOST_PY)
+    assert done.returncode == 0, done.stderr
+    assert f"{HOST_PY}: installing awslambdaric" in done.stdout
+    assert f"{HOST_PY}: installed in {data / 'runtimes' / HOST_PY}" in done.stdout
+    again = run("install", HOST_PY)
+    assert f"{HOST_PY}: up to date" in again.stdout
+    after = {r["Runtime"]: r for r in json.loads(run("--json").stdout)["Runtimes"]}
+    mine = after[HOST_PY]
+    assert mine["Status"] == "installed" and mine["Exact"] is True
+    assert mine["Components"]["boto3"] == sdk_version(sys.version_info[:2])
+    table = run().stdout
+    assert HOST_PY in table and "installed" in table

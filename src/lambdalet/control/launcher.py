@@ -30,9 +30,11 @@ from lambdalet.runtimes.provided import InvalidEntrypoint, find_bootstrap, is_pr
 from lambdalet.runtimes.python import (
     DEBUGPY_VERSION,
     PythonRuntime,
+    awslambdaric_version,
     ensure_python_runtime,
     install_debugpy,
     installed_python,
+    sdk_version,
 )
 from lambdalet.sandbox.base import SandboxBackend, SandboxError, SandboxView
 
@@ -109,17 +111,28 @@ class RuntimeLauncher:
             return RuntimeMounts(
                 node.runtime_dir, node.lang_dir, label, _version_arn(region, label)
             )
+        notes: list[str] = []
         rt = self._python.get(function.runtime)
         if rt is None:
+            before = await asyncio.to_thread(installed_python, self._config, function.runtime)
+            started = time.monotonic()
             rt = await self._ensure_python(function.runtime)
             self._python[function.runtime] = rt
+            if before is None:  # the first Init waited for the install: its log says so
+                notes.append(
+                    f"lambdalet: installed the {function.runtime} runtime (awslambdaric "
+                    f"{awslambdaric_version(rt.install.minor)}, boto3 "
+                    f"{sdk_version(rt.install.minor)}) in {time.monotonic() - started:.1f} s"
+                )
+        if rt.note:
+            notes.append(rt.note)
         label = f"python:{rt.python_version}.lambdalet"
         return RuntimeMounts(
             rt.runtime_dir,
             rt.lang_dir,
             label,
             _version_arn(region, label),
-            notes=(rt.note,) if rt.note else (),
+            notes=tuple(notes),
             lang_layers=rt.lang_layers,
         )
 

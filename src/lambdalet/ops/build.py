@@ -254,7 +254,7 @@ def build(manifest: Manifest, cache_root: Path, say: Say, label: str) -> Path:
     if done.is_dir():
         say(f"{label}: dependencies unchanged, using the build cache ({key[:12]})")
         return done
-    tool = "pip" if manifest.kind == "pip" else "npm"
+    tool = "pip" if manifest.kind == "pip" else " ".join(npm_command(list(manifest.files))[:2])
     what = PYTHON_MANIFEST if manifest.kind == "pip" else NODE_MANIFEST
     detail = f"Python {manifest.python_version}, {PLATFORM}" if tool == "pip" else manifest.runtime
     say(f"{label}: installing {what} with {tool} ({detail})")

@@ -12,7 +12,14 @@ Layout under ``ServerConfig.runtimes_dir``::
         bootstrap               sh launcher: <python> -m awslambdaric "$_HANDLER"
         bin/python, bin/python3 -> ../../lang/bin/python3.11   (see PythonRuntime.extra_path)
         .lambdalet-runtime.json stamp: what was installed, for which interpreter
+    python3.11.lang/            the language layer, laid over the prefix at /var/lang:
+        lib/python3.11/site-packages/   opaque (hides the host's), holds boto3/botocore
+        .lambdalet-layer.json   stamp: SDK version, the install's site dirs
     lang/bin/python3.11 -> /root/.pyenv/versions/3.11.7/bin/python3.11
+
+pip runs once per host and package set (:mod:`lambdalet.runtimes.pypackages`): the
+installed trees are kept in ``~/.cache/lambdalet/python-packages`` and hard-linked into
+each data dir.
 
 Every relative link in the runtime dir points at ``../lang/...``.  In a sandbox that is
 ``/var/lang``; on the host (the ``process`` backend, which shows host paths) it is the
@@ -21,7 +28,10 @@ runtime dir works in both backends.
 
 When the function asks for a minor version the host does not have, the host's own Python
 (the one running lambdalet) is used instead and :attr:`PythonRuntime.note` holds the line
-the function log must show.
+the function log must show (``ServerConfig.python_fallback == "refuse"`` rejects it).
+
+:func:`describe` and :func:`install` are this family's entries in
+:mod:`lambdalet.runtimes.catalog` (``lambdalet runtimes``).
 
 Command line (used by ``./lambdalet.sh``)::
 
@@ -38,7 +48,6 @@ import fcntl
 import json
 import logging
 import os
-import platform
 import re
 import shutil
 import subprocess
@@ -52,6 +61,7 @@ from importlib import resources
 from pathlib import Path
 
 from lambdalet.config import DEFAULT_DATA_DIR, ServerConfig
+from lambdalet.runtimes import pypackages
 from lambdalet.runtimes.description import (
     FIRST_USE_NOTE,
     INSTALLED,
@@ -59,6 +69,11 @@ from lambdalet.runtimes.description import (
     UNAVAILABLE,
     RuntimeDescription,
 )
+from lambdalet.runtimes.pypackages import CACHE_COMPLETE as CACHE_COMPLETE
+from lambdalet.runtimes.pypackages import RuntimeInstallError as RuntimeInstallError
+from lambdalet.runtimes.pypackages import package_cache_dir as package_cache_dir
+from lambdalet.runtimes.pypackages import package_cache_key as package_cache_key
+from lambdalet.runtimes.pypackages import pip_python_for as pip_python_for
 from lambdalet.sandbox.base import SandboxView
 
 logger = logging.getLogger(__name__)
@@ -83,7 +98,6 @@ STAMP_NAME = ".lambdalet-runtime.json"
 LAYOUT_VERSION = 1
 LANG_DIR_NAME = "lang"
 
-_PIP_TIMEOUT_S = 900.0
 _PROBE = "import sys; print('%d.%d.%d' % sys.version_info[:3])"
 _RUNTIME_RE = re.compile(r"^python3\.(\d+)$")
 _PYENV_VERSION_RE = re.compile(r"^3\.(\d+)\.(\d+)$")
@@ -93,10 +107,6 @@ _UV_VERSION_RE = re.compile(r"^cpython-3\.(\d+)\.(\d+)-linux-")
 PYTHON_RUNTIMES = tuple(f"python3.{minor}" for minor in range(8, 15))
 #: what ``--python-fallback`` takes: run on the host's Python, or refuse the function
 FALLBACK_POLICIES = ("host", "refuse")
-
-
-class RuntimeInstallError(Exception):
-    """The managed runtime could not be installed (PyPI unreachable, no wheel, ...)."""
 
 
 def awslambdaric_version(minor: tuple[int, int]) -> str:
@@ -478,69 +488,16 @@ def bootstrap_text(install: PythonInstall) -> str:
     return template.read_text(encoding="utf-8").replace("@INTERPRETER@", install.interpreter)
 
 
-def _machine_platform() -> str:
-    machine = platform.machine().lower()
-    arch = {"amd64": "x86_64", "arm64": "aarch64"}.get(machine, machine)
-    return f"manylinux2014_{arch}"
-
-
 def pip_command(
     install: PythonInstall,
     target: Path,
     pip_python: str,
     packages: Sequence[str] | None = None,
 ) -> list[str]:
-    """The pip command line installing ``packages`` (default: the client) for ``install``
-    into ``target``."""
-    cmd = [
-        pip_python,
-        "-m",
-        "pip",
-        "install",
-        "--no-input",
-        "--disable-pip-version-check",
-        "--no-compile",
-        "--no-warn-script-location",
-        "--only-binary=:all:",
-        "--target",
-        str(target),
-    ]
-    if install.minor != sys.version_info[:2]:
-        cmd += [
-            "--python-version",
-            install.minor_str,
-            "--implementation",
-            "cp",
-            "--platform",
-            _machine_platform(),
-        ]
+    """pip installing ``packages`` (default: the client) for ``install`` into ``target``."""
     if packages is None:
         packages = [f"awslambdaric=={awslambdaric_version(install.minor)}"]
-    cmd.extend(packages)
-    return cmd
-
-
-@lru_cache(maxsize=32)
-def pip_python_for(install: PythonInstall) -> str:
-    """The interpreter to run pip with for ``install``: the install itself when it has pip.
-
-    ``pip --python-version`` picks wheels for another version but evaluates environment
-    markers (``urllib3<1.27; python_version < "3.10"``) for the Python running pip, so
-    only pip run by the same minor version resolves dependencies right.  Falls back to
-    the Python running lambdalet.
-    """
-    if install.minor == sys.version_info[:2]:
-        return sys.executable
-    try:
-        done = subprocess.run(
-            [str(install.executable), "-I", "-m", "pip", "--version"],
-            capture_output=True,
-            timeout=60,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return sys.executable
-    return str(install.executable) if done.returncode == 0 else sys.executable
+    return pypackages.pip_command(install, target, pip_python, packages)
 
 
 def sdk_packages(minor: tuple[int, int]) -> list[str]:
@@ -592,38 +549,6 @@ def _file_lock(path: Path) -> Iterator[None]:
             fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
-def _run_pip(cmd: Sequence[str], install: PythonInstall, what: str = "") -> None:
-    env = dict(os.environ)
-    for name in ("PYTHONPATH", "PYTHONHOME", "PIP_TARGET", "PIP_PREFIX", "PIP_USER"):
-        env.pop(name, None)
-    try:
-        done = subprocess.run(
-            list(cmd),
-            capture_output=True,
-            text=True,
-            timeout=_PIP_TIMEOUT_S,
-            check=False,
-            env=env,
-        )
-    except FileNotFoundError as exc:
-        raise RuntimeInstallError(f"lambdalet: cannot run pip ({exc})") from exc
-    except subprocess.TimeoutExpired as exc:
-        raise RuntimeInstallError(
-            f"lambdalet: installing {what or 'awslambdaric'} for Python {install.minor_str} "
-            "took more "
-            f"than {_PIP_TIMEOUT_S:.0f} s; is PyPI (https://pypi.org) reachable?"
-        ) from exc
-    if done.returncode != 0:
-        tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-12:])
-        raise RuntimeInstallError(
-            "lambdalet: could not install "
-            f"{what or f'awslambdaric=={awslambdaric_version(install.minor)}'} "
-            f"for Python {install.minor_str} from PyPI (pip exit status {done.returncode}). "
-            "The managed Python runtime is downloaded once from https://pypi.org; check that "
-            f"it is reachable (proxy settings: HTTPS_PROXY / pip.conf).\n{tail}"
-        )
-
-
 def install_python_runtime(
     runtimes_dir: Path, install: PythonInstall, *, pip_python: str | None = None
 ) -> Path:
@@ -668,7 +593,9 @@ def _install_client(runtimes_dir: Path, install: PythonInstall, pip_python: str 
         shutil.rmtree(tmp, ignore_errors=True)
         try:
             client = [f"awslambdaric=={awslambdaric_version(install.minor)}"]
-            install_packages(tmp, install, client, pip_python, use_cache=pip_python is None)
+            pypackages.install_packages(
+                tmp, install, client, pip_python, use_cache=pip_python is None
+            )
             _write_launchers(runtimes_dir, tmp, install)
             if runtime_dir.exists():
                 old = runtimes_dir / f".python{install.minor_str}.old-{os.getpid()}"
@@ -780,79 +707,6 @@ def _make_opaque(path: Path) -> bool:
     return True
 
 
-CACHE_COMPLETE = ".lambdalet-complete"
-
-
-def package_cache_dir() -> Path:
-    """Host-wide cache of pip-installed, compiled package trees (the client, the SDK):
-    ``$LAMBDALET_CACHE_DIR/python-packages`` or ``~/.cache/lambdalet/python-packages``."""
-    explicit = os.environ.get("LAMBDALET_CACHE_DIR")
-    if explicit:
-        return Path(explicit) / "python-packages"
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "lambdalet" / "python-packages"
-
-
-def package_cache_key(install: PythonInstall, packages: Sequence[str]) -> str:
-    """``python3.12-boto3-1.43.11-botocore-1.43.11-manylinux2014_x86_64``."""
-    names = "-".join(p.replace("==", "-") for p in sorted(packages))
-    return f"python{install.minor_str}-{names}-{_machine_platform()}"
-
-
-def install_packages(
-    target: Path,
-    install: PythonInstall,
-    packages: Sequence[str],
-    pip_python: str | None,
-    use_cache: bool,
-) -> None:
-    """``packages`` for ``install`` into ``target`` (compiled by that interpreter, as the
-    tree is read-only inside a sandbox): from the host-wide cache when it has them, else
-    from pip, and then into the cache."""
-    cached = package_cache_dir() / package_cache_key(install, packages) if use_cache else None
-    if cached is not None and (cached / CACHE_COMPLETE).is_file():
-        _link_tree(cached, target)
-        return
-    cmd = pip_command(install, target, pip_python or pip_python_for(install), packages)
-    _run_pip(cmd, install, " ".join(packages))
-    subprocess.run(
-        [str(install.executable), "-I", "-m", "compileall", "-q", str(target)],
-        capture_output=True,
-        timeout=300,
-        check=False,
-    )
-    if cached is not None:
-        _save_to_cache(target, cached)
-
-
-def _link_or_copy(src: str, dst: str) -> None:
-    try:
-        os.link(src, dst)
-    except OSError:
-        shutil.copy2(src, dst)
-
-
-def _link_tree(src: Path, dst: Path) -> None:
-    """``src`` at ``dst``, files hard-linked where one filesystem holds both (read-only)."""
-    shutil.copytree(
-        src, dst, copy_function=_link_or_copy, ignore=shutil.ignore_patterns(CACHE_COMPLETE)
-    )
-
-
-def _save_to_cache(tree: Path, cached: Path) -> None:
-    """Best effort: a cache that cannot be written only costs the next data dir a pip run."""
-    tmp = cached.with_name(f".{cached.name}.tmp-{os.getpid()}")
-    try:
-        shutil.rmtree(tmp, ignore_errors=True)
-        _link_tree(tree, tmp)
-        (tmp / CACHE_COMPLETE).touch()
-        os.rename(tmp, cached)
-    except OSError:
-        pass
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
 def install_lang_layer(
     runtimes_dir: Path,
     install: PythonInstall,
@@ -862,8 +716,8 @@ def install_lang_layer(
 ) -> Path:
     """Install (idempotently) the language layer of ``install``; returns its directory.
 
-    The SDK comes from the host-wide cache (:func:`package_cache_dir`) when it has it, else
-    from pip, and then goes into the cache; ``use_cache`` defaults to "only with the real
+    The SDK comes from the host-wide cache (``pypackages.package_cache_dir``) when it has
+    it, else from pip, and then goes into the cache; ``use_cache`` defaults to "only with the real
     pip" (a given ``pip_python`` is a test's fake).
     """
     use_cache = pip_python is None if use_cache is None else use_cache
@@ -881,7 +735,7 @@ def install_lang_layer(
         try:
             # the host-wide copy serves every data dir (tests make one per server)
             packages = sdk_packages(install.minor)
-            install_packages(tmp / sdk_rel, install, packages, pip_python, use_cache)
+            pypackages.install_packages(tmp / sdk_rel, install, packages, pip_python, use_cache)
             opaque = True
             for rel in sites:
                 (tmp / rel).mkdir(parents=True, exist_ok=True)
@@ -1013,7 +867,7 @@ def install_debugpy(runtime: PythonRuntime, *, pip_python: str | None = None) ->
             install, tmp, pip_python or sys.executable, [f"debugpy=={DEBUGPY_VERSION}"]
         )
         try:
-            _run_pip(cmd, install)
+            pypackages.run_pip(cmd, install, f"debugpy {DEBUGPY_VERSION}")
             (tmp / stamp.name).write_text(DEBUGPY_VERSION + "\n")
             shutil.rmtree(target, ignore_errors=True)
             os.rename(tmp, target)
