@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import http.server
+import json
 import os
 import threading
 import time
@@ -226,8 +227,20 @@ def _disk_use(path: Path) -> int:
     return total
 
 
+def _spares_ready(server: Server) -> bool:
+    with urllib.request.urlopen(f"{server.url}/lambdalet/admin/backend", timeout=10) as r:
+        spares = json.loads(r.read())["spares"]
+    return bool(spares["ready"] >= spares["wanted"])
+
+
 def test_agent_output_is_not_a_host_file_a_function_can_fill(lam: Any, server: Server) -> None:
     name = create(lam, {"app.py": FLOOD}, Timeout=120, MemorySize=256)
+    # a warm environment and the spare sandboxes rebuilt: the flood is all that runs next
+    assert invoke(lam, name, {"mb": 0}).function_error is None
+    deadline = time.monotonic() + 60
+    while not _spares_ready(server):
+        assert time.monotonic() < deadline, "spare sandboxes not rebuilt"
+        time.sleep(0.1)
     before = _disk_use(server.data_dir)
     r = invoke(lam, name, {"mb": 600})
     assert r.function_error is None, r.payload
