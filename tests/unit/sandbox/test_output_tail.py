@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 
-from lambdalet.sandbox.runc import OutputTail
+from lambdalet.sandbox.output_tail import OutputTail
 
 LAST = b"\nrunc: the last words\n"
 
