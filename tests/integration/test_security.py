@@ -207,20 +207,18 @@ def handler(event, context):
 """
 
 
-def _device(path: str) -> int | None:
-    try:
-        return os.lstat(path).st_dev
-    except OSError:  # gone meanwhile (a sandbox torn down)
-        return None
+def _mount_points() -> set[str]:
+    with open("/proc/self/mounts") as f:
+        return {line.split()[1].replace("\\040", " ") for line in f}
 
 
 def _disk_use(path: Path) -> int:
-    """Bytes of disk the files under ``path`` take, not crossing into other mounts (the
-    sandboxes' read-only views of host file systems live under the data dir)."""
-    dev = path.stat().st_dev
+    """Bytes of disk the files under ``path`` take, not crossing into mounts (the data dir
+    holds read-only binds of host file systems, the sandboxes' /tmp and code)."""
+    mounts = _mount_points()
     total = 0
     for dirpath, dirnames, files in os.walk(path):
-        dirnames[:] = [d for d in dirnames if _device(os.path.join(dirpath, d)) == dev]
+        dirnames[:] = [d for d in dirnames if os.path.join(dirpath, d) not in mounts]
         for f in files:
             with contextlib.suppress(OSError):
                 total += os.lstat(os.path.join(dirpath, f)).st_blocks * 512
