@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import http.server
+import json
 import os
 import threading
 import time
@@ -206,30 +207,39 @@ def handler(event, context):
 """
 
 
-def _device(path: str) -> int | None:
-    try:
-        return os.lstat(path).st_dev
-    except OSError:  # gone meanwhile (a sandbox torn down)
-        return None
+def _mount_points() -> set[str]:
+    with open("/proc/self/mounts") as f:
+        return {line.split()[1].replace("\\040", " ") for line in f}
 
 
 def _disk_use(path: Path) -> int:
-    """Bytes of disk the files under ``path`` take, not crossing into other mounts (the
-    sandboxes' read-only views of host file systems live under the data dir)."""
-    dev = path.stat().st_dev
+    """Bytes of disk the files under ``path`` take, not crossing into mounts (the data dir
+    holds read-only binds of host file systems, the sandboxes' /tmp and code)."""
+    mounts = _mount_points()
     total = 0
     for dirpath, dirnames, files in os.walk(path):
-        dirnames[:] = [d for d in dirnames if _device(os.path.join(dirpath, d)) == dev]
+        dirnames[:] = [d for d in dirnames if os.path.join(dirpath, d) not in mounts]
         for f in files:
             with contextlib.suppress(OSError):
                 total += os.lstat(os.path.join(dirpath, f)).st_blocks * 512
     return total
 
 
+def _spares_ready(server: Server) -> bool:
+    with urllib.request.urlopen(f"{server.url}/lambdalet/admin/backend", timeout=10) as r:
+        spares = json.loads(r.read())["spares"]
+    return bool(spares["ready"] >= spares["wanted"])
+
+
 def test_agent_output_is_not_a_host_file_a_function_can_fill(lam: Any, server: Server) -> None:
     name = create(lam, {"app.py": FLOOD}, Timeout=120, MemorySize=256)
-    # the environment first: its /tmp image is allocated in full when it is built
+    # a warm environment (its /tmp image allocated in full when it is built) and the spare
+    # sandboxes rebuilt: the flood is all that runs next
     assert invoke(lam, name, {"mb": 0}).function_error is None
+    deadline = time.monotonic() + 60
+    while not _spares_ready(server):
+        assert time.monotonic() < deadline, "spare sandboxes not rebuilt"
+        time.sleep(0.1)
     before = _disk_use(server.data_dir)
     r = invoke(lam, name, {"mb": 600})
     assert r.function_error is None, r.payload

@@ -158,6 +158,21 @@ async def aws_errors(request: web.Request, handler: Handler) -> web.StreamRespon
     return response
 
 
+def _never(peer: tuple[str, int], local: tuple[str, int]) -> bool:
+    return False
+
+
+def _default_peer_check() -> PeerCheck:
+    """Socket-owner lookups where the kernel answers them (Linux); else none, said once."""
+    from lambdalet.sandbox import peers
+
+    problem = peers.usable()
+    if problem is None:
+        return peers.from_sandbox
+    log.warning("%s: requests from sandboxes cannot be told apart", problem)
+    return _never
+
+
 def build_api_app(
     config: ServerConfig,
     store: Store,
@@ -198,9 +213,7 @@ def build_api_app(
     provisioner = Provisioner(store, invoker, limits)
     auth = SigV4Verifier(config, clock) if config.credentials else None
     if is_sandbox is None:
-        from lambdalet.sandbox.peers import from_sandbox
-
-        is_sandbox = from_sandbox
+        is_sandbox = _default_peer_check()
     guard = sandbox_guard(is_sandbox, signed_api=auth is not None, open_prefixes=UNSIGNED_PATHS)
     scope = Scope(config.region, config.account_id)
     # function URLs and template routes first: their requests never reach the API's routes,

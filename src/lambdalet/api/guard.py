@@ -13,6 +13,7 @@ it is a code download, whose presigned URL is checked by its handler.
 
 from __future__ import annotations
 
+import logging
 import weakref
 from collections.abc import Awaitable, Callable
 
@@ -20,6 +21,8 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from lambdalet.errors import AccessDeniedException
+
+log = logging.getLogger(__name__)
 
 Address = tuple[str, int]
 PeerCheck = Callable[[Address, Address], bool]
@@ -47,11 +50,15 @@ def sandbox_guard(
         if known is None:
             peer = transport.get_extra_info("peername")
             local = transport.get_extra_info("sockname")
-            known = (
-                isinstance(peer, tuple)
-                and isinstance(local, tuple)
-                and is_sandbox((peer[0], peer[1]), (local[0], local[1]))
-            )
+            if not (isinstance(peer, tuple) and isinstance(local, tuple)):
+                known = False  # not TCP (a unix socket): no sandbox reaches it
+            else:
+                try:
+                    known = is_sandbox((peer[0], peer[1]), (local[0], local[1]))
+                except OSError as e:
+                    # unknown is not "no": refuse this request, ask again on the next
+                    log.warning("cannot tell who made connection %s: %s", peer, e)
+                    return True
             verdicts[transport] = known
         return known
 

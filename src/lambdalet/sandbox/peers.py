@@ -87,8 +87,15 @@ def socket_uid(local: Address, remote: Address) -> int | None:
 
 def from_sandbox(peer: Address, local: Address) -> bool:
     """Whether the client of the connection ``peer`` -> ``local`` (as the server sees it)
-    is a sandbox's host-access helper."""
+    is a sandbox's host-access helper.  Raises OSError when the kernel cannot be asked
+    (e.g. out of descriptors): the caller must then not assume the answer is no."""
+    return socket_uid(peer, local) == HOST_ACCESS_UID
+
+
+def usable() -> str | None:
+    """None when this host answers socket-owner lookups, else why not."""
     try:
-        return socket_uid(peer, local) == HOST_ACCESS_UID
-    except OSError:
-        return False
+        socket_uid(("127.0.0.1", 1), ("127.0.0.1", 1))
+    except OSError as e:
+        return f"socket owner lookups (sock_diag) fail here: {e}"
+    return None

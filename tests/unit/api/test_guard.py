@@ -98,3 +98,24 @@ async def test_with_credentials_the_signature_decides(tmp_path: Path) -> None:
         resp = await client.get("/2015-03-31/functions/")
         assert resp.headers["X-Amzn-ErrorType"] == "MissingAuthenticationTokenException"
         assert not peers.asked
+
+
+async def test_a_connection_whose_owner_cannot_be_asked_is_refused(tmp_path: Path) -> None:
+    calls = []
+
+    def failing(peer: Address, local: Address) -> bool:
+        calls.append(peer)
+        raise OSError(24, "Too many open files")
+
+    cfg = ServerConfig(data_dir=tmp_path)
+    store = Store(cfg)
+    client = TestClient(TestServer(build_api_app(cfg, store, HangingInvoker(), is_sandbox=failing)))
+    await client.start_server()
+    try:
+        for _ in range(2):
+            resp = await client.get("/2015-03-31/functions/")
+            assert resp.headers["X-Amzn-ErrorType"] == "AccessDeniedException"
+        assert len(calls) == 2  # not remembered: asked again
+    finally:
+        await client.close()
+        store.close()
