@@ -578,9 +578,6 @@ class RuncSandbox:
         self.attach_dir = attach_dir
         #: what is mounted at each attach point now (host source), for spares
         self.attached: dict[str, str | None] = dict.fromkeys(ATTACH_POINTS)
-        #: attach points that held a mount when runc started the container: runc copied
-        #: that mount privately, so no later remount reaches the container (see fits)
-        self._pinned: frozenset[str] = frozenset()
         self._on_log = on_log
         self._on_exit = on_exit
         self.net = netns.NetNamespace(f"{backend.tag}-{spec.env_id}")
@@ -641,10 +638,6 @@ class RuncSandbox:
         t0 = time.monotonic()
         _, tmp_source, _ = await asyncio.gather(network(), tmp(), attach_points())
         t1 = time.monotonic()
-        if self.attach_dir is not None:
-            # the directories most functions use, ready before any function asks
-            await self._mount_attached(b.likely_mounts())
-            self._pinned = frozenset(k for k, v in self.attached.items() if v is not None)
         plan = BundlePlan(
             spec=spec,
             rootfs=b.base_rootfs,
@@ -733,13 +726,7 @@ class RuncSandbox:
             and spec.nofile_limit == self.spec.nofile_limit
             and spec.image_rootfs is None
             and not (self._prestart is not None and self._runtime_differs(spec))
-            and not self._pinned_differs(spec)
         )
-
-    def _pinned_differs(self, spec: SandboxSpec) -> bool:
-        # e.g. a Node function's /var/lang on a spare built with the Python prefix in place
-        want = self.backend.mounts_for(spec)
-        return any(want[k] != self.attached[k] for k in self._pinned)
 
     def _runtime_differs(self, spec: SandboxSpec) -> bool:
         # a runtime pre-started from the mounted dirs may still hold them when it is killed,
@@ -783,7 +770,7 @@ class RuncSandbox:
         assert self.attach_dir is not None
         jobs = []
         for name, source in want.items():
-            if self.attached[name] != source and name not in self._pinned:
+            if self.attached[name] != source:
                 jobs.append(self._remount(name, source))
         await asyncio.gather(*jobs)
 
