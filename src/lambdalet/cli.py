@@ -277,7 +277,8 @@ def _ops_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         type=int,
         metavar="N",
         help="start a new environment whose runtime waits for a debugger on 127.0.0.1:N "
-        "(Python: debugpy, installed into the runtime on first use); Init and the invoke "
+        "(Python: debugpy, installed into the runtime on first use; Node.js: the "
+        "inspector, waiting until a debugger says run); Init and the invoke "
         "may then take 900 s",
     )
     endpoint(ip)

@@ -6,7 +6,13 @@ starts the next environment with:
 * Python: ``LAMBDALET_DEBUG_PORT`` and ``LAMBDALET_DEBUGPY_PATH`` in the runtime's
   environment; ``lambdalet_launch`` then calls ``debugpy.listen(("127.0.0.1", N))`` and
   ``debugpy.wait_for_client()`` before the Runtime Interface Client starts.
-* Node.js (the hook for the Node runtimes): ``NODE_OPTIONS=--inspect-brk=127.0.0.1:N``.
+* Node.js: ``LAMBDALET_DEBUG_PORT``; the runtime's ``index.mjs`` then opens the inspector
+  on ``127.0.0.1:N`` and calls ``inspector.waitForDebugger()`` before the Runtime Interface
+  Client loads: it goes on when a debugger sends ``Runtime.runIfWaitingForDebugger``,
+  which VS Code's attach sends once its breakpoints are set.  Not ``--inspect-brk``: that
+  would stop on the first line of lambdalet's ``index.mjs`` and the user would have to
+  continue past code that is not theirs; not ``NODE_OPTIONS`` either, which the function
+  may set itself (``--enable-source-maps``) and which child processes would inherit.
 
 Inside a sandbox the debugger listens on the sandbox's own loopback, in its network
 namespace; :class:`PortForward` listens on the host's ``127.0.0.1:N`` and connects each
@@ -47,8 +53,7 @@ def runtime_debug_env(runtime: str, port: int, debugpy_path: str | None) -> dict
             env[DEBUGPY_PATH_VAR] = debugpy_path
         return env
     if runtime.startswith("nodejs"):
-        # the Node runtimes' hook: the inspector, paused before the first line
-        return {"NODE_OPTIONS": f"--inspect-brk=127.0.0.1:{port}"}
+        return {DEBUG_PORT_VAR: str(port)}
     return {}
 
 

@@ -228,7 +228,7 @@ def invoke_command(args: argparse.Namespace) -> int:
             progress(
                 f"{function}: a new environment waits for a debugger on "
                 f"127.0.0.1:{args.debug_port}; attach one (VS Code: Python Debugger: Remote "
-                "Attach, see docs/operations.md) and the invoke goes on"
+                "Attach, or Node.js: Attach; see docs/operations.md) and the invoke goes on"
             )
         resp = with_progress(args.endpoint, lambda: lam.invoke(**kwargs), progress)
     except ValueError as e:

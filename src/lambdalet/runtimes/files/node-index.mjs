@@ -7,7 +7,15 @@
 // Runtime init ends and Function init begins (POST /2018-06-01/runtime/lambdalet/
 // function-init, lambdalet's own route), so the timeline shows Init's three parts.  The
 // answer is awaited and the connection closed: nothing of it remains.
+//
+// Another: with LAMBDALET_DEBUG_PORT=N (`lambdalet invoke --debug-port N`) the inspector
+// listens on 127.0.0.1:N (the platform forwards the host's port there) and the runtime
+// waits, before the client or the function's code loads, until a debugger has attached
+// and said "run" (Runtime.runIfWaitingForDebugger, which VS Code sends once it has set
+// its breakpoints): breakpoints in the handler bind as its file loads, with no stop on
+// this file's first line as --inspect-brk would make.
 import http from "node:http";
+import inspector from "node:inspector";
 
 const RIC_MAJOR = @RIC_MAJOR@;
 
@@ -40,6 +48,23 @@ function markFunctionInit() {
     req.end();
   });
 }
+
+function waitForDebugger() {
+  const port = process.env.LAMBDALET_DEBUG_PORT || "";
+  if (!/^[0-9]+$/.test(port)) return;
+  try {
+    // NODE_OPTIONS=--inspect... may have opened it already
+    if (!inspector.url()) inspector.open(Number(port), "127.0.0.1");
+    console.log(`lambdalet: waiting for a debugger on port ${port}`);
+    inspector.waitForDebugger();
+  } catch (err) {
+    console.log(`lambdalet: not waiting for a debugger: ${err.message}`);
+    return;
+  }
+  console.log("lambdalet: debugger attached");
+}
+
+waitForDebugger();
 
 if (RIC_MAJOR >= 4) {
   // 4.x starts itself when imported, reading _HANDLER and LAMBDA_TASK_ROOT
