@@ -114,7 +114,9 @@ def client() -> Iterator[Client]:
 
 @pytest.mark.usefixtures("node")
 def test_streamed_url_answers_as_the_function_writes(lam: Any, gate: Gate, client: Client) -> None:
-    name = create(lam, {"index.mjs": STREAMER}, handler="index.handler", runtime=RUNTIME)
+    name = create(
+        lam, {"index.mjs": STREAMER}, handler="index.handler", runtime=RUNTIME, Timeout=60
+    )
     url = stream_url(lam, name, Cors={"AllowOrigins": ["https://app.example"]})
     resp = client.get(url, {"gate": gate.url}, {"Origin": "https://app.example"})
     # status, headers and cookies from HttpResponseStream.from's prelude
@@ -127,7 +129,7 @@ def test_streamed_url_answers_as_the_function_writes(lam: Any, gate: Gate, clien
     assert resp.getheader("x-amzn-RequestId")
     assert resp.read(len(b"first;")) == b"first;"
     # the function is blocked on the gate, which opens only now: the body was streamed
-    assert not gate.opened.is_set()
+    assert gate.waiting.wait(30) and not gate.released.is_set()
     gate.opened.set()
     assert resp.read() == b"second;"
 
