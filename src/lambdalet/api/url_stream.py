@@ -99,7 +99,8 @@ async def _answer(
         log.warning("function URL %s: malformed streamed response: %s", url_id, e)
         return urls.with_cors(BAD_GATEWAY, cors)
     except _Cut as e:
-        # as on Lambda: the answer ends where the function failed, without a last chunk
+        # the answer ends where the function failed, without its last chunk, so that the
+        # client can tell (what Lambda sends on the wire is not documented)
         log.warning("function URL %s: the function failed mid-stream (%s)", url_id, e)
         if request.transport is not None:
             request.transport.close()
