@@ -52,12 +52,15 @@ class Gate:
     def __init__(self) -> None:
         self.opened = threading.Event()
         self.waiting = threading.Event()
+        #: the GET returned (opened, or given up after 30 s): the function went on
+        self.released = threading.Event()
         gate = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 gate.waiting.set()
                 gate.opened.wait(30)
+                gate.released.set()
                 self.send_response(200)
                 self.send_header("Content-Length", "0")
                 self.end_headers()

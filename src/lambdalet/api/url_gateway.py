@@ -4,8 +4,8 @@ authorizes it, invokes the function synchronously and answers as Lambda's URL fr
 does.  It runs as the outermost middleware of the API app, so URL requests never reach the
 Lambda API's routes or its SigV4 check of API calls.
 
-``InvokeMode: RESPONSE_STREAM`` is accepted and stored, but the answer is buffered here:
-streaming needs the Runtime API's streaming responses (docs/triggers.md).
+A URL in ``InvokeMode: RESPONSE_STREAM`` invokes as ``InvokeWithResponseStream`` does and
+answers as the function streams (``api/url_stream.py``).
 """
 
 from __future__ import annotations
@@ -23,12 +23,13 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from lambdalet.api import function_urls as urls
-from lambdalet.api import policies
+from lambdalet.api import policies, url_stream
 from lambdalet.api.arns import Scope, function_arn
 from lambdalet.api.auth import SigV4Verifier
 from lambdalet.api.render import REQUEST_ID_HEADER
 from lambdalet.api.validation import MAX_SYNC_PAYLOAD
 from lambdalet.clock import Clock
+from lambdalet.control.streaming import invoke_streaming
 from lambdalet.errors import LambdaApiError, TooManyRequestsException
 from lambdalet.model import InvokeInput, InvokeOutput, Invoker
 from lambdalet.store import Store
@@ -64,6 +65,11 @@ def _json_answer(status: int, body: object, **headers: str) -> web.Response:
 
 def _text_answer(status: int, text: str) -> web.Response:
     return web.Response(status=status, text=text, content_type="text/plain")
+
+
+_THROTTLED = urls.HttpAnswer(
+    429, [("Content-Type", "application/json")], b'{"Message":"Rate Exceeded."}'
+)
 
 
 def trace_id(epoch_s: float) -> str:
@@ -118,7 +124,8 @@ class UrlGateway:
     async def serve(self, request: web.Request, url_id: str, path: str) -> web.StreamResponse:
         request_id = str(uuid.uuid4())
         resp = await self._answer(request, url_id, path, request_id)
-        resp.headers[REQUEST_ID_HEADER] = request_id
+        if not resp.prepared:
+            resp.headers[REQUEST_ID_HEADER] = request_id
         return resp
 
     async def _answer(
@@ -165,6 +172,9 @@ class UrlGateway:
         cors = urls.cors_headers(cfg.cors, headers.get("origin"))
         if len(payload) > MAX_SYNC_PAYLOAD:
             return _render(urls.with_cors(urls.HttpAnswer(413, body=b"Payload Too Large"), cors))
+        if cfg.invoke_mode == "RESPONSE_STREAM":
+            streamed = await self._stream(request, cfg, payload, request_id, cors)
+            return streamed if isinstance(streamed, web.StreamResponse) else _render(streamed)
         answer = await self._invoke(cfg, payload, request_id)
         return _render(urls.with_cors(answer, cors))
 
@@ -216,22 +226,39 @@ class UrlGateway:
             }
         }
 
+    def _input(self, cfg: UrlConfig, payload: bytes, request_id: str) -> InvokeInput:
+        return invoke_input(
+            self.store,
+            function_arn(self.scope, cfg.function_name, cfg.qualifier or None),
+            cfg.function_name,
+            cfg.qualifier or None,
+            payload,
+            request_id,
+            self.draw,
+        )
+
+    async def _stream(
+        self,
+        request: web.Request,
+        cfg: UrlConfig,
+        payload: bytes,
+        request_id: str,
+        cors: list[tuple[str, str]],
+    ) -> web.StreamResponse | urls.HttpAnswer:
+        try:
+            streamed = await invoke_streaming(self.invoker, self._input(cfg, payload, request_id))
+        except TooManyRequestsException:
+            return urls.with_cors(_THROTTLED, cors)
+        except LambdaApiError as e:
+            log.warning("function URL %s: %s", cfg.url_id, e.message)
+            return urls.with_cors(url_stream.BAD_GATEWAY, cors)
+        return await url_stream.answer(request, streamed, cors, request_id, cfg.url_id)
+
     async def _invoke(self, cfg: UrlConfig, payload: bytes, request_id: str) -> urls.HttpAnswer:
         try:
-            out = await invoke_sync(
-                self.store,
-                self.invoker,
-                function_arn(self.scope, cfg.function_name, cfg.qualifier or None),
-                cfg.function_name,
-                cfg.qualifier or None,
-                payload,
-                request_id,
-                self.draw,
-            )
+            out = await self.invoker.invoke(self._input(cfg, payload, request_id))
         except TooManyRequestsException:
-            return urls.HttpAnswer(
-                429, [("Content-Type", "application/json")], b'{"Message":"Rate Exceeded."}'
-            )
+            return _THROTTLED
         except LambdaApiError as e:
             log.warning("function URL %s: %s", cfg.url_id, e.message)
             return urls.HttpAnswer(502, [("Content-Type", "text/plain")], b"Internal Server Error")
@@ -242,6 +269,27 @@ class UrlGateway:
         except urls.MalformedResponse as e:
             log.warning("function URL %s: malformed response: %s", cfg.url_id, e)
             return urls.HttpAnswer(502, [("Content-Type", "text/plain")], b"Internal Server Error")
+
+
+def invoke_input(
+    store: Store,
+    invoked_arn: str,
+    name: str,
+    qualifier: str | None,
+    payload: bytes,
+    request_id: str,
+    draw: Callable[[], float],
+) -> InvokeInput:
+    """The invoke an HTTP front end makes of a function (an alias's weights honoured);
+    raises the API's errors (ResourceNotFoundException ...)."""
+    record, alias = store.resolve(name, qualifier)
+    if alias is not None and alias.weights:
+        version = pick_version(alias, draw())
+        if version != record.version:
+            record = store.get_function(name, version)
+    return InvokeInput(
+        function=record, invoked_arn=invoked_arn, request_id=request_id, payload=payload
+    )
 
 
 async def invoke_sync(
@@ -256,15 +304,8 @@ async def invoke_sync(
 ) -> InvokeOutput:
     """One synchronous invoke of a function (an alias's weights honoured), as an HTTP front
     end makes it; raises the API's errors (TooManyRequestsException when throttled)."""
-    record, alias = store.resolve(name, qualifier)
-    if alias is not None and alias.weights:
-        version = pick_version(alias, draw())
-        if version != record.version:
-            record = store.get_function(name, version)
     return await invoker.invoke(
-        InvokeInput(
-            function=record, invoked_arn=invoked_arn, request_id=request_id, payload=payload
-        )
+        invoke_input(store, invoked_arn, name, qualifier, payload, request_id, draw)
     )
 
 

@@ -215,3 +215,76 @@ def test_host_routing() -> None:
     assert urls.url_id_of_host(f"{ID}.lambda-url.us-east-1.localhost") == ID
     assert urls.url_id_of_host("127.0.0.1") is None
     assert urls.iso_time(1686230418.244654) == "2023-06-08T13:20:18.244654Z"
+
+
+# ---------------------------------------------------------------- streamed answers
+
+PRELUDE = json.dumps(
+    {"statusCode": 201, "headers": {"X-A": "b", "Content-Length": "9"}, "cookies": ["c=1", "d=2"]}
+).encode()
+
+
+def test_prelude_split_across_chunks() -> None:
+    reader = urls.PreludeReader()
+    data = PRELUDE + b"\0" * 8 + b"hello"
+    # the prelude, the delimiter and the body may be cut anywhere
+    assert reader.feed(data[:5]) is None
+    assert reader.feed(data[5 : len(PRELUDE) + 3]) is None
+    got = reader.feed(data[len(PRELUDE) + 3 : -2])
+    assert got is not None
+    head, rest = got
+    assert head.status == 201
+    assert head.headers == [
+        ("X-A", "b"),  # Content-Length belongs to the connection, not to the function
+        ("Set-Cookie", "c=1"),
+        ("Set-Cookie", "d=2"),
+        ("Content-Type", "application/octet-stream"),
+    ]
+    assert rest == b"hel"
+
+
+def test_prelude_defaults_and_body_nuls_kept() -> None:
+    got = urls.PreludeReader().feed(
+        b'{"headers":{"content-type":"text/html"}}' + b"\0" * 8 + b"\0" * 9 + b"x"
+    )
+    assert got is not None
+    head, rest = got
+    assert (head.status, head.headers) == (200, [("content-type", "text/html")])
+    assert rest == b"\0" * 9 + b"x"
+
+
+def test_a_stream_that_never_wrote_is_a_plain_200() -> None:
+    reader = urls.PreludeReader()
+    assert reader.finish().status == 200
+    assert reader.finish().headers == [("Content-Type", "application/octet-stream")]
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"not json" + b"\0" * 8,
+        b"[1]" + b"\0" * 8,
+        b'{"statusCode": "200"}' + b"\0" * 8,
+        b'{"statusCode": 99}' + b"\0" * 8,
+        b'{"headers": ["a"]}' + b"\0" * 8,
+        b'{"cookies": "c=1"}' + b"\0" * 8,
+        b"{" + b" " * urls.MAX_PRELUDE_BYTES + b"}" + b"\0" * 8,
+    ],
+)
+def test_malformed_prelude(data: bytes) -> None:
+    with pytest.raises(urls.MalformedResponse):
+        urls.PreludeReader().feed(data)
+
+
+def test_prelude_without_end() -> None:
+    reader = urls.PreludeReader()
+    assert reader.feed(b'{"statusCode": 200}') is None
+    with pytest.raises(urls.MalformedResponse):
+        reader.finish()
+    with pytest.raises(urls.MalformedResponse):
+        reader.feed(b" " * urls.MAX_PRELUDE_BYTES)
+
+
+def test_stream_without_prelude() -> None:
+    assert urls.stream_head("text/plain") == urls.HttpAnswer(200, [("Content-Type", "text/plain")])
+    assert urls.stream_head(None).headers == [("Content-Type", "application/octet-stream")]
