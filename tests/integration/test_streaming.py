@@ -107,9 +107,11 @@ def test_first_chunk_arrives_while_the_function_still_runs(
     assert resp["ResponseStreamContentType"] == "text/plain"
     assert resp["ExecutedVersion"] == "$LATEST"
     first = next(events)
-    # the function is blocked on the gate, which opens only now: the chunk was streamed
-    assert not gate.opened.is_set()
     assert first == {"PayloadChunk": {"Payload": b"first;"}}
+    # the function is blocked on the gate (its GET arrived and has not returned), which
+    # opens only now: the chunk was streamed, not held until the function went on
+    assert gate.waiting.wait(30)
+    assert not gate.released.is_set()
     gate.opened.set()
     rest = list(events)
     assert rest[:-1] == [{"PayloadChunk": {"Payload": b"second;"}}]
