@@ -68,7 +68,9 @@ def handler(event, context):
 # CommonJS: is-number from the function's node_modules, camelcase from the layer's
 # nodejs/node_modules (NODE_PATH); import() resolves the function's own the ESM way.
 # Neither package is among the runtime's own modules, which NODE_PATH also reaches.
+# built-with.txt is written by the package's postinstall script: the Node npm ran on.
 NODE_APP = """
+const fs = require("fs");
 const isNumber = require("is-number");
 const camelCase = require("camelcase");
 
@@ -80,13 +82,19 @@ exports.handler = async (event) => {
     camel: camelCase(event.words),
     isNumber: require.resolve("is-number"),
     camelFile: require.resolve("camelcase"),
+    builtWithMine: fs.readFileSync(__dirname + "/../built-with.txt", "utf8") === process.version,
   };
 };
 """
 
 
-def _package(name: str, deps: dict[str, str]) -> str:
-    return json.dumps({"name": name, "version": "1.0.0", "private": True, "dependencies": deps})
+def _package(name: str, deps: dict[str, str], **more: Any) -> str:
+    package = {"name": name, "version": "1.0.0", "private": True, "dependencies": deps}
+    return json.dumps(package | more)
+
+
+#: an install script (as native addons have) records the Node that ran it
+POSTINSTALL = "node -e \"require('fs').writeFileSync('built-with.txt', process.version)\""
 
 
 def _env() -> dict[str, str]:
@@ -134,7 +142,9 @@ def app(server: Server, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path,
     (proj / "py" / "app.py").write_text(PY_APP)
     (proj / "py" / "requirements.txt").write_text("tabulate==0.9.0\n")
     (proj / "node" / "src" / "app.js").write_text(NODE_APP)
-    (proj / "node" / "package.json").write_text(_package("app", {"is-number": "7.0.0"}))
+    (proj / "node" / "package.json").write_text(
+        _package("app", {"is-number": "7.0.0"}, scripts={"postinstall": POSTINSTALL})
+    )
     layer = proj / "layers" / "node"
     (layer / "package.json").write_text(_package("deps", {"camelcase": "6.3.0"}))
     subprocess.run(  # the layer has a lockfile (npm ci), the function none (npm install)
@@ -156,8 +166,8 @@ def app(server: Server, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path,
 def test_both_functions_run_with_their_dependencies(lam: Any, app: tuple[Path, str, str]) -> None:
     _, prefix, said = app
     assert "PyFunction: installing requirements.txt with pip" in said, said
-    assert f"NodeFunction: installing package.json with npm install ({NODE})" in said, said
-    assert f"NodeDeps: installing package.json with npm ci ({NODE})" in said, said
+    assert f"NodeFunction: installing package.json with npm install ({NODE}, Node.js 22." in said
+    assert f"NodeDeps: installing package.json with npm ci ({NODE}, Node.js 22." in said, said
 
     py = invoke(lam, f"{prefix}-py", {"rows": [["a", 1], ["bb", 22]]})
     assert py.function_error is None, (py.payload, py.log)
@@ -174,6 +184,7 @@ def test_both_functions_run_with_their_dependencies(lam: Any, app: tuple[Path, s
         "camel": "samMixedApp",
         "isNumber": "/var/task/node_modules/is-number/index.js",
         "camelFile": "/opt/nodejs/node_modules/camelcase/index.js",
+        "builtWithMine": True,  # npm ran on the function's Node version
     }
 
 
