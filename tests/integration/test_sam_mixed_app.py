@@ -66,7 +66,8 @@ def handler(event, context):
 """
 
 # CommonJS: is-number from the function's node_modules, camelcase from the layer's
-# nodejs/node_modules (NODE_PATH); import() resolves the function's own the ESM way.
+# nodejs/node_modules (NODE_PATH); import() resolves the ES module way: the function's
+# own from its node_modules, the layer's through NODE_PATH (as Lambda's Node 18+ does).
 # Neither package is among the runtime's own modules, which NODE_PATH also reaches.
 # built-with.txt is written by the package's postinstall script: the Node npm ran on.
 NODE_APP = """
@@ -76,9 +77,11 @@ const camelCase = require("camelcase");
 
 exports.handler = async (event) => {
   const esm = await import("is-number");
+  const esmLayer = await import("camelcase");
   return {
     numbers: event.values.map((v) => isNumber(v)),
     esm: esm.default === isNumber,
+    esmLayer: esmLayer.default === camelCase,
     camel: camelCase(event.words),
     isNumber: require.resolve("is-number"),
     camelFile: require.resolve("camelcase"),
@@ -181,6 +184,7 @@ def test_both_functions_run_with_their_dependencies(lam: Any, app: tuple[Path, s
     assert node.json() == {
         "numbers": [True, True, False],
         "esm": True,
+        "esmLayer": True,
         "camel": "samMixedApp",
         "isNumber": "/var/task/node_modules/is-number/index.js",
         "camelFile": "/opt/nodejs/node_modules/camelcase/index.js",

@@ -7,7 +7,15 @@
 // Runtime init ends and Function init begins (POST /2018-06-01/runtime/lambdalet/
 // function-init, lambdalet's own route), so the timeline shows Init's three parts.  The
 // answer is awaited and the connection closed: nothing of it remains.
+//
+// As on Lambda, ES modules are also looked up in NODE_PATH (./esm-node-path.mjs), when
+// it names a folder that exists other than the runtime's own and the task root: a layer's
+// nodejs/node_modules, or folders the function named.  (The hooks cost start-up time, so
+// a function without such folders goes without them.)
+import { existsSync } from "node:fs";
 import http from "node:http";
+import module from "node:module";
+import { fileURLToPath } from "node:url";
 
 const RIC_MAJOR = @RIC_MAJOR@;
 
@@ -40,6 +48,25 @@ function markFunctionInit() {
     req.end();
   });
 }
+
+async function searchNodePath() {
+  const runtime = fileURLToPath(new URL(".", import.meta.url)).replace(/\/$/, "");
+  const task = process.env.LAMBDA_TASK_ROOT || "/var/task";
+  const dirs = (process.env.NODE_PATH || "")
+    .split(":")
+    .filter((d) => d.startsWith("/") && d !== runtime && !d.startsWith(`${runtime}/`));
+  if (!dirs.some((d) => d !== task && existsSync(d))) return;
+  const hooks = new URL("./esm-node-path.mjs", import.meta.url);
+  if (typeof module.registerHooks === "function") {
+    const { resolveSync, setDirs } = await import(hooks.href);
+    setDirs(dirs);
+    module.registerHooks({ resolve: resolveSync });
+  } else {
+    module.register(hooks, { data: { dirs } });
+  }
+}
+
+await searchNodePath();
 
 if (RIC_MAJOR >= 4) {
   // 4.x starts itself when imported, reading _HANDLER and LAMBDA_TASK_ROOT
