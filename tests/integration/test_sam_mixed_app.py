@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from lambdalet.ops import build
 from tests.integration.harness import HOST_PY, ROOT, Server, invoke, unique
 from tests.integration.node import ensure_node
 
@@ -134,9 +134,7 @@ def _deploy(server: Server, proj: Path) -> tuple[dict[str, Any], str]:
 @pytest.fixture(scope="module")
 def app(server: Server, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, str]:
     """The project, its function-name prefix and the first deploy's progress lines."""
-    if shutil.which("npm") is None and os.environ.get("CI"):
-        pytest.fail("npm is required in CI (Node.js dependency builds)")
-    ensure_node(server, NODE)
+    ensure_node(server, NODE)  # its Node's npm runs the builds: no host npm needed
     prefix = unique("mixed")
     proj = tmp_path_factory.mktemp("mixed") / "proj"
     for folder in ("py", "node/src", "layers/node"):
@@ -150,9 +148,11 @@ def app(server: Server, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path,
     )
     layer = proj / "layers" / "node"
     (layer / "package.json").write_text(_package("deps", {"camelcase": "6.3.0"}))
+    npm = build.runtime_npm(NODE)
     subprocess.run(  # the layer has a lockfile (npm ci), the function none (npm install)
-        ["npm", "install", "--package-lock-only", "--no-audit", "--no-fund"],
+        [*npm.argv, "install", "--package-lock-only", "--no-audit", "--no-fund"],
         cwd=layer,
+        env=npm.env(os.environ),
         check=True,
         capture_output=True,
         timeout=300,

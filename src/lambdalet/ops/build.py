@@ -232,7 +232,7 @@ def _pip_python(python_version: str) -> str:
     return pip_python_for(install) if install is not None else sys.executable
 
 
-def _npm(runtime: str) -> Npm:
+def runtime_npm(runtime: str) -> Npm:
     """npm of the runtime's Node when lambdalet has that Node (the host's of that major
     version or the one it installed for the runtime), else npm on PATH."""
     from lambdalet.runtimes.node import cache_dir, find_node, node_major
@@ -308,7 +308,7 @@ def build(manifest: Manifest, cache_root: Path, say: Say, label: str) -> Path:
     if done.is_dir():
         say(f"{label}: dependencies unchanged, using the build cache ({key[:12]})")
         return done
-    npm = _npm(manifest.runtime) if manifest.kind == "npm" else Npm(("npm",))
+    npm = runtime_npm(manifest.runtime) if manifest.kind == "npm" else Npm(("npm",))
     if manifest.kind == "pip":
         tool, what = "pip", PYTHON_MANIFEST
         detail = f"Python {manifest.python_version}, {PLATFORM}"
