@@ -243,3 +243,42 @@ def test_layer_modules_resolve_through_node_path(lam: Any) -> None:
     r = invoke(lam, name)
     assert r.function_error is None, r.payload
     assert r.json() == ["node22", "only-generic"]
+
+
+def test_es_modules_resolve_through_node_path_too(lam: Any) -> None:
+    """As Lambda's Node 18+ runtimes: an ES module handler imports a layer's packages
+    (NODE_PATH's order), which Node alone does only for require().  nodejs20.x has no
+    module.registerHooks: its hooks run on Node's loader thread."""
+    from tests.integration.harness import make_zip, unique
+
+    layer = lam.publish_layer_version(
+        LayerName=unique("esmlib"),
+        Content={
+            "ZipFile": make_zip(
+                {
+                    "nodejs/node_modules/shared/index.js": "module.exports = 'generic';",
+                    "nodejs/node_modules/only/package.json": '{"type": "module"}',
+                    "nodejs/node_modules/only/index.js": "export default 'only-esm';",
+                    "nodejs/node20/node_modules/shared/index.js": "module.exports = 'node20';",
+                }
+            )
+        },
+        CompatibleRuntimes=["nodejs20.x"],
+    )
+    code = (
+        "import shared from 'shared';\nimport only from 'only';\n"
+        "export const handler = async () => {\n"
+        "  const missing = await import('lambdalet-nope').catch((e) => e.code);\n"
+        "  return [shared, only, missing];\n"
+        "};\n"
+    )
+    name = create(
+        lam,
+        {"app.mjs": code},
+        handler="app.handler",
+        runtime="nodejs20.x",
+        Layers=[layer["LayerVersionArn"]],
+    )
+    r = invoke(lam, name)
+    assert r.function_error is None, r.payload
+    assert r.json() == ["node20", "only-esm", "ERR_MODULE_NOT_FOUND"]

@@ -3,10 +3,11 @@
 A Python function's ``requirements.txt`` is installed with pip for the function's Python
 version and Lambda's platform (manylinux wheels only, as Lambda cannot build sdists with
 a compiler it does not have); a Node.js function's ``package.json`` with npm (production
-dependencies; ``npm ci`` when a lockfile exists).  The dependencies land next to the code
-in the deployment package, as in ``.aws-sam/build/<Function>/``.  A layer with
-``Metadata: BuildMethod: python3.X`` or ``nodejs*`` is built into ``python/`` or
-``nodejs/`` of its zip, as ``sam build`` does.
+dependencies; ``npm ci`` when a lockfile exists), run by the function's own Node version
+when lambdalet has it, so install scripts and native addons build for the Node they run
+on.  The dependencies land next to the code in the deployment package, as in
+``.aws-sam/build/<Function>/``.  A layer with ``Metadata: BuildMethod: python3.X`` or
+``nodejs*`` is built into ``python/`` or ``nodejs/`` of its zip, as ``sam build`` does.
 
 Builds are cached under ``<template dir>/.lambdalet-build/deps/<key>``; the key is the hash
 of the dependency files, the runtime and the platform, so a redeploy (or a ``--watch``
@@ -137,12 +138,46 @@ def pip_command(python: str, requirements: Path, target: Path, python_version: s
     ]
 
 
-def npm_command(files: Sequence[str]) -> list[str]:
+@dataclass(frozen=True)
+class Npm:
+    """The npm a Node.js build runs: that of the runtime's own Node (``node_prefix``), else
+    the one on PATH (``node_prefix`` None)."""
+
+    argv: tuple[str, ...]  # ("npm",) or (node, npm-cli.js)
+    node_prefix: Path | None = None
+    node_version: str | None = None
+
+    @property
+    def detail(self) -> str:
+        return f"Node.js {self.node_version}" if self.node_version else "npm on PATH"
+
+    def env(self, base: Mapping[str, str]) -> dict[str, str]:
+        """``base`` for npm: its Node first on PATH (install scripts run ``node``), node-gyp
+        building against that Node's headers (nothing downloaded from nodejs.org)."""
+        env = dict(base)
+        env.pop("NODE_OPTIONS", None)
+        env.pop("NODE_PATH", None)
+        if self.node_prefix is not None:
+            env["PATH"] = f"{self.node_prefix / 'bin'}:{env.get('PATH', '/usr/bin:/bin')}"
+            env["npm_config_nodedir"] = str(self.node_prefix)
+        return env
+
+
+def npm_for(node: Path | None, npm: Path | None, prefix: Path | None, version: str | None) -> Npm:
+    """The runtime's Node (its executable, its npm, prefix and version) as an :class:`Npm`;
+    npm on PATH when there is no such Node or it has no npm of its own."""
+    if node is None or npm is None or prefix is None:
+        return Npm(("npm",))
+    argv = (str(node), str(npm)) if npm.suffix == ".js" else (str(npm),)
+    return Npm(argv, prefix, version)
+
+
+def npm_command(files: Sequence[str], npm: Npm = Npm(("npm",))) -> list[str]:
     """npm for production dependencies; ``npm ci`` (the lockfile exactly) when there is one."""
     common = ["--omit=dev", "--no-audit", "--no-fund"]
     if any(name in files for name in NODE_LOCKFILES):
-        return ["npm", "ci", *common]
-    return ["npm", "install", "--no-save", "--no-package-lock", *common]
+        return [*npm.argv, "ci", *common]
+    return [*npm.argv, "install", "--no-save", "--no-package-lock", *common]
 
 
 _PIP_MISSING = (
@@ -197,6 +232,20 @@ def _pip_python(python_version: str) -> str:
     return pip_python_for(install) if install is not None else sys.executable
 
 
+def runtime_npm(runtime: str) -> Npm:
+    """npm of the runtime's Node when lambdalet has that Node (the host's of that major
+    version or the one it installed for the runtime), else npm on PATH."""
+    from lambdalet.runtimes.node import cache_dir, find_node, node_major
+
+    try:
+        install = find_node(cache_dir(), node_major(runtime))
+    except ValueError:  # a Node.js version lambdalet does not run
+        install = None
+    if install is None:
+        return Npm(("npm",))
+    return npm_for(install.executable, install.npm(), install.prefix, install.version)
+
+
 def _run(cmd: Sequence[str], cwd: Path | None, env: Mapping[str, str]) -> tuple[int, str]:
     try:
         done = subprocess.run(
@@ -210,7 +259,12 @@ def _run(cmd: Sequence[str], cwd: Path | None, env: Mapping[str, str]) -> tuple[
             check=False,
         )
     except FileNotFoundError as e:
-        raise BuildError(f"cannot run {cmd[0]}: {e}") from None
+        hint = (
+            " (install Node.js, or the function's runtime with `lambdalet runtimes install`)"
+            if cmd[0] == "npm"
+            else ""
+        )
+        raise BuildError(f"cannot run {cmd[0]}: {e}{hint}") from None
     except subprocess.TimeoutExpired:
         raise BuildError(f"{cmd[0]} took more than {TIMEOUT_S:.0f} s") from None
     return done.returncode, done.stdout
@@ -224,7 +278,7 @@ def _tool_env() -> dict[str, str]:
     return env
 
 
-def _install(manifest: Manifest, out: Path) -> None:
+def _install(manifest: Manifest, out: Path, npm: Npm) -> None:
     """Install the dependencies into ``out`` (which exists and is empty)."""
     if manifest.kind == "pip":
         target = out / manifest.subdir if manifest.subdir else out
@@ -240,7 +294,7 @@ def _install(manifest: Manifest, out: Path) -> None:
         work.mkdir(parents=True, exist_ok=True)
         for name, content in manifest.files.items():
             (work / name).write_bytes(content)
-        rc, output = _run(npm_command(list(manifest.files)), work, _tool_env())
+        rc, output = _run(npm_command(list(manifest.files), npm), work, npm.env(_tool_env()))
         for name in manifest.files:  # the package keeps the source's own copies
             (work / name).unlink(missing_ok=True)
     if rc != 0:
@@ -254,15 +308,19 @@ def build(manifest: Manifest, cache_root: Path, say: Say, label: str) -> Path:
     if done.is_dir():
         say(f"{label}: dependencies unchanged, using the build cache ({key[:12]})")
         return done
-    tool = "pip" if manifest.kind == "pip" else " ".join(npm_command(list(manifest.files))[:2])
-    what = PYTHON_MANIFEST if manifest.kind == "pip" else NODE_MANIFEST
-    detail = f"Python {manifest.python_version}, {PLATFORM}" if tool == "pip" else manifest.runtime
+    npm = runtime_npm(manifest.runtime) if manifest.kind == "npm" else Npm(("npm",))
+    if manifest.kind == "pip":
+        tool, what = "pip", PYTHON_MANIFEST
+        detail = f"Python {manifest.python_version}, {PLATFORM}"
+    else:
+        tool, what = " ".join(npm_command(list(manifest.files))[:2]), NODE_MANIFEST
+        detail = f"{manifest.runtime}, {npm.detail}"
     say(f"{label}: installing {what} with {tool} ({detail})")
     tmp = cache_root / "deps" / f".{key}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     try:
-        _install(manifest, tmp)
+        _install(manifest, tmp, npm)
         if done.is_dir():  # another deploy built it meanwhile
             return done
         os.rename(tmp, done)

@@ -20,6 +20,7 @@ Layout under ``ServerConfig.runtimes_dir``::
 
     nodejs22.x/runtime/             mounted at /var/runtime
         bootstrap, index.mjs        launcher and entry point (files/node-*)
+        esm-node-path.mjs           ES module lookup in NODE_PATH, as Lambda's runtimes
         ca-cert.pem                 the host's CA bundle (NODE_EXTRA_CA_CERTS, as on Lambda)
         node_modules/aws-lambda-ric built client (a copy of the build below)
         .lambdalet-runtime.json     stamp: what was installed, for which Node
@@ -427,7 +428,12 @@ def _files(runtime_id: str) -> list[tuple[str, str, int]]:
         .read_text(encoding="utf-8")
         .replace("@RIC_MAJOR@", ric_version(major).split(".")[0])
     )
-    return [("bootstrap", boot, 0o755), ("index.mjs", index, 0o644)]
+    hooks = files.joinpath("node-esm-node-path.mjs").read_text(encoding="utf-8")
+    return [
+        ("bootstrap", boot, 0o755),
+        ("index.mjs", index, 0o644),
+        ("esm-node-path.mjs", hooks, 0o644),
+    ]
 
 
 def is_installed(

@@ -69,6 +69,30 @@ def test_npm_command_honours_the_lockfile() -> None:
         assert "--omit=dev" in cmd
 
 
+def test_npm_of_the_runtimes_node_builds_against_that_node(tmp_path: Path) -> None:
+    prefix = tmp_path / "node22"
+    cli = prefix / "lib/node_modules/npm/bin/npm-cli.js"
+    npm = build.npm_for(prefix / "bin/node", cli, prefix, "22.11.0")
+    assert build.npm_command(["package.json"], npm)[:3] == [
+        str(prefix / "bin/node"),
+        str(cli),
+        "install",
+    ]
+    assert npm.detail == "Node.js 22.11.0"
+    env = npm.env({"PATH": "/usr/bin", "NODE_OPTIONS": "--inspect", "NODE_PATH": "/x"})
+    assert env["PATH"] == f"{prefix / 'bin'}:/usr/bin"  # install scripts' `node`
+    assert env["npm_config_nodedir"] == str(prefix)  # node-gyp: this Node's headers
+    assert "NODE_OPTIONS" not in env and "NODE_PATH" not in env
+    # no Node of the runtime's version (or one without npm): npm on PATH, PATH as it was
+    for plain in (
+        build.npm_for(None, None, None, None),
+        build.npm_for(prefix / "bin/node", None, prefix, "22.11.0"),
+    ):
+        assert plain.argv == ("npm",) and plain.detail == "npm on PATH"
+        assert plain.env({"PATH": "/usr/bin"}) == {"PATH": "/usr/bin"}
+    assert build.npm_command(["package.json"])[0] == "npm"
+
+
 def test_failures_name_the_package(tmp_path: Path) -> None:
     pip_out = (
         "ERROR: Could not find a version that satisfies the requirement nopkg==1.0 "

@@ -14,8 +14,16 @@
 // and said "run" (Runtime.runIfWaitingForDebugger, which VS Code sends once it has set
 // its breakpoints): breakpoints in the handler bind as its file loads, with no stop on
 // this file's first line as --inspect-brk would make.
+//
+// As on Lambda, ES modules are also looked up in NODE_PATH (./esm-node-path.mjs), when
+// it names a folder that exists other than the runtime's own and the task root: a layer's
+// nodejs/node_modules, or folders the function named.  (The hooks cost start-up time, so
+// a function without such folders goes without them.)
+import { existsSync } from "node:fs";
 import http from "node:http";
 import inspector from "node:inspector";
+import module from "node:module";
+import { fileURLToPath } from "node:url";
 
 const RIC_MAJOR = @RIC_MAJOR@;
 
@@ -65,6 +73,25 @@ function waitForDebugger() {
 }
 
 waitForDebugger();
+
+async function searchNodePath() {
+  const runtime = fileURLToPath(new URL(".", import.meta.url)).replace(/\/$/, "");
+  const task = process.env.LAMBDA_TASK_ROOT || "/var/task";
+  const dirs = (process.env.NODE_PATH || "")
+    .split(":")
+    .filter((d) => d.startsWith("/") && d !== runtime && !d.startsWith(`${runtime}/`));
+  if (!dirs.some((d) => d !== task && existsSync(d))) return;
+  const hooks = new URL("./esm-node-path.mjs", import.meta.url);
+  if (typeof module.registerHooks === "function") {
+    const { resolveSync, setDirs } = await import(hooks.href);
+    setDirs(dirs);
+    module.registerHooks({ resolve: resolveSync });
+  } else {
+    module.register(hooks, { data: { dirs } });
+  }
+}
+
+await searchNodePath();
 
 if (RIC_MAJOR >= 4) {
   // 4.x starts itself when imported, reading _HANDLER and LAMBDA_TASK_ROOT
