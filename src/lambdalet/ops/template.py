@@ -153,6 +153,8 @@ class Template:
     mappings: Mapping[str, Mapping[str, Mapping[str, Any]]] = field(default_factory=dict)
     #: when a list, the resolver appends every use of a skipped resource's stand-in value
     references: list[Reference] | None = field(default=None, compare=False, repr=False)
+    #: Globals sections other than ``Function`` (``Api``, ``HttpApi``, ...): not merged
+    other_globals: tuple[str, ...] = ()
 
     def created(self, lid: str) -> bool:
         """Whether the resource is created: it has no Condition, or its Condition is true."""
@@ -437,6 +439,7 @@ def load_template(
         region=region,
         account_id=account_id,
         mappings=_mappings(doc.get("Mappings")),
+        other_globals=tuple(sorted(str(k) for k in globals_doc if k != "Function")),
     )
     conditions = _Conditions(template, doc.get("Conditions")).evaluate_all()
     for lid, res in merged.items():

@@ -125,6 +125,11 @@ def _extra(props: Mapping[str, Any], known: set[str]) -> list[str]:
 def plan_events(template: Template) -> EventPlans:
     out = EventPlans()
     r = _Resolver(template, {})
+    for section in template.other_globals:
+        out.notes.append(
+            f"Globals.{section}: not acted on by lambdalet (only Globals.Function is merged); "
+            "set these properties on each resource instead"
+        )
     for lid in template.function_ids():
         res = template.resources[lid]
         props = _props(lid, res)

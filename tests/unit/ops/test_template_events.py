@@ -115,3 +115,26 @@ def test_bad_events_name_resource_and_field(events: dict[str, Any]) -> None:
     with pytest.raises(PlanError) as e:
         plan_events(template(events))
     assert str(e.value).startswith("Fn")
+
+
+def test_globals_other_than_function_get_a_note() -> None:
+    doc = {
+        "Globals": {
+            "Function": {"Timeout": 5},
+            "Api": {"Cors": "'*'"},
+            "HttpApi": {"Auth": {}},
+        },
+        "Resources": {
+            "Fn": {
+                "Type": "AWS::Serverless::Function",
+                "Properties": {"Runtime": "python3.12", "Handler": "app.handler", "CodeUri": "src"},
+            }
+        },
+    }
+    notes = plan_events(load_template(doc, PurePath("/app"), stack_name="shop")).notes
+    assert [n for n in notes if n.startswith("Globals.")] == [
+        "Globals.Api: not acted on by lambdalet (only Globals.Function is merged); set these "
+        "properties on each resource instead",
+        "Globals.HttpApi: not acted on by lambdalet (only Globals.Function is merged); set these "
+        "properties on each resource instead",
+    ]
