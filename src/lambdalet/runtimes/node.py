@@ -628,7 +628,7 @@ async def ensure_node_runtime(config: ServerConfig, runtime_id: str) -> NodeRunt
         ready = _ready.get(key)
         if ready is None:
             ready = await asyncio.to_thread(
-                install_node_runtime, runtimes_dir, runtime_id, progress=log.warning
+                install_node_runtime, runtimes_dir, runtime_id, progress=log.info
             )
             _ready[key] = ready
     return ready
