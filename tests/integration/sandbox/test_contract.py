@@ -373,6 +373,26 @@ async def test_sandbox_localdomain_bind_and_reach(env: Env) -> None:
 async def test_two_sandboxes_same_port(make_env: Callable[..., Awaitable[Env]]) -> None:
     a, b = await make_env(), await make_env()
     if a.kind != "runc":
+        # the process backend reports it shares the host's network: the second bind of
+        # one port fails (on a port the kernel picked, so nothing else holds it)
+        assert a.backend.info().network == "host"
+        await a.py(
+            "import socket, time; s = socket.socket(); s.bind(('127.0.0.1', 0))\n"
+            "print(s.getsockname()[1], flush=True); time.sleep(30)",
+            "x",
+        )
+        await until(lambda: a.output("x").endswith("\n"))
+        port = int(a.output("x"))
+        ex, out = await b.run(
+            "import errno, socket\n"
+            "try:\n"
+            f"    socket.socket().bind(('127.0.0.1', {port})); print('bound')\n"
+            "except OSError as e:\n"
+            "    print(errno.errorcode[e.errno])\n",
+            "y",
+        )
+        assert (ex.exit_code, out) == (0, "EADDRINUSE\n")
+        await a.sb.kill_all()
         return
     code = (
         "import socket, time; s = socket.socket(); s.bind(('127.0.0.1', 4243))\n"
@@ -427,26 +447,32 @@ async def test_kill_all_and_destroy_leave_nothing(make_env: Callable[..., Awaita
     await e.sb.kill_all()
     assert {x.pid for x in e.exits} >= set(pids)
     assert all(x.signal == signal.SIGKILL for x in e.exits)
+    if e.kind == "runc":
+        # the checks below look for what this sandbox really holds: first see it there
+        await asyncio.to_thread(_assert_held, e, True)
     await e.sb.destroy()
     await e.sb.destroy()  # idempotent
     if e.kind == "runc":
-        await asyncio.to_thread(_assert_nothing_left, e)
+        await asyncio.to_thread(_assert_held, e, False)
 
 
-def _assert_nothing_left(e: Env) -> None:
-    from lambdalet.sandbox.runc import RuncBackend
+def _assert_held(e: Env, held: bool) -> None:
+    """Whether the host still holds ``e``'s container, cgroup, netns, mounts and files,
+    by the names the backend gave them (a spare keeps its own build-time names)."""
+    from lambdalet.sandbox.runc import RuncBackend, RuncSandbox, cgroup_relpath
 
-    env_id = e.spec.env_id
-    b = e.backend
-    assert isinstance(b, RuncBackend)
+    b, sb = e.backend, e.sb
+    assert isinstance(b, RuncBackend) and isinstance(sb, RuncSandbox)
+    env_dir = str(sb.env_dir)
     mounts = Path("/proc/self/mounts").read_text()
-    assert str(b.envs_dir / env_id) not in mounts
+    assert (env_dir in mounts) is held
     netns_out = subprocess.run(["ip", "netns"], capture_output=True, text=True).stdout
-    assert env_id not in netns_out
-    assert not any(cg.exists() for cg in [b.cgsys.group(f"lambdalet/{env_id}")])
+    assert (sb.net.name in netns_out.split()) is held, netns_out
+    assert b.cgsys.group(cgroup_relpath(b.tag, sb.cid)).exists() is held
     runc_list = subprocess.run(b.runc_cmd("list", "-q"), capture_output=True, text=True).stdout
-    assert env_id not in runc_list.split()
-    assert not (b.envs_dir / env_id).exists()
-    with contextlib.suppress(FileNotFoundError):
-        losetup = subprocess.run(["losetup", "-a"], capture_output=True, text=True).stdout
-        assert str(b.envs_dir / env_id) not in losetup
+    assert (sb.cid in runc_list.split()) is held, runc_list
+    assert sb.env_dir.exists() is held
+    if not held:
+        with contextlib.suppress(FileNotFoundError):
+            losetup = subprocess.run(["losetup", "-a"], capture_output=True, text=True).stdout
+            assert env_dir not in losetup
