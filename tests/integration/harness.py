@@ -27,6 +27,7 @@ import pytest
 from botocore.config import Config
 
 from lambdalet.env.log_records import plain_text, read_events
+from tests.needs import require
 
 ROOT = Path(__file__).resolve().parents[2]
 HOST_PY = f"python{sys.version_info.major}.{sys.version_info.minor}"
@@ -44,12 +45,7 @@ def sandbox_missing() -> str | None:
 
 
 def require_sandbox() -> None:
-    why = sandbox_missing()
-    if why is None:
-        return
-    if os.environ.get("CI"):
-        pytest.fail(f"the real sandbox is required in CI but cannot run: {why}")
-    pytest.skip(f"real sandbox unavailable: {why}")
+    require("the real sandbox", sandbox_missing())
 
 
 def free_port() -> int:

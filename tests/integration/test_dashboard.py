@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from tests.integration.harness import Server, create, invoke
+from tests.needs import require
 
 pytestmark = pytest.mark.integration
 
@@ -88,12 +89,7 @@ def chromium_binary() -> str | None:
 
 
 def require_browser() -> None:
-    why = browser_missing()
-    if why is None:
-        return
-    if os.environ.get("CI"):
-        pytest.fail(f"the headless browser is required in CI but cannot run: {why}")
-    pytest.skip(f"headless browser unavailable: {why}")
+    require("the headless browser", browser_missing())
 
 
 @pytest.fixture

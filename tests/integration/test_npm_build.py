@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import shutil
 import zipfile
 from pathlib import Path
@@ -15,6 +14,7 @@ import pytest
 from lambdalet.ops import build
 from lambdalet.ops.deploy import function_deps, function_zip, layer_zip
 from lambdalet.ops.template import FunctionPlan, LayerPlan
+from tests.needs import require
 
 pytestmark = pytest.mark.integration
 
@@ -28,10 +28,10 @@ PACKAGE = {
 
 @pytest.fixture(autouse=True)
 def _npm() -> None:
-    if shutil.which("npm") is None:
-        if os.environ.get("CI"):
-            pytest.fail("npm is required in CI (Node.js dependency builds)")
-        pytest.skip("npm is not installed")
+    require(
+        "npm (Node.js dependency builds)",
+        "npm is not installed" if shutil.which("npm") is None else None,
+    )
 
 
 def _names(data: bytes) -> set[str]:

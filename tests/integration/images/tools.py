@@ -4,7 +4,6 @@ from FROM-scratch Dockerfiles around a statically linked probe runtime (probe.c)
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import time
@@ -14,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pytest
+from tests.needs import require
 
 HERE = Path(__file__).resolve().parent
 TOOLS = ("skopeo", "umoci", "buildah", "docker-registry", "gcc", "busybox", "openssl")
@@ -22,12 +21,10 @@ TOOLS = ("skopeo", "umoci", "buildah", "docker-registry", "gcc", "busybox", "ope
 
 def require_image_tools() -> None:
     missing = [t for t in TOOLS if shutil.which(t) is None]
-    if not missing:
-        return
-    why = f"missing {', '.join(missing)} (lambdalet.sh installs them)"
-    if os.environ.get("CI"):
-        pytest.fail(f"image tools are required in CI: {why}")
-    pytest.skip(why)
+    require(
+        "the image tools",
+        f"missing {', '.join(missing)} (lambdalet.sh installs them)" if missing else None,
+    )
 
 
 def build_probe(out_dir: Path) -> Path:

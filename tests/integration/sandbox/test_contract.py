@@ -29,6 +29,7 @@ from lambdalet.sandbox.base import (
     SandboxSpec,
     SpawnError,
 )
+from tests.needs import require
 
 LANG = Path(os.path.realpath(sys.executable)).parent.parent
 #: runc-spare: every sandbox is a spare built in advance, then attached by create()
@@ -125,11 +126,7 @@ async def make_env(
     backend: SandboxBackend
     spares = variant == "runc-spare"
     if kind == "runc":
-        missing = runc_missing()
-        if missing:
-            if os.environ.get("CI"):
-                pytest.fail(f"runc backend unavailable in CI: {missing}")
-            pytest.skip(f"runc backend unavailable: {missing}")
+        require("the runc backend", runc_missing())
         from lambdalet.sandbox.runc import RuncBackend
 
         rb = RuncBackend(config, spares=1 if spares else 0, spare_ephemeral_mb=16)

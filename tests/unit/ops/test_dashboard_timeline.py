@@ -7,13 +7,12 @@ test (tests/integration/test_dashboard.py) checks the same drawing against a liv
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 from importlib import resources
 from typing import Any
 
-import pytest
+from tests.needs import require
 
 NODE = shutil.which("node") or shutil.which("nodejs")
 
@@ -33,10 +32,10 @@ def _segments_of_source() -> str:
 
 
 def segments(timeline: list[dict[str, Any]], now: float = 100.0) -> list[dict[str, Any]]:
-    if NODE is None:
-        if os.environ.get("CI"):
-            pytest.fail("node is required in CI for the dashboard's timeline unit test")
-        pytest.skip("node is not installed")
+    require(
+        "node (runs the dashboard's timeline code)",
+        "node is not installed" if NODE is None else None,
+    )
     script = (
         'function stripKey(d) { return (d || "").split(" ").pop(); }\n'
         + _segments_of_source()
