@@ -150,6 +150,21 @@ class Server:
     def log_tail(self) -> str:
         return self.log_path.read_text(errors="replace")[-6000:]
 
+    def environments(self, function: str) -> list[dict[str, Any]]:
+        """The live environments of one function, as the admin API lists them."""
+        with urllib.request.urlopen(f"{self.url}/lambdalet/admin/environments", timeout=5) as r:
+            return [e for e in json.loads(r.read())["Environments"] if e["function"] == function]
+
+    def wait_environments(self, function: str, *states: str, limit_s: float = 20.0) -> None:
+        """Wait until ``function`` has exactly one live environment in each of ``states``."""
+        deadline = time.monotonic() + limit_s
+        while True:
+            seen = sorted(e["state"] for e in self.environments(function))
+            if seen == sorted(states):
+                return
+            assert time.monotonic() < deadline, f"environments {seen}, waited for {states}"
+            time.sleep(0.02)
+
     def function_log(self, name: str) -> str:
         """A function's log as text (every event's message), read as the Logs API reads it."""
         return plain_text(read_events(self.data_dir / "logs", name))

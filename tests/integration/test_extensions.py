@@ -424,17 +424,18 @@ def test_slow_extension_does_not_hold_the_caller_but_counts_in_the_report(
     assert "Status: timeout" in t.log, t.log
 
 
-def test_extension_crash_mid_invoke_resets(lam: Any) -> None:
+def test_extension_crash_mid_invoke_resets(lam: Any, server: Server) -> None:
     arn = ext_layer(lam, "crasher", CRASHER)
     name = create(lam, {"app.py": HANDLER}, Layers=[arn], Timeout=10)
     assert invoke(lam, name).function_error is None
-    time.sleep(1.2)  # the extension's post-invoke wait: one environment, settled
+    # the extension's post-invoke wait: one environment, its invoke phase over
+    server.wait_environments(name, "Idle")
     r = invoke(lam, name, {"crash": True})
     assert r.function_error == "Unhandled"
     body = r.json()
     assert body["errorType"] == "Extension.Crash", body
     assert "Error Type: Extension.Crash" in r.log, r.log
-    time.sleep(1.2)
+    server.wait_environments(name, "NeedsInit")
     # the reset environment re-runs Init inside the next invoke
     again = invoke(lam, name)
     assert again.function_error is None, again.payload
