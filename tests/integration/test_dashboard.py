@@ -162,8 +162,11 @@ def test_dashboard_shows_the_lifecycle_live(server: Server, lam: Any, browser: A
 
     cold = invoke(lam, fast)
     # the server freezes an idle environment only after a short delay (back-to-back invokes
-    # skip the freeze): wait past it so the timeline has a frozen gap between the invokes
-    time.sleep(0.5)
+    # skip the freeze): wait for the freeze so the timeline has a frozen gap between the invokes
+    deadline = time.monotonic() + 10
+    while not any(e["frozen"] for e in server.environments(fast)):
+        assert time.monotonic() < deadline, server.environments(fast)
+        time.sleep(0.02)
     warm = invoke(lam, fast)
     assert cold.status == 200 and warm.status == 200, (cold, warm)
     late = invoke(lam, slow)
