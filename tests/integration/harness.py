@@ -30,6 +30,36 @@ from lambdalet.env.log_records import plain_text, read_events
 from tests.needs import require
 
 ROOT = Path(__file__).resolve().parents[2]
+#: the real AWS CLI (v1, from PyPI) in the project's venv
+AWS_CLI = ROOT / ".venv" / "bin" / "aws"
+
+
+def aws_cli(
+    url: str, service: str, *args: str, check: bool = True, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """``aws SERVICE ARGS... --endpoint-url URL --output json`` with test credentials and
+    no user config; with ``check``, a non-zero exit fails the test with the CLI's stderr."""
+    env = {
+        **os.environ,
+        "AWS_ACCESS_KEY_ID": "AKIDTEST",
+        "AWS_SECRET_ACCESS_KEY": "secret",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_CONFIG_FILE": "/dev/null",
+        "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+        "AWS_MAX_ATTEMPTS": "1",
+    }
+    proc = subprocess.run(
+        [str(AWS_CLI), service, *args, "--endpoint-url", url, "--output", "json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if check:
+        assert proc.returncode == 0, proc.stderr
+    return proc
+
+
 HOST_PY = f"python{sys.version_info.major}.{sys.version_info.minor}"
 
 

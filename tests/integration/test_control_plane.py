@@ -31,9 +31,8 @@ from lambdalet.api import build_api_app
 from lambdalet.config import ServerConfig
 from lambdalet.model import FunctionRecord, InvokeInput, InvokeOutput, ProvisionResult
 from lambdalet.store.sqlite import Store
+from tests.integration.harness import aws_cli
 
-ROOT = Path(__file__).resolve().parents[2]
-AWS_CLI = ROOT / ".venv" / "bin" / "aws"
 ROLE = "arn:aws:iam::123456789012:role/lambda-role"
 ARN = "arn:aws:lambda:us-east-1:123456789012"
 
@@ -820,25 +819,7 @@ def test_restart_keeps_functions_and_layers(tmp_path: Path) -> None:
 
 
 def aws(server: ApiServer, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "AWS_ACCESS_KEY_ID": "AKIDTEST",
-        "AWS_SECRET_ACCESS_KEY": "secret",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_CONFIG_FILE": "/dev/null",
-        "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
-        "AWS_MAX_ATTEMPTS": "1",
-    }
-    proc = subprocess.run(
-        [str(AWS_CLI), "lambda", *args, "--endpoint-url", server.url, "--output", "json"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    if check:
-        assert proc.returncode == 0, proc.stderr
-    return proc
+    return aws_cli(server.url, "lambda", *args, check=check)
 
 
 def test_aws_cli_every_operation(server: ApiServer, tmp_path: Path) -> None:

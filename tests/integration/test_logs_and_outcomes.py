@@ -10,7 +10,6 @@ named as Lambda names them and a traceback as one multi-line event.
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import time
@@ -19,11 +18,10 @@ from typing import Any
 
 import pytest
 
-from tests.integration.harness import ROOT, Server, create, invoke, lam, server
+from tests.integration.harness import Server, aws_cli, create, invoke, lam, server
 
 __all__ = ["lam", "server"]
 
-AWS_CLI = ROOT / ".venv" / "bin" / "aws"
 STREAM = re.compile(r"\d{4}/\d\d/\d\d/\[\$LATEST\][0-9a-f]{32}")
 
 RAISES = """
@@ -45,25 +43,7 @@ def metrics(server: Server) -> str:
 
 
 def aws(server: Server, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "AWS_ACCESS_KEY_ID": "x",
-        "AWS_SECRET_ACCESS_KEY": "x",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_CONFIG_FILE": "/dev/null",
-        "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
-        "AWS_MAX_ATTEMPTS": "1",
-    }
-    proc = subprocess.run(
-        [str(AWS_CLI), "logs", *args, "--endpoint-url", server.url, "--output", "json"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    if check:
-        assert proc.returncode == 0, proc.stderr
-    return proc
+    return aws_cli(server.url, "logs", *args, check=check, timeout=120)
 
 
 @pytest.fixture(scope="module")

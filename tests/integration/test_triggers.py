@@ -14,11 +14,10 @@ from typing import Any
 
 import pytest
 
-from tests.integration.harness import HOST_PY, ROOT, Server, create, unique
+from tests.integration.harness import HOST_PY, ROOT, Server, aws_cli, create, unique
 
 pytestmark = pytest.mark.integration
 
-AWS_CLI = ROOT / ".venv" / "bin" / "aws"
 
 ECHO = """
 import base64, json
@@ -41,25 +40,7 @@ def handler(event, context):
 
 
 def aws(server: Server, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "AWS_ACCESS_KEY_ID": "AKIDTEST",
-        "AWS_SECRET_ACCESS_KEY": "secret",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_CONFIG_FILE": "/dev/null",
-        "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
-        "AWS_MAX_ATTEMPTS": "1",
-    }
-    proc = subprocess.run(
-        [str(AWS_CLI), "lambda", *args, "--endpoint-url", server.url, "--output", "json"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    if check:
-        assert proc.returncode == 0, proc.stderr
-    return proc
+    return aws_cli(server.url, "lambda", *args, check=check)
 
 
 def http(
