@@ -64,7 +64,13 @@ from lambdalet.runtimes.description import (
     RuntimeDescription,
     Say,
 )
-from lambdalet.runtimes.python import RuntimeInstallError, _file_lock, _symlink, _write_file
+from lambdalet.runtimes.python import (
+    RuntimeInstallError,
+    _file_lock,
+    _replace_dir,
+    _symlink,
+    _write_file,
+)
 from lambdalet.sandbox.base import SandboxView
 
 log = logging.getLogger(__name__)
@@ -506,13 +512,7 @@ def install_node_runtime(
                 0o644,
             )
             _symlink(runtime_dir.parent / "lang", str(lang))
-            if runtime_dir.exists():
-                old = runtime_dir.with_name(f".runtime.old-{os.getpid()}")
-                os.rename(runtime_dir, old)
-                os.rename(tmp, runtime_dir)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                os.rename(tmp, runtime_dir)
+            _replace_dir(runtime_dir, tmp)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         say(

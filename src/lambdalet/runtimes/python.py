@@ -518,6 +518,17 @@ def _symlink(path: Path, target: str) -> None:
     os.replace(tmp, path)
 
 
+def _replace_dir(target: Path, new: Path) -> None:
+    """Put the finished folder ``new`` at ``target``, moving an older one aside first."""
+    if target.exists():
+        old = target.with_name(f".{target.name}.old-{os.getpid()}")
+        os.rename(target, old)
+        os.rename(new, target)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.rename(new, target)
+
+
 def _write_file(path: Path, text: str, mode: int) -> None:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     tmp.write_text(text, encoding="utf-8")
@@ -597,13 +608,7 @@ def _install_client(runtimes_dir: Path, install: PythonInstall, pip_python: str 
                 tmp, install, client, pip_python, use_cache=pip_python is None
             )
             _write_launchers(runtimes_dir, tmp, install)
-            if runtime_dir.exists():
-                old = runtimes_dir / f".python{install.minor_str}.old-{os.getpid()}"
-                os.rename(runtime_dir, old)
-                os.rename(tmp, runtime_dir)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                os.rename(tmp, runtime_dir)
+            _replace_dir(runtime_dir, tmp)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     return runtime_dir
@@ -742,13 +747,7 @@ def install_lang_layer(
                 opaque = _make_opaque(tmp / rel) and opaque
             stamp = _layer_stamp(install, sites, opaque)
             _write_file(tmp / LAYER_STAMP_NAME, json.dumps(stamp, indent=1) + "\n", 0o644)
-            if layer.exists():
-                old = runtimes_dir / f".python{install.minor_str}.lang.old-{os.getpid()}"
-                os.rename(layer, old)
-                os.rename(tmp, layer)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                os.rename(tmp, layer)
+            _replace_dir(layer, tmp)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     return layer
