@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import signal
 from collections.abc import Callable
@@ -15,28 +16,46 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from lambdalet.api.app import build_api_app
-from lambdalet.api.auth import is_loopback
-from lambdalet.api.presign import MAX_TTL_S
-from lambdalet.clock import SystemClock
+from lambdalet.api.app import ApiParts, build_api_app
+from lambdalet.api.arns import Scope
+from lambdalet.api.auth import UNSIGNED_PATHS, SigV4Verifier, is_loopback
+from lambdalet.api.guard import PeerCheck, sandbox_guard
+from lambdalet.api.handlers import Handlers
+from lambdalet.api.logs_handlers import LogsApi
+from lambdalet.api.presign import MAX_TTL_S, CodeUrlSigner
+from lambdalet.api.route_gateway import RouteGateway
+from lambdalet.api.tasks import BackgroundTasks
+from lambdalet.api.trigger_handlers import TriggerHandlers
+from lambdalet.api.url_gateway import UrlGateway
+from lambdalet.clock import Clock, SystemClock
 from lambdalet.config import ServerConfig
 from lambdalet.control.admin import RecentInvocations, build_admin_app
+from lambdalet.control.async_queue import AsyncQueue, RetryPolicy
+from lambdalet.control.concurrency import ConcurrencyLimits
 from lambdalet.control.invoker import PoolInvoker
 from lambdalet.control.launcher import RuntimeLauncher
 from lambdalet.control.metrics import Metrics, metrics_handler
 from lambdalet.control.pool import Pool, PoolSettings
+from lambdalet.control.provisioned import Provisioner
 from lambdalet.control.stats import FunctionStats
 from lambdalet.dashboard import build_dashboard_app
 from lambdalet.env.environment import EnvSettings
 from lambdalet.env.log_files import LogLimits, logged_functions, remove_logs
 from lambdalet.env.observer import FanOut
+from lambdalet.images.cache import ImageCache
 from lambdalet.images.service import cache_for
 from lambdalet.images.upload import upload_handler
+from lambdalet.model import Invoker
+from lambdalet.runtimes.python import fallback_notice, fallback_problem
+from lambdalet.sandbox import peers
 from lambdalet.sandbox.base import SandboxBackend
 from lambdalet.sandbox.detect import choose_backend
 from lambdalet.store.disk import secure
 from lambdalet.store.sqlite import Store
 from lambdalet.store.test_events import TestEvents
+from lambdalet.triggers.mappings import MappingManager
+from lambdalet.triggers.schedules import Region, ScheduleRunner
+from lambdalet.triggers.sqs_poller import SqsClientFactory, default_sqs_client
 
 log = logging.getLogger("lambdalet")
 
@@ -109,7 +128,7 @@ async def build_platform(config: ServerConfig) -> Platform:
     stats = FunctionStats()
     observer = FanOut(metrics, recent, stats)
     pool.observer = observer
-    api = build_api_app(
+    api = build_api(
         config,
         store,
         PoolInvoker(pool, observer),
@@ -130,6 +149,100 @@ async def build_platform(config: ServerConfig) -> Platform:
     api.add_subapp("/lambdalet/dashboard/", build_dashboard_app())
     api.router.add_get("/metrics", metrics_handler(metrics))
     return Platform(config, store, backend, pool, api)
+
+
+def _never(peer: tuple[str, int], local: tuple[str, int]) -> bool:
+    return False
+
+
+def _default_peer_check() -> PeerCheck:
+    """Socket-owner lookups where the kernel answers them (Linux); else none, said once."""
+    problem = peers.usable()
+    if problem is None:
+        return peers.from_sandbox
+    log.warning("%s: requests from sandboxes cannot be told apart", problem)
+    return _never
+
+
+def build_api(
+    config: ServerConfig,
+    store: Store,
+    invoker: Invoker,
+    *,
+    settle_delay_s: float = 0.0,
+    limits: ConcurrencyLimits | None = None,
+    clock: Clock | None = None,
+    is_sandbox: PeerCheck | None = None,
+    signer: CodeUrlSigner | None = None,
+    sqs_client_factory: SqsClientFactory | None = None,
+    images: ImageCache | None = None,
+) -> web.Application:
+    """The Lambda API over ``store`` and ``invoker``, with the asynchronous-invocation queue
+    and the provisioned-concurrency manager it owns (started and stopped with the app).
+
+    ``settle_delay_s``: how long after a create/update the function stays Pending/InProgress
+    (0: settled right after the response; tests raise it to observe the transient states).
+    ``limits``: the concurrency accounting shared with the pool (a fresh one if omitted).
+    ``is_sandbox``: tells connections made from inside a sandbox (refused unless signed;
+    by default :func:`lambdalet.sandbox.peers.from_sandbox`).
+    ``signer``: signs the code-download URLs (a fresh secret if omitted).
+    ``sqs_client_factory``: how event source mappings get an SQS client for a region (boto3's,
+    from the standard SDK configuration, if omitted).
+    """
+    clock = clock or SystemClock()
+    limits = limits or ConcurrencyLimits(config.account_concurrency)
+    for name, value in store.all_reserved_concurrency().items():
+        limits.set_reserved(name, value)
+    queue = AsyncQueue(
+        store,
+        invoker,
+        limits,
+        clock,
+        RetryPolicy(scale=config.async_delay_scale),
+        max_in_flight=config.async_workers,
+    )
+    provisioner = Provisioner(store, invoker, limits)
+    auth = SigV4Verifier(config, clock) if config.credentials else None
+    guard = sandbox_guard(
+        is_sandbox if is_sandbox is not None else _default_peer_check(),
+        signed_api=auth is not None,
+        open_prefixes=UNSIGNED_PATHS,
+    )
+    scope = Scope(config.region, config.account_id)
+    route_gateway = RouteGateway(scope, store, invoker, clock)
+    tasks = BackgroundTasks()
+    mappings = MappingManager(store, invoker, sqs_client_factory or default_sqs_client)
+    schedules = ScheduleRunner(store, queue.submit, clock, Region(config.region, config.account_id))
+    handlers = Handlers(
+        scope,
+        store,
+        invoker,
+        tasks,
+        settle_delay_s,
+        queue=queue,
+        limits=limits,
+        provisioner=provisioner,
+        signer=signer or CodeUrlSigner(clock, ttl_s=config.code_url_ttl_s),
+        images=images if images is not None else cache_for(config),
+        runtime_problem=functools.partial(fallback_problem, policy=config.python_fallback),
+        runtime_note=functools.partial(fallback_notice, policy=config.python_fallback),
+    )
+    return build_api_app(
+        ApiParts(
+            handlers=handlers,
+            triggers=TriggerHandlers(scope, store, clock, mappings, schedules, route_gateway),
+            logs=LogsApi(store, config.logs_dir, config.region, config.account_id),
+            tasks=tasks,
+            url_gateway=UrlGateway(scope, store, invoker, clock, auth),
+            route_gateway=route_gateway,
+            guard=guard,
+            auth=auth,
+            queue=queue,
+            provisioner=provisioner,
+            mappings=mappings,
+            schedules=schedules,
+        )
+    )
 
 
 class ConfigError(Exception):

@@ -27,7 +27,7 @@ from aiohttp import web
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from lambdalet.api import build_api_app
+from lambdalet.app import build_api
 from lambdalet.config import ServerConfig
 from lambdalet.model import FunctionRecord, InvokeInput, InvokeOutput, ProvisionResult
 from lambdalet.store.sqlite import Store
@@ -92,7 +92,7 @@ class RecordingInvoker:
 
 
 class ApiServer:
-    """build_api_app on 127.0.0.1 (a free port) in its own thread and event loop."""
+    """build_api on 127.0.0.1 (a free port) in its own thread and event loop."""
 
     def __init__(self, data_dir: Path, settle_delay_s: float = 0.0) -> None:
         self.config = ServerConfig(data_dir=data_dir)
@@ -120,7 +120,7 @@ class ApiServer:
         loop = self._loop
         asyncio.set_event_loop(loop)
         store = Store(self.config)
-        app = build_api_app(self.config, store, self.invoker, settle_delay_s=self.settle_delay_s)
+        app = build_api(self.config, store, self.invoker, settle_delay_s=self.settle_delay_s)
         runner = web.AppRunner(app)
         loop.run_until_complete(runner.setup())
         site = web.TCPSite(runner, "127.0.0.1", 0)

@@ -1,30 +1,29 @@
-"""The Lambda API application: route table, middleware, lifecycle of background tasks."""
+"""The Lambda API application: route table, middleware order, lifecycle of background tasks.
+
+It builds nothing: :func:`lambdalet.app.build_api` (the composition root) constructs the
+parts and hands them over as :class:`ApiParts`.
+"""
 
 from __future__ import annotations
 
-import functools
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from lambdalet.api import render
-from lambdalet.api.arns import Scope
-from lambdalet.api.auth import UNSIGNED_PATHS, SigV4Verifier
-from lambdalet.api.guard import PeerCheck, sandbox_guard
+from lambdalet.api.auth import SigV4Verifier
 from lambdalet.api.handlers import CODE_ROUTE, REQUEST_ID_KEY, Handlers
 from lambdalet.api.logs_handlers import LogsApi
-from lambdalet.api.presign import CodeUrlSigner
 from lambdalet.api.route_gateway import RouteGateway
 from lambdalet.api.tasks import BackgroundTasks
 from lambdalet.api.trigger_handlers import TriggerHandlers, trigger_routes
 from lambdalet.api.url_gateway import UrlGateway
 from lambdalet.api.validation import MAX_ZIP_REQUEST
-from lambdalet.clock import Clock, SystemClock
-from lambdalet.config import ServerConfig
-from lambdalet.control.async_queue import AsyncQueue, RetryPolicy
-from lambdalet.control.concurrency import ConcurrencyLimits
+from lambdalet.control.async_queue import AsyncQueue
 from lambdalet.control.provisioned import Provisioner
 from lambdalet.errors import (
     DiskFullException,
@@ -33,15 +32,9 @@ from lambdalet.errors import (
     ServiceException,
     UnknownOperationException,
 )
-from lambdalet.images import service as image_service
-from lambdalet.images.cache import ImageCache
-from lambdalet.model import Invoker
-from lambdalet.runtimes.python import fallback_notice, fallback_problem
-from lambdalet.store import Store
 from lambdalet.store.disk import is_disk_full
 from lambdalet.triggers.mappings import MappingManager
-from lambdalet.triggers.schedules import Region, ScheduleRunner
-from lambdalet.triggers.sqs_poller import SqsClientFactory, default_sqs_client
+from lambdalet.triggers.schedules import ScheduleRunner
 
 log = logging.getLogger(__name__)
 
@@ -158,113 +151,64 @@ async def aws_errors(request: web.Request, handler: Handler) -> web.StreamRespon
     return response
 
 
-def _never(peer: tuple[str, int], local: tuple[str, int]) -> bool:
-    return False
+@dataclass(frozen=True)
+class ApiParts:
+    """Every object the Lambda API's routes and middlewares are made of, built by the
+    composition root (:func:`lambdalet.app.build_api`); this module only assembles them."""
+
+    handlers: Handlers
+    triggers: TriggerHandlers
+    logs: LogsApi
+    tasks: BackgroundTasks
+    #: function URLs and template routes: outer middlewares, ahead of the API's own
+    url_gateway: UrlGateway
+    route_gateway: RouteGateway
+    #: refuses requests from inside a sandbox (api/guard.py)
+    guard: Middleware
+    #: SigV4 verification, when credentials are configured
+    auth: SigV4Verifier | None
+    queue: AsyncQueue
+    provisioner: Provisioner
+    mappings: MappingManager
+    schedules: ScheduleRunner
 
 
-def _default_peer_check() -> PeerCheck:
-    """Socket-owner lookups where the kernel answers them (Linux); else none, said once."""
-    from lambdalet.sandbox import peers
-
-    problem = peers.usable()
-    if problem is None:
-        return peers.from_sandbox
-    log.warning("%s: requests from sandboxes cannot be told apart", problem)
-    return _never
-
-
-def build_api_app(
-    config: ServerConfig,
-    store: Store,
-    invoker: Invoker,
-    *,
-    settle_delay_s: float = 0.0,
-    limits: ConcurrencyLimits | None = None,
-    clock: Clock | None = None,
-    is_sandbox: PeerCheck | None = None,
-    signer: CodeUrlSigner | None = None,
-    sqs_client_factory: SqsClientFactory | None = None,
-    images: ImageCache | None = None,
-) -> web.Application:
-    """The Lambda API over ``store`` and ``invoker``, with the asynchronous-invocation queue
-    and the provisioned-concurrency manager it owns (started and stopped with the app).
-
-    ``settle_delay_s``: how long after a create/update the function stays Pending/InProgress
-    (0: settled right after the response; tests raise it to observe the transient states).
-    ``limits``: the concurrency accounting shared with the pool (a fresh one if omitted).
-    ``is_sandbox``: tells connections made from inside a sandbox (refused unless signed;
-    by default :func:`lambdalet.sandbox.peers.from_sandbox`).
-    ``signer``: signs the code-download URLs (a fresh secret if omitted).
-    ``sqs_client_factory``: how event source mappings get an SQS client for a region (boto3's,
-    from the standard SDK configuration, if omitted).
-    """
-    clock = clock or SystemClock()
-    limits = limits or ConcurrencyLimits(config.account_concurrency)
-    for name, value in store.all_reserved_concurrency().items():
-        limits.set_reserved(name, value)
-    queue = AsyncQueue(
-        store,
-        invoker,
-        limits,
-        clock,
-        RetryPolicy(scale=config.async_delay_scale),
-        max_in_flight=config.async_workers,
-    )
-    provisioner = Provisioner(store, invoker, limits)
-    auth = SigV4Verifier(config, clock) if config.credentials else None
-    if is_sandbox is None:
-        is_sandbox = _default_peer_check()
-    guard = sandbox_guard(is_sandbox, signed_api=auth is not None, open_prefixes=UNSIGNED_PATHS)
-    scope = Scope(config.region, config.account_id)
+def build_api_app(parts: ApiParts) -> web.Application:
+    """The Lambda API's routes and middlewares over ``parts``; the asynchronous-invocation
+    queue, provisioned concurrency, event source mappings and schedules start and stop
+    with the app."""
     # function URLs and template routes first: their requests never reach the API's routes,
     # its sandbox guard (a function may call a public URL, as on AWS) or its SigV4 check
-    gateway = UrlGateway(scope, store, invoker, clock, auth)
-    http_routes = RouteGateway(scope, store, invoker, clock)
     app = web.Application(
-        middlewares=[gateway.middleware, http_routes.middleware, aws_errors, guard]
-        + ([] if auth is None else [auth.middleware]),
+        middlewares=[
+            parts.url_gateway.middleware,
+            parts.route_gateway.middleware,
+            aws_errors,
+            parts.guard,
+        ]
+        + ([] if parts.auth is None else [parts.auth.middleware]),
         client_max_size=CLIENT_MAX_SIZE,
     )
-    tasks = BackgroundTasks()
-    handlers = Handlers(
-        scope,
-        store,
-        invoker,
-        tasks,
-        settle_delay_s,
-        queue=queue,
-        limits=limits,
-        provisioner=provisioner,
-        signer=signer or CodeUrlSigner(clock, ttl_s=config.code_url_ttl_s),
-        images=images if images is not None else image_service.cache_for(config),
-        runtime_problem=functools.partial(fallback_problem, policy=config.python_fallback),
-        runtime_note=functools.partial(fallback_notice, policy=config.python_fallback),
-    )
-    app[TASKS_KEY] = tasks
-    app[HANDLERS_KEY] = handlers
-    app[QUEUE_KEY] = queue
-    app.add_routes(routes(handlers))
+    app[TASKS_KEY] = parts.tasks
+    app[HANDLERS_KEY] = parts.handlers
+    app[QUEUE_KEY] = parts.queue
+    app.add_routes(routes(parts.handlers))
     # the CloudWatch Logs read API (JSON 1.1: every operation is POST / with X-Amz-Target)
-    logs = LogsApi(store, config.logs_dir, config.region, config.account_id)
-    app.router.add_post("/", logs.handle, name="CloudWatchLogs")
-    mappings = MappingManager(store, invoker, sqs_client_factory or default_sqs_client)
-    schedules = ScheduleRunner(store, queue.submit, clock, Region(config.region, config.account_id))
-    app.add_routes(
-        trigger_routes(TriggerHandlers(scope, store, clock, mappings, schedules, http_routes))
-    )
+    app.router.add_post("/", parts.logs.handle, name="CloudWatchLogs")
+    app.add_routes(trigger_routes(parts.triggers))
 
     async def start(_: web.Application) -> None:
-        queue.start()
-        provisioner.restore()
-        mappings.restore()
-        schedules.start()
+        parts.queue.start()
+        parts.provisioner.restore()
+        parts.mappings.restore()
+        parts.schedules.start()
 
     async def stop(_: web.Application) -> None:
-        await schedules.close()
-        await mappings.close()
-        await queue.close()
-        await provisioner.close()
-        await tasks.close()
+        await parts.schedules.close()
+        await parts.mappings.close()
+        await parts.queue.close()
+        await parts.provisioner.close()
+        await parts.tasks.close()
 
     app.on_startup.append(start)
     app.on_shutdown.append(stop)

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from lambdalet.api import TASKS_KEY, build_api_app
+from lambdalet.api import TASKS_KEY
 from lambdalet.api.app import CLIENT_MAX_SIZE, HANDLERS_KEY
+from lambdalet.app import build_api
 from lambdalet.config import ServerConfig
 from lambdalet.model import FunctionRecord, InvokeInput, InvokeOutput, ProvisionResult
 from lambdalet.store import Store
@@ -49,7 +50,7 @@ async def api(tmp_path: Path) -> AsyncIterator[tuple[TestClient, HangingInvoker]
     config = ServerConfig(data_dir=tmp_path)
     store = Store(config)
     invoker = HangingInvoker()
-    client = TestClient(TestServer(build_api_app(config, store, invoker)))
+    client = TestClient(TestServer(build_api(config, store, invoker)))
     await client.start_server()
     yield client, invoker
     await client.close()

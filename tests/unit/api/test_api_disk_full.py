@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from lambdalet.api import TASKS_KEY, build_api_app
+from lambdalet.api import TASKS_KEY
 from lambdalet.api import handlers as handlers_module
+from lambdalet.app import build_api
 from lambdalet.config import ServerConfig
 from lambdalet.errors import DiskFullException
 from lambdalet.store import Store
@@ -34,7 +35,7 @@ CREATE = {
 async def api(tmp_path: Path) -> AsyncIterator[tuple[TestClient, Store]]:
     config = ServerConfig(data_dir=tmp_path)
     store = Store(config)
-    client = TestClient(TestServer(build_api_app(config, store, HangingInvoker())))
+    client = TestClient(TestServer(build_api(config, store, HangingInvoker())))
     await client.start_server()
     yield client, store
     await client.close()

@@ -27,7 +27,7 @@ from botocore.serialize import create_serializer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lambdalet.api import build_api_app
+from lambdalet.app import build_api
 from lambdalet.config import ServerConfig
 from lambdalet.model import FunctionRecord, InvokeInput, InvokeOutput, ProvisionResult
 from lambdalet.store import Store
@@ -67,7 +67,7 @@ class Served:
     def _run(self) -> None:
         asyncio.set_event_loop(self.loop)
         store = Store(self.config)
-        runner = web.AppRunner(build_api_app(self.config, store, EchoInvoker()))
+        runner = web.AppRunner(build_api(self.config, store, EchoInvoker()))
         self.loop.run_until_complete(runner.setup())
         site = web.TCPSite(runner, "127.0.0.1", 0)
         self.loop.run_until_complete(site.start())

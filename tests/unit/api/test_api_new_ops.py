@@ -17,8 +17,9 @@ from urllib.parse import quote, urlsplit
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from lambdalet.api import TASKS_KEY, build_api_app
+from lambdalet.api import TASKS_KEY
 from lambdalet.api.app import HANDLERS_KEY
+from lambdalet.app import build_api
 from lambdalet.config import ServerConfig
 from lambdalet.model import FunctionRecord, InvokeInput, InvokeOutput, ProvisionResult
 from lambdalet.store import Store
@@ -86,7 +87,7 @@ async def api(tmp_path: Path) -> AsyncIterator[Api]:
     config = ServerConfig(data_dir=tmp_path)
     store = Store(config)
     invoker = RecordingInvoker()
-    client = TestClient(TestServer(build_api_app(config, store, invoker)))
+    client = TestClient(TestServer(build_api(config, store, invoker)))
     await client.start_server()
     yield Api(client, invoker)
     await client.close()

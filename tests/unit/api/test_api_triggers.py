@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from lambdalet.api import TASKS_KEY, build_api_app
+from lambdalet.api import TASKS_KEY
+from lambdalet.app import build_api
 from lambdalet.config import ServerConfig
 from lambdalet.errors import LambdaApiError, TooManyRequestsException
 from lambdalet.model import FunctionRecord, InvokeInput, InvokeOutput, ProvisionResult
@@ -79,7 +80,7 @@ async def api(tmp_path: Path) -> AsyncIterator[Api]:
     config = ServerConfig(data_dir=tmp_path)
     store = Store(config)
     invoker = ScriptedInvoker()
-    client = TestClient(TestServer(build_api_app(config, store, invoker)))
+    client = TestClient(TestServer(build_api(config, store, invoker)))
     await client.start_server()
     a = Api(client, invoker)
     body = {
@@ -275,7 +276,7 @@ async def test_with_server_credentials_urls_skip_api_signing_and_iam_urls_verify
     config = ServerConfig(data_dir=tmp_path, credentials=(("AKIDGOOD", "right-secret"),))
     store = Store(config)
     invoker = ScriptedInvoker()
-    client = TestClient(TestServer(build_api_app(config, store, invoker)))
+    client = TestClient(TestServer(build_api(config, store, invoker)))
     await client.start_server()
     base = f"http://{client.host}:{client.port}"
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from lambdalet.api import build_api_app
+from lambdalet.app import build_api
 from lambdalet.config import ServerConfig
 from lambdalet.store import Store
 from tests.unit.api.test_api_app import HangingInvoker
@@ -33,7 +33,7 @@ class Peers:
 async def _client(tmp_path: Path, peers: Peers, **config: Any) -> AsyncIterator[TestClient]:
     cfg = ServerConfig(data_dir=tmp_path, **config)
     store = Store(cfg)
-    app = build_api_app(cfg, store, HangingInvoker(), is_sandbox=peers)
+    app = build_api(cfg, store, HangingInvoker(), is_sandbox=peers)
     client = TestClient(TestServer(app))
     await client.start_server()
     try:
@@ -109,7 +109,7 @@ async def test_a_connection_whose_owner_cannot_be_asked_is_refused(tmp_path: Pat
 
     cfg = ServerConfig(data_dir=tmp_path)
     store = Store(cfg)
-    client = TestClient(TestServer(build_api_app(cfg, store, HangingInvoker(), is_sandbox=failing)))
+    client = TestClient(TestServer(build_api(cfg, store, HangingInvoker(), is_sandbox=failing)))
     await client.start_server()
     try:
         for _ in range(2):

@@ -19,7 +19,8 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from moto.server import ThreadedMotoServer
 
-from lambdalet.api import TASKS_KEY, build_api_app
+from lambdalet.api import TASKS_KEY
+from lambdalet.app import build_api
 from lambdalet.config import ServerConfig
 from lambdalet.model import FunctionRecord, InvokeInput, InvokeOutput, ProvisionResult
 from lambdalet.store import Store
@@ -86,7 +87,7 @@ async def env(
     config = ServerConfig(data_dir=tmp_path)
     store = Store(config)
     fn = QueueFunction()
-    client = TestClient(TestServer(build_api_app(config, store, fn)))
+    client = TestClient(TestServer(build_api(config, store, fn)))
     await client.start_server()
     body = {
         "FunctionName": "fn",
