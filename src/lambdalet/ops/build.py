@@ -29,6 +29,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from lambdalet.ops.settings import client_settings
+
 Say = Callable[[str], None]
 
 #: bumped when what a build produces changes (the cache then rebuilds)
@@ -271,7 +273,7 @@ def _run(cmd: Sequence[str], cwd: Path | None, env: Mapping[str, str]) -> tuple[
 
 
 def _tool_env() -> dict[str, str]:
-    env = dict(os.environ)
+    env = dict(client_settings().environ)
     for name in ("PYTHONPATH", "PYTHONHOME", "PIP_TARGET", "PIP_PREFIX", "PIP_USER"):
         env.pop(name, None)
     env["NODE_ENV"] = "production"

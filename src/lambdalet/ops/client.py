@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
-DEFAULT_ENDPOINT = os.environ.get("LAMBDALET_ENDPOINT", "http://127.0.0.1:9000")
+from lambdalet.ops.settings import ClientSettings, client_settings
+
+#: $LAMBDALET_ENDPOINT, else the server's default address
+DEFAULT_ENDPOINT = client_settings().endpoint
 
 
 class ServerUnreachable(Exception):
@@ -72,8 +74,8 @@ def admin_environments(endpoint: str) -> list[dict[str, Any]]:
 class Style:
     """ANSI colours, only when the stream is a terminal and NO_COLOR is unset."""
 
-    def __init__(self, stream: TextIO) -> None:
-        self.on = stream.isatty() and not os.environ.get("NO_COLOR")
+    def __init__(self, stream: TextIO, settings: ClientSettings | None = None) -> None:
+        self.on = stream.isatty() and (settings or client_settings()).colour
 
     def _c(self, code: str, text: str) -> str:
         return f"\x1b[{code}m{text}\x1b[0m" if self.on else text

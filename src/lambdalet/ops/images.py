@@ -9,7 +9,6 @@ buildah keeps its images (and base images it pulled) under ``$LAMBDALET_BUILDAH_
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import tempfile
 import urllib.error
@@ -18,6 +17,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from lambdalet.ops.settings import client_settings
 from lambdalet.ops.template import DockerBuild, FunctionPlan
 
 BUILD_TIMEOUT_S = 1800
@@ -34,10 +34,7 @@ class BuiltImage:
 
 
 def buildah_root() -> Path:
-    root = os.environ.get("LAMBDALET_BUILDAH_ROOT")
-    if root:
-        return Path(root)
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "lambdalet/buildah"
+    return client_settings().buildah_root
 
 
 def _buildah(*args: str) -> None:

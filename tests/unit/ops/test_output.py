@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import pytest
 
 from lambdalet.ops.client import Style, human_age, state_colour, table
+from lambdalet.ops.settings import load
+
+HOME = Path("/home/someone")
 
 
 class _Tty(io.StringIO):
@@ -20,11 +24,10 @@ def test_no_colours_off_a_terminal() -> None:
     assert style.red("x") == "x"
 
 
-def test_colours_on_a_terminal_unless_no_color(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("NO_COLOR", raising=False)
-    assert Style(_Tty()).red("x") == "\x1b[31mx\x1b[0m"
-    monkeypatch.setenv("NO_COLOR", "1")
-    assert not Style(_Tty()).on
+def test_colours_on_a_terminal_unless_no_color() -> None:
+    assert Style(_Tty(), load({}, HOME)).red("x") == "\x1b[31mx\x1b[0m"
+    assert Style(_Tty(), load({"NO_COLOR": ""}, HOME)).on
+    assert not Style(_Tty(), load({"NO_COLOR": "1"}, HOME)).on
 
 
 def test_table_aligns_columns() -> None:
@@ -32,9 +35,8 @@ def test_table_aligns_columns() -> None:
     assert out.splitlines() == ["A          LONGER", "wide cell  1", "x          22"]
 
 
-def test_coloured_cells_keep_alignment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("NO_COLOR", raising=False)
-    style = Style(_Tty())
+def test_coloured_cells_keep_alignment() -> None:
+    style = Style(_Tty(), load({}, HOME))
     out = table(
         ["STATE", "N"],
         [["Idle", "1"], ["Invoking", "2"]],
