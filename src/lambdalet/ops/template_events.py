@@ -13,13 +13,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from lambdalet.ops.template import (
-    SERVERLESS_FUNCTION,
-    PlanError,
-    Template,
-    _props,
-    _Resolver,
-)
+from lambdalet.ops.template import SERVERLESS_FUNCTION, PlanError, Template
+from lambdalet.ops.template.fields import resource_props
+from lambdalet.ops.template.intrinsics import Resolver
 
 #: function properties the deploy acts on (plans in ops/template.py, events here); any
 #: other property of a function gets a note
@@ -124,7 +120,7 @@ def _extra(props: Mapping[str, Any], known: set[str]) -> list[str]:
 
 def plan_events(template: Template) -> EventPlans:
     out = EventPlans()
-    r = _Resolver(template, {})
+    r = Resolver(template, {})
     for section in template.other_globals:
         out.notes.append(
             f"Globals.{section}: not acted on by lambdalet (only Globals.Function is merged); "
@@ -132,7 +128,7 @@ def plan_events(template: Template) -> EventPlans:
         )
     for lid in template.function_ids():
         res = template.resources[lid]
-        props = _props(lid, res)
+        props = resource_props(lid, res)
         fn = template.function_name(lid)
         alias = r.prop(props, "AutoPublishAlias", lid)
         qualifier = alias if isinstance(alias, str) else None
@@ -312,7 +308,7 @@ def api_specs(template: Template, plans: EventPlans) -> list[dict[str, Any]]:
     """The ``Apis`` body of ``PUT /lambdalet/triggers/stacks/<stack>/apis``: the routes
     grouped by API, with the stage, stage variables and binary media types of the API's
     resource when the template declares one.  Notes what else an API resource sets."""
-    r = _Resolver(template, {})
+    r = Resolver(template, {})
     out: dict[tuple[str, str], dict[str, Any]] = {}
     for route in plans.routes:
         key = (route.kind, route.api)
@@ -328,7 +324,7 @@ def api_specs(template: Template, plans: EventPlans) -> list[dict[str, Any]]:
                         f"Events.{route.event}",
                         f"{route.api} is not an {wanted}",
                     )
-                props = _props(route.api, res)
+                props = resource_props(route.api, res)
                 known = (
                     API_RESOURCE_PROPS[SERVERLESS_API]
                     if route.kind == "Api"
