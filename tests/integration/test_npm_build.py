@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from lambdalet.ops import build
-from lambdalet.ops.deploy import function_deps, function_zip, layer_zip
+from lambdalet.ops.packaging import function_deps, function_zip, layer_zip
 from lambdalet.ops.template import FunctionPlan, LayerPlan
 from tests.needs import require
 

@@ -26,7 +26,8 @@ from lambdalet.ops.client import (
     table,
     with_progress,
 )
-from lambdalet.ops.deploy import DeployError, DeployResult, deploy
+from lambdalet.ops.deploy import deploy
+from lambdalet.ops.deploy_common import DeployError, DeployResult
 from lambdalet.ops.template import PlanError, Template
 from lambdalet.ops.template_events import api_specs, plan_events, skipped_hint
 

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from lambdalet.ops.deploy import SKIPPED_DIRS
+from lambdalet.ops.packaging import SKIPPED_DIRS
 
 Snapshot = dict[str, tuple[int, int, int]]
 

@@ -10,7 +10,9 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from lambdalet.ops.deploy import DeployError, deploy_function, deploy_layer, zip_dir
+from lambdalet.ops.deploy_common import DeployError
+from lambdalet.ops.deploy_steps import deploy_function, deploy_layer
+from lambdalet.ops.packaging import zip_dir
 from lambdalet.ops.stack import stack_tags
 from lambdalet.ops.template import FunctionPlan, LayerPlan, PlanError
 
@@ -105,7 +107,7 @@ class FakeLambda:
 
 
 def _sha(data: bytes) -> str:
-    from lambdalet.ops.deploy import sha256_b64
+    from lambdalet.ops.packaging import sha256_b64
 
     return sha256_b64(data)
 

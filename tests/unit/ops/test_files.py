@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from lambdalet.ops.deploy import sha256_b64, zip_dir, zip_inline
 from lambdalet.ops.loader import find_source, load
+from lambdalet.ops.packaging import sha256_b64, zip_dir, zip_inline
 from lambdalet.ops.template import PlanError
 from lambdalet.ops.watch import changed, snapshot, watch
 
