@@ -149,10 +149,9 @@ def get_function(
 
 
 def list_functions(page: Page[FunctionRecord], scope: Scope) -> dict[str, Any]:
-    out: dict[str, Any] = {"Functions": [function_configuration(r, scope) for r in page.items]}
-    if page.next_after is not None:
-        out["NextMarker"] = encode_marker(page.next_after)
-    return out
+    return paged(
+        "Functions", [function_configuration(r, scope) for r in page.items], page.next_after
+    )
 
 
 def layer_version(record: LayerVersionRecord, code_location: str) -> dict[str, Any]:
@@ -191,36 +190,31 @@ def layer_versions_item(record: LayerVersionRecord) -> dict[str, Any]:
 
 
 def list_layer_versions(page: Page[LayerVersionRecord]) -> dict[str, Any]:
-    out: dict[str, Any] = {"LayerVersions": [layer_versions_item(r) for r in page.items]}
-    if page.next_after is not None:
-        out["NextMarker"] = encode_marker(page.next_after)
-    return out
+    return paged("LayerVersions", [layer_versions_item(r) for r in page.items], page.next_after)
 
 
 def list_layers(page: Page[LayerVersionRecord]) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "Layers": [
+    return paged(
+        "Layers",
+        [
             {
                 "LayerName": r.name,
                 "LayerArn": r.layer_arn,
                 "LatestMatchingVersion": layer_versions_item(r),
             }
             for r in page.items
-        ]
-    }
-    if page.next_after is not None:
-        out["NextMarker"] = encode_marker(page.next_after)
-    return out
+        ],
+        page.next_after,
+    )
 
 
 # ------------------------------------------------------------------ versions and aliases
 
 
 def list_versions(page: Page[FunctionRecord], scope: Scope) -> dict[str, Any]:
-    out: dict[str, Any] = {"Versions": [function_configuration(r, scope) for r in page.items]}
-    if page.next_after is not None:
-        out["NextMarker"] = encode_marker(page.next_after)
-    return out
+    return paged(
+        "Versions", [function_configuration(r, scope) for r in page.items], page.next_after
+    )
 
 
 def alias_configuration(alias: AliasRecord) -> dict[str, Any]:
@@ -237,10 +231,7 @@ def alias_configuration(alias: AliasRecord) -> dict[str, Any]:
 
 
 def list_aliases(page: Page[AliasRecord]) -> dict[str, Any]:
-    out: dict[str, Any] = {"Aliases": [alias_configuration(a) for a in page.items]}
-    if page.next_after is not None:
-        out["NextMarker"] = encode_marker(page.next_after)
-    return out
+    return paged("Aliases", [alias_configuration(a) for a in page.items], page.next_after)
 
 
 # ------------------------------------------------------------------ asynchronous invocation
@@ -266,12 +257,11 @@ def event_invoke_config(config: EventInvokeConfig, function_arn: str) -> dict[st
 
 
 def list_event_invoke_configs(page: Page[EventInvokeConfig], function_arn: str) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "FunctionEventInvokeConfigs": [event_invoke_config(c, function_arn) for c in page.items]
-    }
-    if page.next_after is not None:
-        out["NextMarker"] = encode_marker(page.next_after)
-    return out
+    return paged(
+        "FunctionEventInvokeConfigs",
+        [event_invoke_config(c, function_arn) for c in page.items],
+        page.next_after,
+    )
 
 
 # ------------------------------------------------------------------ concurrency
@@ -312,3 +302,11 @@ def account_settings(
         },
         "AccountUsage": {"TotalCodeSize": total_code_size, "FunctionCount": function_count},
     }
+
+
+def paged(key: str, items: list[Any], next_after: str | None) -> dict[str, Any]:
+    """A list operation's answer: ``{key: items}``, with ``NextMarker`` when more follow."""
+    out: dict[str, Any] = {key: items}
+    if next_after is not None:
+        out["NextMarker"] = encode_marker(next_after)
+    return out

@@ -13,10 +13,11 @@ from dataclasses import replace
 
 from aiohttp import web
 
-from lambdalet.api import event_sources, policies, render, validation
+from lambdalet.api import event_sources, policies, render, shapes, validation
 from lambdalet.api import function_urls as urls
 from lambdalet.api.arns import Scope, function_arn, parse_function_name, validation_message
 from lambdalet.api.http_apis import HttpApi
+from lambdalet.api.plumbing import function_target
 from lambdalet.api.route_gateway import RouteGateway
 from lambdalet.clock import Clock
 from lambdalet.errors import (
@@ -74,10 +75,7 @@ class TriggerHandlers:
         self.routes = routes
 
     def _target(self, request: web.Request) -> tuple[str, str | None]:
-        ref = parse_function_name(
-            request.match_info["name"], self.scope, request.query.get("Qualifier")
-        )
-        return ref.name, ref.qualifier
+        return function_target(request, self.scope)
 
     # ------------------------------------------------------------- policies
 
@@ -187,12 +185,8 @@ class TriggerHandlers:
         self.store.get_function(name)
         params = validation.list_params(request.query, 50)
         page = self.store.list_url_configs(name, params.after, params.limit)
-        out: dict[str, object] = {
-            "FunctionUrlConfigs": [self._shape(request, c) for c in page.items]
-        }
-        if page.next_after is not None:
-            out["NextMarker"] = validation.encode_marker(page.next_after)
-        return render.json_response(out)
+        items = [self._shape(request, c) for c in page.items]
+        return render.json_response(shapes.paged("FunctionUrlConfigs", items, page.next_after))
 
     # ------------------------------------------------- event source mappings
 
@@ -292,10 +286,8 @@ class TriggerHandlers:
         page = self.store.list_mappings(
             function_name=name, source_arn=source, after=params.after, limit=params.limit
         )
-        out: dict[str, object] = {"EventSourceMappings": [self._esm_shape(m) for m in page.items]}
-        if page.next_after is not None:
-            out["NextMarker"] = validation.encode_marker(page.next_after)
-        return render.json_response(out)
+        items = [self._esm_shape(m) for m in page.items]
+        return render.json_response(shapes.paged("EventSourceMappings", items, page.next_after))
 
     # ------------------------------------------- schedules (lambdalet's own API)
 

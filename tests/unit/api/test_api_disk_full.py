@@ -12,8 +12,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from lambdalet.api import TASKS_KEY
-from lambdalet.api import handlers as handlers_module
+from lambdalet.api import TASKS_KEY, handler_base
 from lambdalet.app import build_api
 from lambdalet.config import ServerConfig
 from lambdalet.errors import DiskFullException
@@ -91,7 +90,7 @@ async def test_a_function_that_could_not_settle_settles_once_there_is_room(
     api: tuple[TestClient, Store], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     client, store = api
-    monkeypatch.setattr(handlers_module, "SETTLE_RETRY_S", 0.01)
+    monkeypatch.setattr(handler_base, "SETTLE_RETRY_S", 0.01)
     real_settle = store.settle
     attempts: list[str] = []
 
