@@ -9,8 +9,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .. import cgroups
+from ..base import SandboxSpec
 from .command import Runc
 from .mounts import TmpImages
+from .oci import BundlePlan, nproc_limit
 
 if TYPE_CHECKING:
     from .sandbox import RuncSandbox
@@ -31,6 +33,33 @@ class BuildSettings:
     seccomp: Mapping[str, Any] | None
     host_network: bool
     loop_tmp: bool  # /tmp is a loop-mounted ext4 image (else a tmpfs)
+
+    def bundle_plan(
+        self,
+        spec: SandboxSpec,
+        netns_path: Path,
+        tmp_source: Path | None,
+        attach_dir: Path | None,
+        container_id: str,
+    ) -> BundlePlan:
+        """What :func:`~.oci.oci_config` needs for one sandbox built from these settings."""
+        return BundlePlan(
+            spec=spec,
+            rootfs=self.base_rootfs,
+            netns_path=netns_path,
+            cgroup_version=self.cgsys.version,
+            agent_python=self.agent_python,
+            agent_python_prefix=self.agent_prefix,
+            agent_dir=self.agent_dir,
+            agent_compiled=self.agent_compiled,
+            tmp_source=tmp_source,
+            nproc=nproc_limit(),
+            instance=self.tag,
+            attach_dir=attach_dir,
+            container_id=container_id,
+            seccomp=self.seccomp,
+            base_rootfs=self.base_rootfs,
+        )
 
 
 class SandboxHost(Protocol):

@@ -40,11 +40,9 @@ from .link import AgentLink
 from .mounts import mounts_under, run_tool
 from .oci import (
     SANDBOX_VIEW,
-    BundlePlan,
     attach_sources,
     cgroup_relpath,
     cpu_shares,
-    nproc_limit,
     oci_config,
 )
 from .prestart import Prestarted, PrestartSlot
@@ -155,23 +153,7 @@ class RuncSandbox:
         t0 = time.monotonic()
         _, tmp_source, _ = await asyncio.gather(network(), tmp(), attach_points())
         t1 = time.monotonic()
-        plan = BundlePlan(
-            spec=spec,
-            rootfs=b.base_rootfs,
-            netns_path=self.net.path,
-            cgroup_version=b.cgsys.version,
-            agent_python=b.agent_python,
-            agent_python_prefix=b.agent_prefix,
-            agent_dir=b.agent_dir,
-            agent_compiled=b.agent_compiled,
-            tmp_source=tmp_source,
-            nproc=nproc_limit(),
-            instance=b.tag,
-            attach_dir=self.attach_dir,
-            container_id=self.cid,
-            seccomp=b.seccomp,
-            base_rootfs=b.base_rootfs,
-        )
+        plan = b.bundle_plan(spec, self.net.path, tmp_source, self.attach_dir, self.cid)
         (bundle / "config.json").write_text(json.dumps(oci_config(plan), indent=1))
 
         host, agent = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
