@@ -57,6 +57,7 @@ from importlib import resources
 from pathlib import Path
 
 from lambdalet.config import DEFAULT_DATA_DIR, ServerConfig
+from lambdalet.runtimes import fsutil
 from lambdalet.runtimes.description import (
     FIRST_USE_NOTE,
     INSTALLED,
@@ -64,13 +65,7 @@ from lambdalet.runtimes.description import (
     RuntimeDescription,
     Say,
 )
-from lambdalet.runtimes.python import (
-    RuntimeInstallError,
-    _file_lock,
-    _replace_dir,
-    _symlink,
-    _write_file,
-)
+from lambdalet.runtimes.pypackages import RuntimeInstallError
 from lambdalet.sandbox.base import SandboxView
 
 log = logging.getLogger(__name__)
@@ -394,7 +389,7 @@ def lang_prefix(cache: Path, install: NodeInstall) -> Path:
     if install.source != "host":
         return install.prefix
     prefix = cache / "node" / f"host-{install.version}"
-    _symlink(prefix / "bin" / "node", str(install.executable))
+    fsutil.symlink(prefix / "bin" / "node", str(install.executable))
     return prefix
 
 
@@ -480,8 +475,8 @@ def install_node_runtime(
     runtimes_dir = runtimes_dir.absolute()
     cache = cache or cache_dir()
     runtime_dir = runtime_dir_for(runtimes_dir, runtime_id)
-    with _file_lock(runtimes_dir / f".{runtime_id}.lock"):
-        with _file_lock(cache / f".node{major}.lock"):
+    with fsutil.file_lock(runtimes_dir / f".{runtime_id}.lock"):
+        with fsutil.file_lock(cache / f".node{major}.lock"):
             install = find_node(cache, major)
             if install is None:
                 say(f"lambdalet: {runtime_id}: installing Node.js {major} from PyPI ({NODE_WHEEL})")
@@ -490,7 +485,7 @@ def install_node_runtime(
         if is_installed(runtimes_dir, runtime_id, install, cache):
             return NodeRuntime(runtime_id, install, runtime_dir, lang)
         version = ric_version(major)
-        with _file_lock(cache / f".node-ric-{version}.lock"):
+        with fsutil.file_lock(cache / f".node-ric-{version}.lock"):
             if not _ric_built(_ric_dir(cache, version), version):
                 say(
                     f"lambdalet: {runtime_id}: building aws-lambda-ric {version} with "
@@ -502,17 +497,17 @@ def install_node_runtime(
         try:
             shutil.copytree(ric / "node_modules", tmp / "node_modules", symlinks=True)
             for name, text, mode in _files(runtime_id):
-                _write_file(tmp / name, text, mode)
+                fsutil.write_file(tmp / name, text, mode)
             bundle = next((b for b in CA_BUNDLES if b.is_file()), None)
             if bundle is not None:
                 shutil.copyfile(bundle, tmp / "ca-cert.pem")
-            _write_file(
+            fsutil.write_file(
                 tmp / STAMP_NAME,
                 json.dumps(_stamp_for(runtime_id, install), indent=1) + "\n",
                 0o644,
             )
-            _symlink(runtime_dir.parent / "lang", str(lang))
-            _replace_dir(runtime_dir, tmp)
+            fsutil.symlink(runtime_dir.parent / "lang", str(lang))
+            fsutil.replace_dir(runtime_dir, tmp)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         say(
