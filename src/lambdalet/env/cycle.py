@@ -10,18 +10,40 @@ nothing of one invoke can leak into the next.
 from __future__ import annotations
 
 import asyncio
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from lambdalet.clock import Clock
+from lambdalet.env import extensions as ext_protocol
+from lambdalet.env import failure as fl
 from lambdalet.env import rapi_protocol as rp
-from lambdalet.env.failure import Answer, AnswerKind
+from lambdalet.env.failure import Answer, AnswerKind, ExitType
 from lambdalet.env.gates import Gate
+from lambdalet.env.lifecycle import EnvEvent
+from lambdalet.env.outcome import InvokeOutcome
 from lambdalet.model import InvokeInput, InvokeOutput
 from lambdalet.streaming import ResponseStream
 
 #: Content-Type of a streamed response whose runtime named none (Node's default)
 STREAM_CONTENT_TYPE = "application/octet-stream"
+
+
+def new_trace_id(now: float) -> str:
+    return f"Root=1-{int(now):08x}-{secrets.token_hex(12)};Parent={secrets.token_hex(8)};Sampled=0"
+
+
+@dataclass(frozen=True)
+class Settled:
+    """How the invoke phase ended, for the environment to act on."""
+
+    #: what the caller gets, with ``X-Amz-Function-Error``
+    reply: tuple[bytes, str | None]
+    outcome: InvokeOutcome
+    #: the lifecycle event a failure fires (crash, timeout); None when all went well
+    failure: EnvEvent | None
+    #: bytes the runtime produced
+    produced: int
 
 
 @dataclass
@@ -42,6 +64,8 @@ class InvokeCycle:
     #: to arrive and was complete; when the runtime called next after it (monotonic)
     released: float = 0.0
     released_wall: float = 0.0
+    #: the deadline the runtime and extensions are told (epoch ms)
+    deadline_ms: int = 0
     answer_started_at: float | None = None
     answer_done_at: float | None = None
     runtime_done_at: float | None = None
@@ -55,8 +79,73 @@ class InvokeCycle:
         return self.started + self.timeout_s
 
     def release(self) -> None:
+        """The event goes out now: its deadline, and the times spans are measured from."""
         self.released = self.clock.monotonic()
         self.released_wall = self.clock.wall()
+        self.deadline_ms = int((self.released_wall + self.timeout_s) * 1000)
+
+    def runtime_event(self) -> rp.Event:
+        request = self.request
+        return rp.Event(
+            request_id=request.request_id,
+            payload=request.payload,
+            deadline_ms=self.deadline_ms,
+            invoked_function_arn=request.invoked_arn,
+            trace_id=self.trace_id,
+            client_context=request.client_context,
+        )
+
+    def extension_event(self) -> bytes:
+        """The INVOKE event of the Extensions API."""
+        request = self.request
+        return ext_protocol.invoke_event(
+            request.request_id, self.deadline_ms, request.invoked_arn, self.trace_id
+        )
+
+    async def settle(
+        self,
+        responded: Callable[[], None],
+        check_gates: Callable[[], None],
+        exit_type: ExitType,
+    ) -> Settled:
+        """Wait, within the deadline, for the runtime's answer, then for the end of the
+        invoke phase: the runtime and every INVOKE extension asking for their next event.
+
+        ``responded`` is told when the runtime answered (before the caller hears it);
+        ``check_gates`` opens the done gate if everyone is already there.
+        """
+        rid = self.request_id
+        reply: tuple[bytes, str | None] | None = None
+        outcome = InvokeOutcome.success()
+        failure: EnvEvent | None = None
+        produced = 0
+        try:
+            async with self.clock.timeout_at(self.deadline):
+                got = await self.answer.wait()
+                assert got is not None
+                if got.failed:
+                    reply = (fl.crash_body(got, rid), "Unhandled")
+                    outcome = InvokeOutcome.crash(fl.crash_type(got, exit_type))
+                    failure = EnvEvent.CRASH
+                else:
+                    responded()
+                    reply = fl.reply_for(got)
+                    produced = len(got.body) if got.produced is None else got.produced
+                    self.reply_early(*reply)
+                    outcome = fl.answer_outcome(got)
+                    self.done = Gate("invoke done")
+                    check_gates()
+                    after = await self.done.wait()
+                    if after is not None:
+                        # a process died after the answer: the caller keeps the answer
+                        if outcome.report_status is None:
+                            outcome = InvokeOutcome.crash(fl.crash_type(after, exit_type))
+                        failure = EnvEvent.CRASH
+        except TimeoutError:
+            reply = reply or (rp.timed_out(rid, self.timeout_s), "Unhandled")
+            outcome, failure = InvokeOutcome.timeout(), EnvEvent.TIMEOUT
+        assert reply is not None
+        return Settled(reply, outcome, failure, produced)
 
     def answer_started(self) -> None:
         if self.answer_started_at is None:

@@ -18,47 +18,38 @@ import asyncio
 import contextlib
 import logging
 import os
-import secrets
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from lambdalet.clock import Clock
-from lambdalet.env import extensions as ext_protocol
 from lambdalet.env import failure as fl
 from lambdalet.env import rapi_protocol as rp
 from lambdalet.env import report as rpt
-from lambdalet.env.cycle import InvokeCycle
+from lambdalet.env.cycle import InvokeCycle, new_trace_id
 from lambdalet.env.debug import DEBUG_TIMEOUT_S, PortForward
 from lambdalet.env.extensions import Extensions, external_extensions
 from lambdalet.env.extensions_api import add_routes as add_extension_routes
-from lambdalet.env.failure import Answer, AnswerKind
+from lambdalet.env.failure import Answer
 from lambdalet.env.flow import Flow
 from lambdalet.env.freezer import Freezer
-from lambdalet.env.gates import Gate
-from lambdalet.env.launch import Launcher, LaunchPlan, RuntimeMounts
+from lambdalet.env.launch import Launcher, LaunchPlan, RuntimeMounts, sandbox_spec
 from lambdalet.env.lifecycle import EnvEvent, EnvState, env_machine
 from lambdalet.env.log_sink import FunctionLog, LogStream
 from lambdalet.env.observer import EnvObserver
-from lambdalet.env.outcome import ErrorType, InvokeOutcome, function_error_type
+from lambdalet.env.outcome import ErrorType, InvokeOutcome
 from lambdalet.env.participants import RuntimeParticipant
+from lambdalet.env.processes import Processes
 from lambdalet.env.reporter import Reporter
 from lambdalet.env.runtime_api import InSandboxServer, build_app
 from lambdalet.env.settings import EnvSettings
-from lambdalet.env.shutdown import ProcessExits, stop_processes
+from lambdalet.env.shutdown import stop_processes
 from lambdalet.env.telemetry import TelemetryHub
 from lambdalet.env.telemetry_protocol import Subscription
 from lambdalet.model import FunctionRecord, InvokeInput, InvokeOutput
 from lambdalet.runtimes.envvars import log_stream_name
-from lambdalet.sandbox.base import (
-    ProcessExit,
-    ProcessRole,
-    Sandbox,
-    SandboxBackend,
-    SandboxSpec,
-    SpawnError,
-)
+from lambdalet.sandbox.base import ProcessExit, ProcessRole, Sandbox, SandboxBackend
 
 __all__ = ["EnvSettings", "Environment", "env_id_for", "new_trace_id"]
 
@@ -78,22 +69,6 @@ class _InitResult:
     error_type: str | None = None
     #: what a caller gets when this init ran inside its invoke and failed
     caller_body: bytes = b""
-
-
-async def _let_output_arrive() -> None:
-    """Let the loop read what the runtime wrote before it called next.
-
-    Its output pipes are read by loop callbacks; the first yield lets the
-    current batch of ready callbacks run, the second runs after a fresh poll,
-    so every byte written before the runtime's last request is in the log
-    before END and REPORT.
-    """
-    await asyncio.sleep(0)
-    await asyncio.sleep(0)
-
-
-def new_trace_id(now: float) -> str:
-    return f"Root=1-{int(now):08x}-{secrets.token_hex(12)};Parent={secrets.token_hex(8)};Sampled=0"
 
 
 class Environment:
@@ -138,9 +113,7 @@ class Environment:
         self._plan: LaunchPlan | None = None
         self._ext_env: Mapping[str, str] = {}
         self.telemetry: TelemetryHub | None = None
-        self._runtime_pid: int | None = None
-        self._exits = ProcessExits()
-        self._oom_seen = 0
+        self._procs: Processes | None = None
         #: Init Duration to show on the first invoke's REPORT after a successful Init phase
         self._unreported_init_ms: float | None = None
         self._task: asyncio.Task[None] | None = None
@@ -177,19 +150,10 @@ class Environment:
         """
         fn = self.function
         self._mounts = mounts = await self._launcher.mounts(fn)
-        spec = SandboxSpec(
-            env_id=self.env_id,
-            memory_mb=fn.memory_mb,
-            ephemeral_mb=fn.ephemeral_mb,
-            code_dir=fn.code_dir,
-            layer_dirs=tuple(layer.code_dir for layer in fn.layers),
-            runtime_dir=mounts.runtime_dir,
-            lang_dir=mounts.lang_dir,
-            lang_layers=tuple(mounts.lang_layers),
-            image_rootfs=mounts.image_rootfs,
-        )
+        spec = sandbox_spec(self.env_id, fn, mounts)
         try:
             self._sandbox = await self._backend.create(spec, self._on_log, self._on_exit)
+            self._procs = Processes(self._sandbox)
             app = build_app(self.flow)
             add_extension_routes(app, self.flow)
             self._server = InSandboxServer(app, self._sandbox.runtime_api_socket)
@@ -291,7 +255,8 @@ class Environment:
     # ------------------------------------------------------------------ init
 
     async def _init(self, phase: str, deadline: float, request_id: str = "") -> _InitResult:
-        assert self._mounts is not None
+        assert self._mounts is not None and self._procs is not None and self._plan is not None
+        procs = self._procs
         self.machine.fire(EnvEvent.INIT)
         self._function_init_marked = False
         self._mark("init_start", f"phase={phase}")
@@ -302,14 +267,17 @@ class Environment:
         timed_out = False
         try:
             async with self._clock.timeout_at(deadline):
-                failure = await self._launch_extensions(request_id)
+                names = self._extension_names()
+                failure = await procs.launch_extensions(
+                    names, self._ext_env, self.extensions, request_id
+                )
                 if failure is None and self.extensions.unregistered():
                     # extension init: the runtime starts only once every extension registered
                     failure = await registered.wait()
                 if failure is None:
                     # the end of Extension init; Runtime and Function init follow
                     self._mark("runtime_start")
-                    failure = await self._start_runtime(request_id)
+                    failure = await procs.start_runtime(self._plan, request_id)
                 if failure is None:
                     self.flow.check_gates()
                     failure = await initialized.wait()
@@ -338,44 +306,11 @@ class Environment:
         await self._reset("timeout" if timed_out else "failure")
         return _InitResult(False, duration_ms, status, error_type, body)
 
-    async def _launch_extensions(self, request_id: str) -> Answer | None:
-        """Start every file in /opt/extensions, all at once, each in its own process group."""
-        assert self._sandbox is not None
-        opt = self._sandbox.view.opt_dir
+    def _extension_names(self) -> list[str]:
+        """The files in /opt/extensions: the layers' (or an image's own)."""
         if self._mounts is not None and self._mounts.image_rootfs is not None:
-            # an image brings its extensions in its own /opt/extensions
-            found = external_extensions([self._mounts.image_rootfs / "opt"])
-        else:
-            found = external_extensions([layer.code_dir for layer in self.function.layers])
-        for name in found:
-            argv = [f"{opt}/extensions/{name}"]
-            try:
-                pid = await self._sandbox.spawn(
-                    ProcessRole.EXTENSION, name, argv, self._ext_env, "/"
-                )
-            except SpawnError as e:
-                detail = f"extension {name}: {e}"
-                return fl.crash(ErrorType.EXTENSION_LAUNCH_ERROR, request_id, detail)
-            self._exits.track(pid)
-            self.extensions.launch(name, pid)
-        return None
-
-    async def _start_runtime(self, request_id: str) -> Answer | None:
-        assert self._sandbox is not None and self._plan is not None
-        plan = self._plan
-        if plan.entrypoint_error is not None:
-            etype, detail = plan.entrypoint_error
-            body = rp.function_error(etype, request_id, detail)
-            return Answer(AnswerKind.CRASH, error_type=etype, body=body)
-        try:
-            pid = await self._sandbox.spawn(
-                ProcessRole.RUNTIME, "runtime", plan.argv, plan.env, plan.cwd
-            )
-        except SpawnError as e:
-            return fl.crash(ErrorType.RUNTIME_INVALID_ENTRYPOINT, request_id, str(e))
-        self._runtime_pid = pid
-        self._exits.track(pid)
-        return None
+            return list(external_extensions([self._mounts.image_rootfs / "opt"]))
+        return list(external_extensions([layer.code_dir for layer in self.function.layers]))
 
     # ------------------------------------------------------------------ invoke
 
@@ -439,26 +374,15 @@ class Environment:
         self._mark("invoke_start", rid)
         self._report.invoke_started(cycle)
         self.flow.cycle = cycle
-        deadline_ms = int((self._clock.wall() + cycle.timeout_s) * 1000)
         cycle.release()
-        invoke_event = ext_protocol.invoke_event(
-            rid, deadline_ms, request.invoked_arn, cycle.trace_id
-        )
+        invoke_event = cycle.extension_event()
         for ext in self.extensions.registered():
             if ext.subscribed("INVOKE") and ext.alive:
                 ext.deliver(invoke_event)
-        self.runtime.deliver(
-            rp.Event(
-                request_id=rid,
-                payload=request.payload,
-                deadline_ms=deadline_ms,
-                invoked_function_arn=request.invoked_arn,
-                trace_id=cycle.trace_id,
-                client_context=request.client_context,
-            )
-        )
-        reply, outcome, failure, produced = await self._await_answer(cycle)
-        await _let_output_arrive()
+        self.runtime.deliver(cycle.runtime_event())
+        settled = await cycle.settle(self._responded, self.flow.check_gates, self._exit_type)
+        reply, outcome, failure = settled.reply, settled.outcome, settled.failure
+        await self._report.output_arrived()
         reason = "timeout" if failure is EnvEvent.TIMEOUT else "failure"
         reset_first = failure is not None and not self.extensions.registered()
         if failure is not None and reset_first:
@@ -468,7 +392,7 @@ class Environment:
             self.machine.fire(failure)
             await self._reset(reason)
         runtime_done = cycle.runtime_done_at or self._clock.monotonic()
-        self._report.runtime_done(cycle, outcome, produced, runtime_done)
+        self._report.runtime_done(cycle, outcome, settled.produced, runtime_done)
         overhead_ms = None
         if cycle.runtime_done_at is not None:
             overhead_ms = max(0.0, (self._clock.monotonic() - runtime_done) * 1000.0)
@@ -482,46 +406,6 @@ class Environment:
         else:
             self.machine.fire(EnvEvent.INVOKE_DONE)
             self._freeze_soon()
-
-    async def _await_answer(
-        self, cycle: InvokeCycle
-    ) -> tuple[tuple[bytes, str | None], InvokeOutcome, EnvEvent | None, int]:
-        """Wait for the runtime's answer and the end of the invoke phase, within the
-        deadline: (reply, outcome, the failure event if any, bytes produced)."""
-        rid = cycle.request_id
-        reply: tuple[bytes, str | None] | None = None
-        outcome = InvokeOutcome.success()
-        failure: EnvEvent | None = None
-        produced = 0
-        try:
-            async with self._clock.timeout_at(cycle.deadline):
-                got = await cycle.answer.wait()
-                assert got is not None
-                if got.failed:
-                    reply = (fl.crash_body(got, rid), "Unhandled")
-                    outcome = InvokeOutcome.crash(fl.crash_type(got, self._exit_type))
-                    failure = EnvEvent.CRASH
-                else:
-                    self.machine.fire(EnvEvent.RESPONSE)
-                    reply = fl.reply_for(got)
-                    produced = len(got.body) if got.produced is None else got.produced
-                    cycle.reply_early(*reply)
-                    outcome = _answer_outcome(got)
-                    # the invoke phase lasts until the runtime and every INVOKE extension
-                    # ask for their next event
-                    cycle.done = Gate("invoke done")
-                    self.flow.check_gates()
-                    after = await cycle.done.wait()
-                    if after is not None:
-                        # a process died after the answer: the caller keeps the answer
-                        if outcome.report_status is None:
-                            outcome = InvokeOutcome.crash(fl.crash_type(after, self._exit_type))
-                        failure = EnvEvent.CRASH
-        except TimeoutError:
-            reply = reply or (rp.timed_out(rid, cycle.timeout_s), "Unhandled")
-            outcome, failure = InvokeOutcome.timeout(), EnvEvent.TIMEOUT
-        assert reply is not None
-        return reply, outcome, failure, produced
 
     def _invoke_ended(self, cycle: InvokeCycle, end: rpt.InvokeEnd) -> None:
         assert self._sandbox is not None
@@ -539,30 +423,20 @@ class Environment:
             await self._sandbox.prepare_restart()
 
     async def _stop_processes(self, reason: str) -> None:
-        assert self._sandbox is not None
+        assert self._procs is not None
         self.runtime.cancel()
         self._freezer.thaw()
-        await stop_processes(
-            self._sandbox,
-            self._clock,
-            self.extensions,
-            self._runtime_pid,
-            self._exits,
-            self.telemetry,
-            reason,
-        )
-        self._runtime_pid = None
+        await stop_processes(self._procs, self._clock, self.extensions, self.telemetry, reason)
         self.runtime.current = None
         if self.telemetry is not None:
             await self.telemetry.reset()
 
     def _exit_type(self) -> ErrorType:
-        if self._sandbox is not None:
-            ooms = self._sandbox.oom_kills()
-            if ooms > self._oom_seen:
-                self._oom_seen = ooms
-                return ErrorType.RUNTIME_OUT_OF_MEMORY
-        return ErrorType.RUNTIME_EXIT_ERROR
+        assert self._procs is not None
+        return self._procs.exit_type()
+
+    def _responded(self) -> None:
+        self.machine.fire(EnvEvent.RESPONSE)
 
     def _freeze_soon(self) -> None:
         self._freezer.freeze_soon(lambda: self.state is EnvState.IDLE)
@@ -570,20 +444,13 @@ class Environment:
     # ------------------------------------------------------------------ callbacks
 
     def _on_log(self, role: ProcessRole, name: str, line: bytes) -> None:
-        self.stream.raw(line)
-        if self.telemetry is not None:
-            self.telemetry.log_line(
-                "function" if role is ProcessRole.RUNTIME else "extension", line
-            )
+        self._report.output(role, line)
 
     def _on_exit(self, exit: ProcessExit) -> None:
-        self._exits.exited(exit)
+        current_runtime = self._procs is not None and self._procs.exited(exit)
         if self.state in (EnvState.SHUTTING_DOWN, EnvState.RESETTING, EnvState.DEAD):
             return
-        runtime_pid = self._runtime_pid
-        if exit.role is ProcessRole.RUNTIME and exit.pid == runtime_pid:
-            self._runtime_pid = None
-        self.flow.process_exited(exit, runtime_pid)
+        self.flow.process_exited(exit, current_runtime)
 
     def _function_init(self) -> None:
         # once per Init phase, and only while it runs: the timeline's Runtime/Function split
@@ -592,17 +459,7 @@ class Environment:
             self._mark("function_init_start")
 
     def _subscribe(self, ext_name: str, sub: Subscription) -> None:
-        assert self.telemetry is not None
-        self.telemetry.subscribe(ext_name, sub)
-        self._report.subscribed(ext_name, sub)
-
-
-def _answer_outcome(got: Answer) -> InvokeOutcome:
-    if got.kind is AnswerKind.TOO_LARGE:
-        return InvokeOutcome.platform_error(ErrorType.FUNCTION_RESPONSE_SIZE_TOO_LARGE)
-    if got.kind is AnswerKind.ERROR:
-        return InvokeOutcome.function_error(function_error_type(got.body, got.error_type))
-    return InvokeOutcome.success()
+        self._report.subscribe(ext_name, sub)
 
 
 def env_id_for(function_name: str) -> str:

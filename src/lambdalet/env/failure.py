@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from lambdalet.env import rapi_protocol as rp
-from lambdalet.env.outcome import ErrorType
+from lambdalet.env.outcome import ErrorType, InvokeOutcome, function_error_type
 from lambdalet.sandbox.base import ProcessExit, ProcessRole
 
 
@@ -116,3 +116,12 @@ def reply_for(got: Answer) -> tuple[bytes, str | None]:
     if got.kind is AnswerKind.ERROR:
         return got.body, "Unhandled"
     return rp.response_too_large(), "Unhandled"
+
+
+def answer_outcome(got: Answer) -> InvokeOutcome:
+    """The outcome of an invoke the runtime answered."""
+    if got.kind is AnswerKind.TOO_LARGE:
+        return InvokeOutcome.platform_error(ErrorType.FUNCTION_RESPONSE_SIZE_TOO_LARGE)
+    if got.kind is AnswerKind.ERROR:
+        return InvokeOutcome.function_error(function_error_type(got.body, got.error_type))
+    return InvokeOutcome.success()

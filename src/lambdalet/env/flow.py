@@ -94,10 +94,10 @@ class Flow:
         invoke = (cycle.answer, cycle.done) if cycle is not None else (None, None)
         break_first((self.registered, self.initialized, *invoke), failure)
 
-    def process_exited(self, exit: ProcessExit, runtime_pid: int | None) -> None:
-        """A participant's process exited (the environment decided it matters)."""
+    def process_exited(self, exit: ProcessExit, current_runtime: bool) -> None:
+        """A participant's process exited (``current_runtime``: the runtime of this Init)."""
         if exit.role is ProcessRole.RUNTIME:
-            if exit.pid != runtime_pid:
+            if not current_runtime:
                 return
         else:
             ext = self.extensions.by_pid(exit.pid)

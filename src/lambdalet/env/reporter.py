@@ -9,6 +9,7 @@ shapes come from ``report`` (pure).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 
 from lambdalet.clock import Clock
@@ -24,6 +25,7 @@ from lambdalet.env.outcome import InvokeOutcome
 from lambdalet.env.settings import EnvSettings
 from lambdalet.env.telemetry import TelemetryHub
 from lambdalet.model import FunctionRecord, InvokeOutput
+from lambdalet.sandbox.base import ProcessRole
 
 
 class Reporter:
@@ -109,7 +111,29 @@ class Reporter:
                 )
             )
 
-    def subscribed(self, ext_name: str, sub: tp.Subscription) -> None:
+    def output(self, role: ProcessRole, line: bytes) -> None:
+        """A line the runtime or an extension printed."""
+        self.stream.raw(line)
+        if self.telemetry is not None:
+            category = "function" if role is ProcessRole.RUNTIME else "extension"
+            self.telemetry.log_line(category, line)
+
+    async def output_arrived(self) -> None:
+        """Let the loop read what the runtime wrote before it called next.
+
+        Its output pipes are read by loop callbacks; the first yield lets the current
+        batch of ready callbacks run, the second runs after a fresh poll, so every byte
+        written before the runtime's last request is in the log before END and REPORT.
+        (A sandbox call that drains its pipes would say this outright; the sandbox
+        contract has none yet.)
+        """
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+
+    def subscribe(self, ext_name: str, sub: tp.Subscription) -> None:
+        """An extension subscribes to telemetry or logs (refusals raise RapiRefused)."""
+        assert self.telemetry is not None
+        self.telemetry.subscribe(ext_name, sub)
         types = [t.capitalize() for t in sub.types]
         state = {"name": ext_name, "state": "Subscribed", "types": list(sub.types)}
         if sub.api == "telemetry":

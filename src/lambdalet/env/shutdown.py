@@ -18,8 +18,8 @@ from lambdalet.clock import Clock
 from lambdalet.env import extensions as ext_protocol
 from lambdalet.env.extensions import Extensions
 from lambdalet.env.lifecycle import ExtensionState
+from lambdalet.env.processes import Processes
 from lambdalet.env.telemetry import TelemetryHub
-from lambdalet.sandbox.base import ProcessExit, Sandbox
 
 #: the whole budget with external extensions, and with internal ones only
 EXTERNAL_BUDGET_S = 2.0
@@ -31,27 +31,6 @@ RUNTIME_GRACE_INTERNAL_S = 0.5
 TELEMETRY_FLUSH_S = 0.3
 
 
-class ProcessExits:
-    """A future per live process of the sandbox, resolved when it exits."""
-
-    def __init__(self) -> None:
-        self._exits: dict[int, asyncio.Future[ProcessExit]] = {}
-
-    def track(self, pid: int) -> None:
-        self._exits[pid] = asyncio.get_running_loop().create_future()
-
-    def exited(self, exit: ProcessExit) -> None:
-        fut = self._exits.pop(exit.pid, None)
-        if fut is not None and not fut.done():
-            fut.set_result(exit)
-
-    def get(self, pid: int) -> asyncio.Future[ProcessExit] | None:
-        return self._exits.get(pid)
-
-    def clear(self) -> None:
-        self._exits.clear()
-
-
 async def wait_for(clock: Clock, aw: Awaitable[object], timeout_s: float) -> None:
     """Wait for ``aw`` at most ``timeout_s``; a timeout ends the wait, nothing more."""
     with contextlib.suppress(TimeoutError, asyncio.CancelledError):
@@ -60,15 +39,14 @@ async def wait_for(clock: Clock, aw: Awaitable[object], timeout_s: float) -> Non
 
 
 async def stop_processes(
-    sandbox: Sandbox,
+    procs: Processes,
     clock: Clock,
     extensions: Extensions,
-    runtime_pid: int | None,
-    exits: ProcessExits,
     telemetry: TelemetryHub | None,
     reason: str,
 ) -> None:
     """Run the sequence; ends with nothing running in the sandbox."""
+    sandbox = procs.sandbox
     externals = [e for e in extensions.external() if e.alive and e.pid is not None]
     internal = extensions.has_internal()
     if externals or internal:
@@ -76,11 +54,12 @@ async def stop_processes(
         runtime_grace = RUNTIME_GRACE_INTERNAL_S if internal else RUNTIME_GRACE_S
         started = clock.monotonic()
         deadline_ms = int((clock.wall() + budget) * 1000)
-        runtime_exit = exits.get(runtime_pid) if runtime_pid is not None else None
-        if runtime_pid is not None and runtime_exit is not None:
-            await sandbox.signal(runtime_pid, signal.SIGTERM)
+        pid = procs.runtime_pid
+        runtime_exit = procs.exit_of(pid) if pid is not None else None
+        if pid is not None and runtime_exit is not None:
+            await sandbox.signal(pid, signal.SIGTERM)
             await wait_for(clock, runtime_exit, runtime_grace)
-            await sandbox.signal(runtime_pid, signal.SIGKILL)
+            await sandbox.signal(pid, signal.SIGKILL)
         if externals:
             if telemetry is not None:
                 # the last batches (this invoke's report) go out before SHUTDOWN
@@ -91,7 +70,7 @@ async def stop_processes(
                 assert ext.pid is not None
                 if ext.subscribed("SHUTDOWN") and ext.state is not ExtensionState.LAUNCHED:
                     ext.deliver(shutdown)
-                    if (fut := exits.get(ext.pid)) is not None:
+                    if (fut := procs.exit_of(ext.pid)) is not None:
                         waiting.append(fut)
                 else:
                     await sandbox.signal(ext.pid, signal.SIGKILL)
@@ -100,4 +79,4 @@ async def stop_processes(
                 await wait_for(clock, asyncio.gather(*waiting, return_exceptions=True), remaining)
     extensions.cancel_waiters()
     await sandbox.kill_all()
-    exits.clear()
+    procs.forget()
