@@ -377,8 +377,16 @@ def with_extensions(rig: Rig, **scripts: object) -> None:
 
 
 async def test_init_waits_for_extensions_and_reports_them_ready(rig: Rig) -> None:
-    with_extensions(rig, watcher=extension(("INVOKE", "SHUTDOWN")))
+    seen_before_register: list[list[str]] = []
+
+    async def slow_to_register(p: FakeProcess) -> int:
+        await p.request("GET", "/2018-06-01/ping")  # a round trip before registering
+        seen_before_register.append(p.sandbox.live_names())
+        return await extension(("INVOKE", "SHUTDOWN"))(p) or 0
+
+    with_extensions(rig, watcher=slow_to_register)
     env = await rig.started()
+    assert seen_before_register == [["watcher"]], "the runtime started before registration"
     assert env.state is EnvState.IDLE
     spawns = [op for op in rig.sandbox.ops if op[0] == "spawn"]
     # the runtime starts only once every extension registered
