@@ -29,6 +29,7 @@ from lambdalet.env.log_records import plain_text, read_events
 from lambdalet.env.observer import InitReport, InvokeReport
 from lambdalet.model import FunctionRecord, InvokeInput, InvokeOutput, LayerRef
 from lambdalet.sandbox.base import ProcessRole
+from tests.fakes.records import ARN, function_record
 from tests.fakes.sandbox import (
     FakeBackend,
     FakeLauncher,
@@ -43,8 +44,6 @@ from tests.fakes.sandbox import (
     hangs_in_invoke,
     reports_init_error,
 )
-
-ARN = "arn:aws:lambda:us-east-1:123456789012:function:fn"
 
 
 class Observer:
@@ -62,26 +61,8 @@ class Observer:
         pass
 
 
-def function(root: Path, *, timeout_s: int = 3, layers: tuple[Path, ...] = ()) -> FunctionRecord:
-    code = root / "code"
-    code.mkdir(exist_ok=True)
-    return FunctionRecord(
-        name="fn",
-        version="$LATEST",
-        arn=ARN,
-        runtime="python3.12",
-        handler="app.handler",
-        role="arn:aws:iam::123456789012:role/r",
-        memory_mb=128,
-        timeout_s=timeout_s,
-        ephemeral_mb=512,
-        environment={},
-        layers=tuple(LayerRef(f"{ARN}-layer:{i}", 1, d) for i, d in enumerate(layers)),
-        code_dir=code,
-        code_sha256="",
-        code_size=0,
-        revision_id="r1",
-    )
+def function(root: Path, *, timeout_s: int = 3) -> FunctionRecord:
+    return function_record(root, timeout_s=timeout_s)
 
 
 class Rig:
