@@ -97,6 +97,10 @@ class FakeProcess:
         """One line of output, as if written to stdout."""
         self.sandbox.on_log(self.role, self.name, text.encode() + b"\n")
 
+    def mark(self, name: str) -> None:
+        """Tell the test this script reached ``name`` (see ``FakeBackend.reached``)."""
+        self.sandbox.backend.mark(name)
+
     def oom(self) -> None:
         """Be killed by the kernel's OOM killer (call from the script)."""
         self.sandbox.oom_count += 1
@@ -382,6 +386,19 @@ class FakeBackend:
         self.sandboxes: list[FakeSandbox] = []
         #: raised by the next ``create`` (a backend failure), then cleared
         self.fail_next_create: Exception | None = None
+        self._marks: dict[str, asyncio.Event] = {}
+
+    def _mark_event(self, name: str) -> asyncio.Event:
+        return self._marks.setdefault(name, asyncio.Event())
+
+    def mark(self, name: str) -> None:
+        """A script says it reached a point (e.g. ``"hanging"``): tests wait on it."""
+        self._mark_event(name).set()
+
+    async def reached(self, name: str) -> None:
+        """Until a script marked ``name`` (then the mark is spent)."""
+        await self._mark_event(name).wait()
+        del self._marks[name]
 
     def script_for(self, role: ProcessRole, name: str) -> Script | None:
         if role is ProcessRole.RUNTIME:
@@ -500,7 +517,10 @@ def exits_in_invoke(code: int = 1) -> Script:
 
 
 def hangs_in_init() -> Script:
+    """Never calls next; marks ``"hanging"``."""
+
     async def run(p: FakeProcess) -> int:
+        p.mark("hanging")
         await asyncio.Event().wait()
         return 0
 
@@ -508,8 +528,11 @@ def hangs_in_init() -> Script:
 
 
 def hangs_in_invoke() -> Script:
+    """Takes an event and never answers; marks ``"hanging"`` once it holds the event."""
+
     async def run(p: FakeProcess) -> int:
         await p.next()
+        p.mark("hanging")
         await asyncio.Event().wait()
         return 0
 

@@ -264,23 +264,6 @@ def test_freeze_waits_for_the_freeze_delay(tmp_path: Path) -> None:
         srv.stop()
 
 
-def test_freeze_delay_zero_freezes_at_once(tmp_path: Path) -> None:
-    require_sandbox()
-    srv = Server(tmp_path / "data", free_port(), extra_args=("--freeze-delay-ms", "0"))
-    srv.start()
-    try:
-        lam = srv.client()
-        name = create(lam, {"app.py": HELLO})
-        for _ in range(2):
-            assert invoke(lam, name).function_error is None
-            assert [e["frozen"] for e in _environments(srv)] == [True]
-        events = [t["event"] for t in _environments(srv)[0]["timeline"]]
-        # Init, then each invoke: frozen at once every time, thawed for each invoke
-        assert events.count("frozen") == 3 and events.count("thawed") == 2, events
-    finally:
-        srv.stop()
-
-
 def test_idle_environments_spin_down(tmp_path: Path) -> None:
     require_sandbox()
     srv = Server(tmp_path / "data", free_port(), extra_args=("--idle-timeout", "1"))
@@ -399,31 +382,23 @@ def test_admin_timeline_and_recent_invocations(own_server: Server) -> None:
     assert times == sorted(times)
 
 
-def test_admin_keeps_ended_environments(tmp_path: Path) -> None:
-    require_sandbox()
-    srv = Server(tmp_path / "data", free_port(), extra_args=("--idle-timeout", "0.5"))
-    srv.start()
-    try:
-        lam = srv.client()
-        name = create(lam, {"app.py": HELLO})
-        invoke(lam, name)
-        import urllib.request
+def test_admin_keeps_ended_environments(short_limits_server: Server) -> None:
+    srv = short_limits_server  # idle timeout 1 s
+    lam = srv.client()
+    name = create(lam, {"app.py": HELLO})
+    invoke(lam, name)
+    import urllib.request
 
-        deadline = time.monotonic() + 10
-        while True:
-            with urllib.request.urlopen(f"{srv.url}/lambdalet/admin/environments") as r:
-                doc = json.loads(r.read())
-            if doc["Ended"]:
-                break
-            assert time.monotonic() < deadline, doc
-            time.sleep(0.1)
-        ended = doc["Ended"][0]
-        assert ended["function"] == name and ended["state"] == "Dead"
-        events = [(t["event"], t["detail"]) for t in ended["timeline"]]
-        assert ("shutdown_start", "reason=spindown") in events
-        assert events[-1] == ("shutdown_done", "")
-    finally:
-        srv.stop()
+    def ended() -> list[dict[str, Any]]:
+        with urllib.request.urlopen(f"{srv.url}/lambdalet/admin/environments") as r:
+            return [e for e in json.loads(r.read())["Ended"] if e["function"] == name]
+
+    _wait_for(lambda: bool(ended()), 10.0)
+    (gone,) = ended()
+    assert gone["state"] == "Dead"
+    events = [(t["event"], t["detail"]) for t in gone["timeline"]]
+    assert ("shutdown_start", "reason=spindown") in events
+    assert events[-1] == ("shutdown_done", "")
 
 
 def test_admin_backend_reports_the_compiled_agent_and_spares(own_server: Server) -> None:
