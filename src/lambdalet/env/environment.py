@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
-from lambdalet.clock import Clock
+from lambdalet.clock import Clock, Handle
 from lambdalet.env import extensions as ext_protocol
 from lambdalet.env import log_lines
 from lambdalet.env import rapi_protocol as rp
@@ -246,7 +246,7 @@ class Environment:
         self._unreported_init_ms: float | None = None
         self._task: asyncio.Task[None] | None = None
         self.frozen = False
-        self._freeze_timer: asyncio.TimerHandle | None = None
+        self._freeze_timer: Handle | None = None
         self._function_init_marked = False
         self._debug_forward: PortForward | None = None
         #: what happened to this environment, for the dashboard: (epoch s, event, detail)
@@ -293,7 +293,7 @@ class Environment:
         sandbox = self._sandbox
         view = sandbox.view
         self.telemetry = TelemetryHub(
-            view.runtime_api.rpartition(":")[0], sandbox.socket_inside, self._clock.wall
+            view.runtime_api.rpartition(":")[0], sandbox.socket_inside, self._clock
         )
         self._plan = self._launcher.plan(
             self.function, view, self.log_stream_name, self._settings.init_type
@@ -362,12 +362,12 @@ class Environment:
             await self.telemetry.reset()
         if self._server is not None:
             with contextlib.suppress(Exception):
-                async with asyncio.timeout(RELEASE_STEP_TIMEOUT_S):
+                async with self._clock.timeout(RELEASE_STEP_TIMEOUT_S):
                     await self._server.close()
             self._server = None
         if self._sandbox is not None:
             try:
-                async with asyncio.timeout(RELEASE_STEP_TIMEOUT_S):
+                async with self._clock.timeout(RELEASE_STEP_TIMEOUT_S):
                     await self._sandbox.destroy()
             except Exception:
                 # a stuck teardown must not stop the server from shutting down;
@@ -429,7 +429,7 @@ class Environment:
         failure: _Answer | None = None
         timed_out = False
         try:
-            async with asyncio.timeout(max(0.0, deadline - self._clock.monotonic())):
+            async with self._clock.timeout_at(deadline):
                 failure = await self._launch_extensions(request_id)
                 if failure is None and self.extensions.unregistered():
                     # extension init: the runtime starts only once every extension registered
@@ -674,7 +674,7 @@ class Environment:
         reason = "failure"
         produced = 0
         try:
-            async with asyncio.timeout(max(0.0, deadline - self._clock.monotonic())):
+            async with self._clock.timeout_at(deadline):
                 got = await self._answer
                 if got.kind in ("crash", "ext_error"):
                     reply = (self._crash_body(got, rid), "Unhandled")
@@ -939,7 +939,7 @@ class Environment:
             pid = self._runtime_pid
             if pid is not None and pid in self._exits:
                 await sandbox.signal(pid, signal.SIGTERM)
-                await _wait_for(self._exits[pid], runtime_grace)
+                await _wait_for(self._clock, self._exits[pid], runtime_grace)
                 await sandbox.signal(pid, signal.SIGKILL)
             if externals:
                 if self.telemetry is not None:
@@ -957,7 +957,9 @@ class Environment:
                         await sandbox.signal(ext.pid, signal.SIGKILL)
                 remaining = budget - (self._clock.monotonic() - started)
                 if waiting and remaining > 0:
-                    await _wait_for(asyncio.gather(*waiting, return_exceptions=True), remaining)
+                    await _wait_for(
+                        self._clock, asyncio.gather(*waiting, return_exceptions=True), remaining
+                    )
         self.extensions.cancel_waiters()
         await sandbox.kill_all()
         self._runtime_pid = None
@@ -982,7 +984,7 @@ class Environment:
         if delay <= 0:
             self._freeze()
         elif self._freeze_timer is None:
-            self._freeze_timer = asyncio.get_running_loop().call_later(delay, self._freeze_idle)
+            self._freeze_timer = self._clock.call_later(delay, self._freeze_idle)
 
     def _freeze_idle(self) -> None:
         self._freeze_timer = None
@@ -1262,9 +1264,9 @@ def _account_of(arn: str) -> str:
     return parts[4] if len(parts) > 4 else ""
 
 
-async def _wait_for(aw: Awaitable[object], timeout_s: float) -> None:
+async def _wait_for(clock: Clock, aw: Awaitable[object], timeout_s: float) -> None:
     with contextlib.suppress(TimeoutError, asyncio.CancelledError):
-        async with asyncio.timeout(max(0.0, timeout_s)):
+        async with clock.timeout(max(0.0, timeout_s)):
             await aw
 
 
