@@ -1,6 +1,7 @@
 """The pool's rules on the fake sandbox backend: which environment serves an invoke,
 and when environments go away (warm reuse, cold starts, idle spin-down, retirement,
-provisioned environments, concurrency limits, broken environments)."""
+provisioned environments, concurrency limits, broken environments).  Time is a
+``FakeClock``: the 300 s idle timeout passes when a test advances it."""
 
 from __future__ import annotations
 
@@ -11,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from lambdalet.clock import SystemClock
 from lambdalet.control.concurrency import ConcurrencyLimits
 from lambdalet.control.pool import Pool, PoolSettings
 from lambdalet.env.environment import Environment, EnvSettings
 from lambdalet.env.lifecycle import EnvState
 from lambdalet.errors import ServiceException, TooManyRequestsException
+from lambdalet.fake_clock import FakeClock
 from lambdalet.model import FunctionRecord, InvokeInput, InvokeOutput
 from lambdalet.sandbox.base import SandboxError
 from tests.fakes.records import function_record
@@ -35,6 +36,7 @@ class Rig:
         self.root = root
         self.backend = FakeBackend(root / "sandboxes", runtime=answering())
         self.launcher = FakeLauncher()
+        self.clock = FakeClock()
         self.settings = PoolSettings(
             idle_timeout_s=300.0, env=EnvSettings(init_timeout_s=10.0, freeze_delay_s=0.0)
         )
@@ -49,7 +51,7 @@ class Rig:
             self._pool = Pool(
                 backend=self.backend,
                 launcher=self.launcher,
-                clock=SystemClock(),
+                clock=self.clock,
                 logs_dir=self.root / "logs",
                 settings=self.settings,
                 limits=self.limits,
@@ -112,9 +114,11 @@ async def test_concurrent_invokes_get_separate_cold_environments(rig: Rig) -> No
 
 
 async def test_an_idle_environment_spins_down_after_the_idle_timeout(rig: Rig) -> None:
-    rig.settings = replace(rig.settings, idle_timeout_s=0.05)
     env, _ = await rig.invoke()
     sandbox = rig.backend.sandboxes[0]
+    await rig.clock.advance(299.999)
+    assert rig.live() == [env] and env.state is EnvState.IDLE
+    await rig.clock.advance(0.001)
     await sandbox.wait_op("destroy")
     await until(lambda: not rig.live())
     assert env.state is EnvState.DEAD and list(rig.pool.ended) == [env]
@@ -123,20 +127,21 @@ async def test_an_idle_environment_spins_down_after_the_idle_timeout(rig: Rig) -
 
 
 async def test_a_busy_environment_is_not_spun_down(rig: Rig) -> None:
-    rig.settings = replace(rig.settings, idle_timeout_s=0.05)
+    rig.fn = function_record(rig.root, timeout_s=900)
     release = asyncio.Event()
 
     async def slow(p: FakeProcess) -> int:
         while True:
             inv = await p.next()
+            p.mark("working")
             await release.wait()
             await p.respond(inv.request_id, b"done")
 
     rig.backend.runtime = slow
     env = await rig.pool.acquire(rig.fn)
     call = asyncio.create_task(env.invoke(InvokeInput(rig.fn, rig.fn.arn, "r", b"")))
-    # a few idle timeouts pass while it works (its own invoke timeout is 3 s)
-    await asyncio.sleep(0.2)
+    await rig.backend.reached("working")
+    await rig.clock.advance(600)  # two idle timeouts pass while it works
     assert env.state is EnvState.INVOKING and rig.backend.sandboxes[0].count("destroy") == 0
     release.set()
     assert (await call).payload == b"done"
@@ -144,16 +149,15 @@ async def test_a_busy_environment_is_not_spun_down(rig: Rig) -> None:
 
 async def test_retire_stops_idle_environments_and_busy_ones_when_they_settle(rig: Rig) -> None:
     idle, _ = await rig.invoke()
-    busy = await rig.pool.acquire(rig.fn)
-    assert busy is idle  # the warm one; take a second one busy
-    other = await rig.pool.acquire(rig.fn)
-    await busy.invoke(InvokeInput(rig.fn, rig.fn.arn, "r-a", b""))
-    await until(lambda: rig.pool.busy == 1)
     await rig.pool.retire(rig.fn.name, rig.fn.version)
-    assert busy.state is EnvState.DEAD
-    assert other.state is EnvState.IDLE  # still busy for the pool: it goes when it settles
-    await other.invoke(InvokeInput(rig.fn, rig.fn.arn, "r-b", b""))
-    await until(lambda: other.state is EnvState.DEAD)
+    assert idle.state is EnvState.DEAD and not rig.live()
+    # a busy one (and no idle one) when its function is retired: it goes when it settles
+    other_fn = function_record(rig.root, name="other")
+    busy = await rig.pool.acquire(other_fn)
+    await rig.pool.retire(other_fn.name)
+    assert busy.state is EnvState.IDLE
+    await busy.invoke(InvokeInput(other_fn, other_fn.arn, "r-b", b""))
+    await until(lambda: busy.state is EnvState.DEAD)
     assert not rig.live()
 
 

@@ -5,7 +5,9 @@ loopback); its sandbox is ``tests/fakes/sandbox.py``: scripted runtimes and
 extensions, and a record of what was done to the sandbox (spawn, signal,
 freeze, thaw, kill_all, destroy).  The rules are those of docs/lifecycle.md and
 the contract (§2.9 shutdown, §4 the environment), as the integration tests
-prove them on real sandboxes.
+prove them on real sandboxes.  Time is a ``FakeClock``: a test that waits for a
+timeout advances it (after waiting for the script to reach the point it hangs at),
+so a 10 s Init limit or a 2 s shutdown budget costs nothing and shows exactly.
 """
 
 from __future__ import annotations
@@ -21,12 +23,12 @@ from pathlib import Path
 
 import pytest
 
-from lambdalet.clock import SystemClock
 from lambdalet.env.environment import Environment, EnvSettings
 from lambdalet.env.lifecycle import EnvState
 from lambdalet.env.log_files import FunctionLog, LogLimits
 from lambdalet.env.log_records import plain_text, read_events
 from lambdalet.env.observer import InitReport, InvokeReport
+from lambdalet.fake_clock import FakeClock
 from lambdalet.model import FunctionRecord, InvokeInput, InvokeOutput, LayerRef
 from lambdalet.sandbox.base import ProcessRole
 from tests.fakes.records import ARN, function_record
@@ -75,6 +77,8 @@ class Rig:
         self.observer = Observer()
         self.logs_dir = root / "logs"
         self._log = FunctionLog(self.logs_dir, "fn", LogLimits())
+        #: Lambda's limits; time moves only when a test advances it
+        self.clock = FakeClock()
         self.settings = EnvSettings(init_timeout_s=10.0, freeze_delay_s=0.0)
         self.fn = function(root)
         self.envs: list[Environment] = []
@@ -89,7 +93,7 @@ class Rig:
             backend=self.backend,
             launcher=self.launcher,
             function_log=self._log,
-            clock=SystemClock(),
+            clock=self.clock,
             settings=self.settings,
             on_settled=self._on_settled,
             observer=self.observer,
@@ -172,15 +176,20 @@ async def test_init_succeeds_and_the_first_invoke_reports_it(rig: Rig) -> None:
 
 
 async def test_init_timeout_resets_and_the_first_invoke_retries_init(rig: Rig) -> None:
-    rig.settings = replace(rig.settings, init_timeout_s=0.2)
     rig.backend.runtime = hangs_in_init()
-    env = await rig.started()
+    env = rig.make()
+    starting = asyncio.create_task(env.start())
+    await rig.backend.reached("hanging")
+    await rig.clock.advance(9.999)
+    assert env.state is EnvState.INITIALIZING
+    await rig.clock.advance(0.001)
+    await starting
     sandbox = rig.sandbox
     assert env.state is EnvState.NEEDS_INIT
     (report,) = rig.lines("INIT_REPORT")
     # Error Type: the cause AWS logs after an Init timeout (contract §9: Runtime.Unknown)
     assert re.fullmatch(
-        r"INIT_REPORT Init Duration: [\d.]+ ms\tPhase: init\tStatus: timeout"
+        r"INIT_REPORT Init Duration: 10000.00 ms\tPhase: init\tStatus: timeout"
         r"\tError Type: Runtime.Unknown",
         report,
     )
@@ -204,22 +213,28 @@ async def test_init_timeout_resets_and_the_first_invoke_retries_init(rig: Rig) -
 
 
 async def test_a_suppressed_init_that_hangs_times_out_on_the_invoke_deadline(rig: Rig) -> None:
-    rig.settings = replace(rig.settings, init_timeout_s=0.1)
-    rig.fn = function(rig.root, timeout_s=1)
     rig.backend.runtime = hangs_in_init()
-    env = await rig.started()
-    out = await rig.invoke(env)
+    env = rig.make()
+    starting = asyncio.create_task(env.start())
+    await rig.backend.reached("hanging")
+    await rig.clock.advance(10)
+    await starting
+    calling = asyncio.create_task(rig.invoke(env))
+    await rig.backend.reached("hanging")
+    await rig.clock.advance(3)  # the function's timeout, not the Init limit
+    out = await calling
     await rig.settle(env)
     assert out.function_error == "Unhandled"
     assert json.loads(out.payload) == {
         "errorType": "Sandbox.Timedout",
-        "errorMessage": "RequestId: req-1 Error: Task timed out after 1.00 seconds",
+        "errorMessage": "RequestId: req-1 Error: Task timed out after 3.00 seconds",
     }
+    assert rig.lines("INIT_REPORT")[-1].startswith("INIT_REPORT Init Duration: 3000.00 ms")
     assert rig.lines("INIT_REPORT")[-1].endswith(
         "Phase: invoke\tStatus: timeout\tError Type: Runtime.Unknown"
     )
     report = rig.report()
-    assert report["Status"] == "timeout" and report["Duration"] == "1000.00 ms"
+    assert report["Status"] == "timeout" and report["Duration"] == "3000.00 ms"
     assert env.state is EnvState.NEEDS_INIT
 
 
@@ -332,17 +347,21 @@ async def test_a_handler_error_is_passed_through_without_a_reset(rig: Rig) -> No
 
 
 async def test_invoke_timeout_resets_with_the_duration_capped(rig: Rig) -> None:
-    rig.fn = function(rig.root, timeout_s=1)
     rig.backend.runtime = hangs_in_invoke()
     env = await rig.started()
-    out = await rig.invoke(env)
+    calling = asyncio.create_task(rig.invoke(env))
+    await rig.backend.reached("hanging")
+    await rig.clock.advance(2.999)
+    assert env.state is EnvState.INVOKING
+    await rig.clock.advance(0.001)
+    out = await calling
     await rig.settle(env)
     assert json.loads(out.payload) == {
         "errorType": "Sandbox.Timedout",
-        "errorMessage": "RequestId: req-1 Error: Task timed out after 1.00 seconds",
+        "errorMessage": "RequestId: req-1 Error: Task timed out after 3.00 seconds",
     }
     report = rig.report()
-    assert report["Status"] == "timeout" and report["Duration"] == "1000.00 ms"
+    assert report["Status"] == "timeout" and report["Duration"] == "3000.00 ms"
     assert "Error Type" not in report
     assert env.state is EnvState.NEEDS_INIT and rig.sandbox.count("kill_all") == 1
 
@@ -385,17 +404,22 @@ async def test_the_invoke_timeout_covers_extensions_after_the_answer(rig: Rig) -
 
     async def hang_on_invoke(event: dict[str, object]) -> None:
         if event.get("eventType") == "INVOKE":
+            rig.backend.mark("extension busy")
             await stuck.wait()
 
-    rig.fn = function(rig.root, timeout_s=1)
     with_extensions(rig, slow=extension(on_event=hang_on_invoke))
     env = await rig.started()
     out = await rig.invoke(env, b"42")
     # the caller has the runtime's answer while the extension still works
     assert out.payload == b"42" and out.function_error is None
+    await rig.backend.reached("extension busy")
     assert env.state is EnvState.RESPONDED
+    await rig.clock.advance(3)  # the function's timeout
+    # the reset's shutdown sequence: the extension is busy, so it is killed at the budget
+    await rig.clock.advance(2)
     await rig.settle(env)
-    assert rig.report()["Status"] == "timeout"
+    report = rig.report()
+    assert report["Status"] == "timeout" and report["Duration"] == "3000.00 ms"
     assert env.state is EnvState.NEEDS_INIT
 
 
@@ -466,21 +490,30 @@ async def test_shutdown_sends_sigterm_then_shutdown_to_extensions(rig: Rig) -> N
 async def test_an_extension_that_ignores_shutdown_is_killed_at_the_budget(rig: Rig) -> None:
     async def ignore(event: dict[str, object]) -> None:
         if event.get("eventType") == "SHUTDOWN":
+            rig.backend.mark("got SHUTDOWN")
             await asyncio.Event().wait()
 
     with_extensions(rig, stubborn=extension(on_event=ignore))
     env = await rig.started()
     sandbox = rig.sandbox
-    loop = asyncio.get_running_loop()
-    started = loop.time()
-    await env.shutdown()
-    assert loop.time() - started >= 2.0
+    started = rig.clock.monotonic()
+    stopping = asyncio.create_task(env.shutdown())
+    await rig.backend.reached("got SHUTDOWN")
+    await rig.clock.advance(1.999)
+    assert sandbox.live_names() == ["stubborn"]
+    await rig.clock.advance(0.001)
+    await stopping
+    assert rig.clock.monotonic() - started == pytest.approx(2.0)
     assert [e.signal for e in sandbox.exits if e.name == "stubborn"] == [signal.SIGKILL]
 
 
 async def test_a_runtime_that_ignores_sigterm_gets_its_grace_then_sigkill(rig: Rig) -> None:
     async def stubborn_runtime(p: FakeProcess) -> int:
-        p.on_sigterm = lambda: p.print("SIGTERM ignored")
+        def ignore() -> None:
+            p.print("SIGTERM ignored")
+            p.mark("SIGTERM ignored")
+
+        p.on_sigterm = ignore
         with contextlib.suppress(AssertionError):  # its next is refused at shutdown
             while True:
                 inv = await p.next()
@@ -492,7 +525,12 @@ async def test_a_runtime_that_ignores_sigterm_gets_its_grace_then_sigkill(rig: R
     with_extensions(rig, ext=extension())
     env = await rig.started()
     sandbox = rig.sandbox
-    await env.shutdown()
+    stopping = asyncio.create_task(env.shutdown())
+    await rig.backend.reached("SIGTERM ignored")
+    await rig.clock.advance(0.299)
+    assert sandbox.live_names() == ["ext", "runtime"]
+    await rig.clock.advance(0.001)  # the runtime's 300 ms
+    await stopping
     assert "SIGTERM ignored" in rig.log()
     names = [op[1:] for op in sandbox.ops if op[0] == "signal"]
     assert names[:2] == [("runtime", signal.SIGTERM), ("runtime", signal.SIGKILL)]
@@ -512,7 +550,7 @@ async def test_freeze_after_init_and_thaw_before_the_event(rig: Rig) -> None:
 
 
 async def test_the_freeze_delay_lets_a_quick_next_invoke_skip_freeze_and_thaw(rig: Rig) -> None:
-    rig.settings = replace(rig.settings, freeze_delay_s=30.0)
+    rig.settings = replace(rig.settings, freeze_delay_s=0.01)  # the server's default
     env = await rig.started()
     sandbox = rig.sandbox
     assert not env.frozen
@@ -523,12 +561,13 @@ async def test_the_freeze_delay_lets_a_quick_next_invoke_skip_freeze_and_thaw(ri
 
 
 async def test_an_idle_environment_is_frozen_after_the_freeze_delay(rig: Rig) -> None:
-    rig.settings = replace(rig.settings, freeze_delay_s=0.05)
+    rig.settings = replace(rig.settings, freeze_delay_s=0.01)
     env = await rig.started()
     await rig.invoke(env)
     await rig.settle(env)
+    await rig.clock.advance(0.009)
     assert not env.frozen
-    await rig.sandbox.wait_op("freeze")
+    await rig.clock.advance(0.001)
     assert env.frozen
     assert rig.sandbox.ops[-1] == ("freeze",)
     await rig.invoke(env)
