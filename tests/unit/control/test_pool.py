@@ -30,6 +30,9 @@ from tests.fakes.sandbox import (
     reports_init_error,
 )
 
+#: time is fake: a test that waits for it without advancing it would hang, so fail fast
+pytestmark = pytest.mark.timeout(30)
+
 
 class Rig:
     def __init__(self, root: Path) -> None:

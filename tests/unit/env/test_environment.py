@@ -47,6 +47,9 @@ from tests.fakes.sandbox import (
     reports_init_error,
 )
 
+#: time is fake: a test that waits for it without advancing it would hang, so fail fast
+pytestmark = pytest.mark.timeout(30)
+
 
 class Observer:
     def __init__(self) -> None:
@@ -604,3 +607,44 @@ async def test_report_fields(rig: Rig) -> None:
     assert rig.lines("END")[-1] == "END RequestId: req-1"
     (seen,) = rig.observer.invokes
     assert seen.request_id == "req-1" and seen.max_memory_used_mb == 51 and seen.billed_ms == billed
+
+
+async def test_with_internal_extensions_only_the_runtime_gets_500_ms_after_sigterm(
+    rig: Rig,
+) -> None:
+    async def runtime_with_internal_extension(p: FakeProcess) -> int:
+        def ignore() -> None:
+            p.mark("SIGTERM ignored")
+
+        p.on_sigterm = ignore
+        p.name = "in-process-agent"  # registers under a name no launched file has
+        await p.register(("INVOKE",))
+
+        async def agent() -> None:  # the extension's own thread: it waits for events
+            with contextlib.suppress(AssertionError):
+                while True:
+                    await p.ext_next()
+
+        agent_task = asyncio.create_task(agent())
+        with contextlib.suppress(AssertionError):  # its next is refused at shutdown
+            while True:
+                inv = await p.next()
+                await p.respond(inv.request_id, b"ok")
+        try:
+            await asyncio.Event().wait()
+        finally:
+            agent_task.cancel()
+        return 0
+
+    rig.backend.runtime = runtime_with_internal_extension
+    env = await rig.started()
+    assert [e.name for e in env.extensions.registered()] == ["in-process-agent"]
+    sandbox = rig.sandbox
+    stopping = asyncio.create_task(env.shutdown())
+    await rig.backend.reached("SIGTERM ignored")
+    await rig.clock.advance(0.499)
+    assert sandbox.live_names() == ["in-process-agent"]
+    await rig.clock.advance(0.001)
+    await stopping
+    signals = [op[2] for op in sandbox.ops if op[0] == "signal"]
+    assert signals == [signal.SIGTERM, signal.SIGKILL]
