@@ -53,6 +53,14 @@ def _parser() -> argparse.ArgumentParser:
         help="seconds an idle environment is kept before shutdown (default 300)",
     )
     s.add_argument(
+        "--init-timeout",
+        type=float,
+        default=10.0,
+        # tests only: shortens the on-demand Init limit (Lambda's is 10 s) so that the
+        # integration tests prove the Init-timeout rules in a second or two
+        help=argparse.SUPPRESS,
+    )
+    s.add_argument(
         "--freeze-delay-ms",
         type=float,
         default=10.0,
@@ -420,6 +428,7 @@ def _serve(args: argparse.Namespace) -> int:
         port=args.port,
         backend=args.backend,
         idle_timeout_s=args.idle_timeout,
+        init_timeout_s=max(0.0, args.init_timeout),
         spare_sandboxes=args.spare_sandboxes,
         freeze_delay_s=max(0.0, args.freeze_delay_ms) / 1000.0,
         account_concurrency=args.account_concurrency,

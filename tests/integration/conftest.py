@@ -1,3 +1,3 @@
-from tests.integration.harness import lam, server
+from tests.integration.harness import lam, server, short_limits_server
 
-__all__ = ["lam", "server"]
+__all__ = ["lam", "server", "short_limits_server"]

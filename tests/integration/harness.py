@@ -223,6 +223,22 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             srv.stop()
 
 
+@pytest.fixture(scope="session")
+def short_limits_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One server for the whole run whose idle environments spin down after 1 s and whose
+    Init limit is 2 s: the tests of those rules on real sandboxes take seconds, not
+    minutes (Lambda's 300 s and 10 s are proven on fake time by tests/unit)."""
+    require_sandbox()
+    base = tmp_path_factory.mktemp("short-limits")
+    srv = Server(base / "data", free_port(), ("--idle-timeout", "1", "--init-timeout", "2"))
+    srv.start()
+    try:
+        yield srv
+    finally:
+        if srv.proc is not None and srv.proc.poll() is None:
+            srv.stop()
+
+
 @pytest.fixture(scope="module")
 def lam(server: Server) -> Any:
     return server.client()

@@ -33,6 +33,8 @@ HELLO = (
 
 @pytest.fixture
 def own_server(tmp_path: Path) -> Any:
+    """A server of its own, for a test that stops or restarts it (the others share the
+    module's ``server``)."""
     require_sandbox()
     srv = Server(tmp_path / "data", free_port())
     srv.start()
@@ -82,7 +84,7 @@ def test_restart_keeps_functions_and_layers_and_sigterm_leaves_nothing(own_serve
     assert r.json() == 42 and "Init Duration" in r.log
 
 
-def test_aws_cli_create_and_invoke(own_server: Server, tmp_path: Path) -> None:
+def test_aws_cli_create_and_invoke(server: Server, tmp_path: Path) -> None:
     zip_path = tmp_path / "fn.zip"
     zip_path.write_bytes(make_zip({"app.py": HELLO}))
     aws = str(Path(sys.executable).with_name("aws"))
@@ -92,7 +94,7 @@ def test_aws_cli_create_and_invoke(own_server: Server, tmp_path: Path) -> None:
         "AWS_SECRET_ACCESS_KEY": "y",
         "AWS_DEFAULT_REGION": "us-east-1",
     }
-    common = ["--endpoint-url", own_server.url, "--output", "json"]
+    common = ["--endpoint-url", server.url, "--output", "json"]
     created = subprocess.run(
         [
             aws,
@@ -158,7 +160,7 @@ def test_aws_cli_create_and_invoke(own_server: Server, tmp_path: Path) -> None:
             "logs",
             "cli-fn",
             "--endpoint",
-            own_server.url,
+            server.url,
         ],
         capture_output=True,
         text=True,
@@ -168,8 +170,8 @@ def test_aws_cli_create_and_invoke(own_server: Server, tmp_path: Path) -> None:
     assert "REPORT RequestId: " in logs.stdout and "INIT_START" in logs.stdout
 
 
-def test_logs_follow_prints_new_lines(own_server: Server) -> None:
-    lam = own_server.client()
+def test_logs_follow_prints_new_lines(server: Server) -> None:
+    lam = server.client()
     name = create(lam, {"app.py": HELLO})
     follower = subprocess.Popen(
         [
@@ -180,7 +182,7 @@ def test_logs_follow_prints_new_lines(own_server: Server) -> None:
             name,
             "--follow",
             "--endpoint",
-            own_server.url,
+            server.url,
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -277,23 +279,6 @@ def test_freeze_waits_for_the_freeze_delay(tmp_path: Path) -> None:
         srv.stop()
 
 
-def test_freeze_delay_zero_freezes_at_once(tmp_path: Path) -> None:
-    require_sandbox()
-    srv = Server(tmp_path / "data", free_port(), extra_args=("--freeze-delay-ms", "0"))
-    srv.start()
-    try:
-        lam = srv.client()
-        name = create(lam, {"app.py": HELLO})
-        for _ in range(2):
-            assert invoke(lam, name).function_error is None
-            assert [e["frozen"] for e in _environments(srv)] == [True]
-        events = [t["event"] for t in _environments(srv)[0]["timeline"]]
-        # Init, then each invoke: frozen at once every time, thawed for each invoke
-        assert events.count("frozen") == 3 and events.count("thawed") == 2, events
-    finally:
-        srv.stop()
-
-
 def test_idle_environments_spin_down(tmp_path: Path) -> None:
     require_sandbox()
     srv = Server(tmp_path / "data", free_port(), extra_args=("--idle-timeout", "1"))
@@ -344,18 +329,18 @@ def test_process_backend_runs_functions_and_says_it_is_weaker(tmp_path: Path) ->
         srv.stop()
 
 
-def test_prometheus_metrics(own_server: Server) -> None:
+def test_prometheus_metrics(server: Server) -> None:
     import urllib.request
 
     from prometheus_client.parser import text_string_to_metric_families
 
-    lam = own_server.client()
+    lam = server.client()
     name = create(lam, {"app.py": HELLO})
     invoke(lam, name)
     invoke(lam, name)
     boom = create(lam, {"app.py": "import os\ndef handler(e, c):\n    os._exit(2)\n"})
     invoke(lam, boom)
-    with urllib.request.urlopen(f"{own_server.url}/metrics", timeout=5) as r:
+    with urllib.request.urlopen(f"{server.url}/metrics", timeout=5) as r:
         assert r.headers["Content-Type"].startswith("text/plain")
         text = r.read().decode()
     samples = {
@@ -381,23 +366,23 @@ def test_prometheus_metrics(own_server: Server) -> None:
     assert value("lambdalet_environments", function=name, state="Idle") == 1
 
 
-def test_admin_timeline_and_recent_invocations(own_server: Server) -> None:
+def test_admin_timeline_and_recent_invocations(server: Server) -> None:
     import urllib.request
 
-    lam = own_server.client()
+    lam = server.client()
     code = "import time\ndef handler(e, c):\n    time.sleep(e.get('sleep', 0))\n    return 1\n"
     name = create(lam, {"app.py": code}, Timeout=1)
     cold = invoke(lam, name)
     warm = invoke(lam, name)
     slow = invoke(lam, name, {"sleep": 3})
-    with urllib.request.urlopen(f"{own_server.url}/lambdalet/admin/invocations") as r:
+    with urllib.request.urlopen(f"{server.url}/lambdalet/admin/invocations") as r:
         items = [i for i in json.loads(r.read())["Invocations"] if i["function"] == name]
     assert [i["requestId"] for i in items] == [slow.request_id, warm.request_id, cold.request_id]
     assert [i["cold"] for i in items] == [False, False, True]
     assert items[0]["status"] == "timeout" and items[0]["errorType"] == "Sandbox.Timedout"
     assert items[2]["initDurationMs"] > 0 and items[1]["initDurationMs"] is None
     assert all(i["billedDurationMs"] >= i["durationMs"] for i in items)
-    env = next(e for e in _environments(own_server) if e["function"] == name)
+    env = next(e for e in _environments(server) if e["function"] == name)
     events = [t["event"] for t in env["timeline"]]
     # the first invoke follows its Init at once: the environment is not frozen between them
     assert [e for e in events if e != "function_init_start"][:4] == [
@@ -412,44 +397,36 @@ def test_admin_timeline_and_recent_invocations(own_server: Server) -> None:
     assert times == sorted(times)
 
 
-def test_admin_keeps_ended_environments(tmp_path: Path) -> None:
-    require_sandbox()
-    srv = Server(tmp_path / "data", free_port(), extra_args=("--idle-timeout", "0.5"))
-    srv.start()
-    try:
-        lam = srv.client()
-        name = create(lam, {"app.py": HELLO})
-        invoke(lam, name)
-        import urllib.request
+def test_admin_keeps_ended_environments(short_limits_server: Server) -> None:
+    srv = short_limits_server  # idle timeout 1 s
+    lam = srv.client()
+    name = create(lam, {"app.py": HELLO})
+    invoke(lam, name)
+    import urllib.request
 
-        deadline = time.monotonic() + 10
-        while True:
-            with urllib.request.urlopen(f"{srv.url}/lambdalet/admin/environments") as r:
-                doc = json.loads(r.read())
-            if doc["Ended"]:
-                break
-            assert time.monotonic() < deadline, doc
-            time.sleep(0.1)
-        ended = doc["Ended"][0]
-        assert ended["function"] == name and ended["state"] == "Dead"
-        events = [(t["event"], t["detail"]) for t in ended["timeline"]]
-        assert ("shutdown_start", "reason=spindown") in events
-        assert events[-1] == ("shutdown_done", "")
-    finally:
-        srv.stop()
+    def ended() -> list[dict[str, Any]]:
+        with urllib.request.urlopen(f"{srv.url}/lambdalet/admin/environments") as r:
+            return [e for e in json.loads(r.read())["Ended"] if e["function"] == name]
+
+    _wait_for(lambda: bool(ended()), 10.0)
+    (gone,) = ended()
+    assert gone["state"] == "Dead"
+    events = [(t["event"], t["detail"]) for t in gone["timeline"]]
+    assert ("shutdown_start", "reason=spindown") in events
+    assert events[-1] == ("shutdown_done", "")
 
 
-def test_admin_backend_reports_the_compiled_agent_and_spares(own_server: Server) -> None:
+def test_admin_backend_reports_the_compiled_agent_and_spares(server: Server) -> None:
     import urllib.request
 
     def backend() -> dict[str, Any]:
-        with urllib.request.urlopen(f"{own_server.url}/lambdalet/admin/backend", timeout=5) as r:
+        with urllib.request.urlopen(f"{server.url}/lambdalet/admin/backend", timeout=5) as r:
             return dict(json.loads(r.read()))
 
     _wait_for(lambda: backend()["spares"] == {"ready": 2, "wanted": 2}, 30.0)
     info = backend()
     assert info["backend"] == "runc" and info["agent"] == "compiled", info
     # a cold start takes a spare; one is built again shortly after
-    name = create(own_server.client(), {"app.py": HELLO})
-    assert invoke(own_server.client(), name).function_error is None
+    name = create(server.client(), {"app.py": HELLO})
+    assert invoke(server.client(), name).function_error is None
     _wait_for(lambda: backend()["spares"] == {"ready": 2, "wanted": 2}, 30.0)
