@@ -30,13 +30,14 @@ if TYPE_CHECKING:
     from contextlib import AbstractContextManager
 
     from lambdalet.clock import Clock
+    from lambdalet.store.connection import Connection
 
 
 class AsyncEventsMixin:
     """Queue rows and per-qualifier settings: methods of ``Store``."""
 
     if TYPE_CHECKING:  # provided by Store
-        _db: sqlite3.Connection
+        _db: Connection
         _clock: Clock
 
         def _tx(self) -> AbstractContextManager[None]: ...
