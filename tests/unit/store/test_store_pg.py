@@ -12,6 +12,8 @@ import pytest
 from lambdalet.config import ServerConfig
 from lambdalet.store import Store
 from lambdalet.store.pg import pg_migration, translate
+from lambdalet.store.pg_queue import Claimer
+from lambdalet.store.records import NewEvent
 from tests.unit.store import test_store_async_events, test_store_versions
 from tests.unit.store.helpers import ManualClock, add_function, new_code
 from tests.unit.store.pg_fixture import pg_admin_url, pg_url  # noqa: F401 (fixtures)
@@ -86,3 +88,48 @@ def test_insert_or_replace_resets_columns_not_given(store: Store) -> None:
     store.db.execute("INSERT OR IGNORE INTO function_meta (name, last_version) VALUES ('x', 9)")
     (kept,) = store.db.execute("SELECT last_version FROM function_meta").fetchone()
     assert kept == 7
+
+
+def _worker(store: Store, worker_id: str, epoch: int) -> Claimer:
+    store.db.execute(
+        "INSERT INTO workers (id, address, pid, epoch, state, mem_total_mb, mem_free_mb)"
+        " VALUES (?, '127.0.0.1:1', 1, ?, 'alive', 1024, 1024)",
+        (worker_id, epoch),
+    )
+    return Claimer(worker_id, epoch)
+
+
+async def test_claims_split_events_and_a_dead_workers_claims_run_elsewhere(
+    tmp_path: Path,
+    pg_url: str,  # noqa: F811
+    clock: ManualClock,
+) -> None:
+    one = pg_store(tmp_path, pg_url, clock, "one")
+    two = pg_store(tmp_path, pg_url, clock, "two")
+    try:
+        one.claimer = _worker(one, "w1", 1)
+        two.claimer = _worker(two, "w2", 2)
+        for i in range(4):
+            one.enqueue_event(NewEvent(f"r{i}", "fn", None, b"{}"))
+        mine = one.due_events(clock.wall(), 3, ())
+        theirs = two.due_events(clock.wall(), 3, ())
+        assert [e.request_id for e in mine] == ["r0", "r1", "r2"]
+        assert [e.request_id for e in theirs] == ["r3"]  # never one of w1's
+        assert two.next_due(()) is None
+        # w1 dies: its claims are free; its late steps change nothing
+        one.db.execute("UPDATE workers SET state = 'dead' WHERE id = 'w1'")
+        retaken = two.due_events(clock.wall(), 5, {theirs[0].seq})
+        assert sorted(e.request_id for e in retaken) == ["r0", "r1", "r2"]
+        assert one.event_attempt_started(mine[0].seq) is False
+        one.finish_event(mine[0].seq)
+        assert one.queued_events() == 4
+        assert two.event_attempt_started(retaken[0].seq) is True
+        two.finish_event(retaken[0].seq)
+        assert two.queued_events() == 3
+        # a rescheduled event is unclaimed: any worker may take it when due
+        two.reschedule_event(retaken[1].seq, clock.wall() + 5, throttled=True)
+        two.claimer = Claimer("w2", 2)
+        assert two.next_due({theirs[0].seq, retaken[2].seq}) == clock.wall() + 5
+    finally:
+        one.close()
+        two.close()
