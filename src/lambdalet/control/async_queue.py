@@ -162,6 +162,9 @@ class AsyncQueue:
     # ------------------------------------------------------------------ lifecycle
 
     def start(self) -> None:
+        """Start dispatching (not on a cluster's API replica: there workers claim events)."""
+        if self._store.shared and self._store.claimer is None:
+            return
         if self._dispatcher is None:
             self._dispatcher = asyncio.get_running_loop().create_task(
                 self._dispatch(), name="async-queue dispatcher"

@@ -448,6 +448,11 @@ class Store(VersionsMixin, AsyncEventsMixin, TriggersMixin):
             self._records.clear()
         self._config_seen = (int(version), now)
 
+    def forget_cached(self) -> None:
+        """Read records afresh (another node wrote one this node has cached)."""
+        self._records.clear()
+        self._config_seen = (-1, 0.0)
+
     def _local_code(self, sha256_hex: str) -> None:
         """A cluster node unpacks code it has not got yet from the shared database."""
         if (self._config.code_dir / sha256_hex).is_dir():
