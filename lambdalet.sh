@@ -24,8 +24,11 @@ ORIG_PWD=$PWD
 VENV="$ROOT/.venv"
 PY_STAMP="$VENV/.lambdalet-pyproject.sha256"
 # cmake g++ make autoconf automake libtool: the native part of npm's aws-lambda-ric (Node runtimes)
-APT_PACKAGES=(runc postgresql iproute2 e2fsprogs util-linux slirp4netns passt curl gcc libc6-dev golang-github-containers-common chromium chromium-driver
-    skopeo umoci buildah docker-registry busybox-static openssl cmake g++ make autoconf automake libtool)
+# postgresql: the binaries the cluster tests start their own throw-away server from (tests/cluster/pg.py);
+#   nothing uses the cluster service the package may start on install
+APT_PACKAGES=(runc iproute2 e2fsprogs util-linux slirp4netns passt curl gcc libc6-dev golang-github-containers-common chromium chromium-driver
+    skopeo umoci buildah docker-registry busybox-static openssl cmake g++ make autoconf automake libtool
+    postgresql)
 APT_UPDATED=0
 
 say() { printf 'lambdalet.sh: %s\n' "$*" >&2; }
