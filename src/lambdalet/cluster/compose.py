@@ -21,6 +21,7 @@ from aiohttp import web
 
 from lambdalet.api.app import build_api_app
 from lambdalet.clock import SystemClock
+from lambdalet.cluster.grants import SharedLimits, forget_dead_leases
 from lambdalet.cluster.membership import ALIVE, Load, Membership, idle_key, list_workers
 from lambdalet.cluster.routing import RoutingInvoker
 from lambdalet.cluster.worker_api import health_routes, internal_routes
@@ -130,10 +131,15 @@ async def _build_worker(config: ServerConfig, store: Store) -> _Worker:
         await launcher.prime_spares(backend)
     except Exception as e:  # an optimisation: never a reason not to serve
         log.warning("could not prepare the spare sandboxes' runtime: %s", e)
+    total = config.worker_memory_mb or host_memory_mb()
+    address = f"{config.host}:{config.port}"
+    membership = Membership(store.db, address, total, lambda: _load(pool))
+    limits = SharedLimits(store.db, membership.worker_id, config.account_concurrency)
     pool = Pool(
         backend=backend,
         launcher=launcher,
         clock=clock,
+        limits=limits,
         logs_dir=config.logs_dir,
         settings=PoolSettings(
             idle_timeout_s=config.idle_timeout_s,
@@ -155,10 +161,8 @@ async def _build_worker(config: ServerConfig, store: Store) -> _Worker:
     stats = FunctionStats()
     observer = FanOut(metrics, recent, stats)
     pool.observer = observer
-    total = config.worker_memory_mb or host_memory_mb()
-    address = f"{config.host}:{config.port}"
-    membership = Membership(store.db, address, total, lambda: _load(pool))
     store.claimer = membership.register()
+    forget_dead_leases(store.db)
 
     def new_epoch(claimer: object) -> None:
         store.claimer = membership.claimer

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -111,19 +112,33 @@ def parse_output(headers: Mapping[str, str], body: bytes) -> InvokeOutput:
     )
 
 
-def _error_classes() -> dict[str, type[LambdaApiError]]:
-    out: dict[str, type[LambdaApiError]] = {}
-    pending: list[type[LambdaApiError]] = [LambdaApiError]
-    while pending:
-        cls = pending.pop()
-        out.setdefault(cls.error_type, cls)
+ERROR_CLASS_HEADER = "X-Lambdalet-Error-Class"
+
+
+def _error_classes() -> tuple[dict[str, type[LambdaApiError]], dict[str, type[LambdaApiError]]]:
+    """(class name -> class, error type -> its most general class)."""
+    by_name: dict[str, type[LambdaApiError]] = {}
+    by_type: dict[str, type[LambdaApiError]] = {}
+    pending: deque[type[LambdaApiError]] = deque([LambdaApiError])
+    while pending:  # breadth first: the most general class of a type comes first
+        cls = pending.popleft()
+        by_name.setdefault(cls.__name__, cls)
+        by_type.setdefault(cls.error_type, cls)
         pending.extend(cls.__subclasses__())
-    return out
+    return by_name, by_type
 
 
-def parse_error(error_type: str, body: bytes) -> LambdaApiError:
+def error_headers(err: LambdaApiError) -> dict[str, str]:
+    """Sent with a rendered error so the replica rebuilds the exact class."""
+    return {ERROR_CLASS_HEADER: type(err).__name__}
+
+
+def parse_error(error_type: str, body: bytes, class_name: str | None = None) -> LambdaApiError:
     """The error a worker answered, rebuilt as the same class (its status, type, fields)."""
-    cls = _error_classes().get(error_type)
+    by_name, by_type = _error_classes()
+    cls = by_name.get(class_name or "")
+    if cls is None or cls.error_type != error_type:
+        cls = by_type.get(error_type)
     try:
         doc = json.loads(body)
     except ValueError:

@@ -151,7 +151,11 @@ class RoutingInvoker:
                     return protocol.parse_output(resp.headers, body)
                 if resp.headers.get(protocol.RETRY_HEADER) == "next":
                     return None
-                raise protocol.parse_error(resp.headers.get("X-Amzn-ErrorType", ""), body)
+                raise protocol.parse_error(
+                    resp.headers.get("X-Amzn-ErrorType", ""),
+                    body,
+                    resp.headers.get(protocol.ERROR_CLASS_HEADER),
+                )
         except aiohttp.ClientConnectorError as e:  # never connected: it did not run
             log.warning("worker %s at %s refused: %s", worker.id, worker.address, e)
             self._suspect[worker.id] = (time.monotonic() + SUSPECT_S, worker.epoch)

@@ -67,7 +67,9 @@ def internal_routes(
                 )
             )
         except LambdaApiError as e:
-            return render.error(e)
+            resp = render.error(e)
+            resp.headers.update(protocol.error_headers(e))
+            return resp
         return web.Response(body=output.payload, headers=protocol.output_headers(output))
 
     async def retire(request: web.Request) -> web.StreamResponse:
