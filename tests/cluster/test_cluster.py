@@ -203,6 +203,13 @@ def test_workers_listed_and_invokes_cross_replicas(cluster: Cluster) -> None:
     # created through replica 0, invoked through replica 1, run on a worker
     out = cluster.client(1).invoke(FunctionName="counter", Payload=json.dumps({"id": "first"}))
     assert json.loads(out["Payload"].read()) == {"id": "first"}
+    # the replica lists the workers' environments, each naming its worker
+    with urllib.request.urlopen(
+        f"http://127.0.0.1:{cluster.replicas[0].port}/lambdalet/admin/environments", timeout=10
+    ) as r:
+        envs = json.loads(r.read())["Environments"]
+    ran_on = {e["Worker"] for e in envs if e["function"] == "counter"}
+    assert len(ran_on) == 1 and ran_on <= {w["Id"] for w in alive}, envs
 
 
 def test_kill9_workers_under_load(cluster: Cluster) -> None:

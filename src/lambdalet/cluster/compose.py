@@ -14,8 +14,10 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiohttp import web
 
@@ -26,7 +28,7 @@ from lambdalet.cluster.membership import ALIVE, Load, Membership, idle_key, list
 from lambdalet.cluster.routing import RoutingInvoker
 from lambdalet.cluster.worker_api import health_routes, internal_routes
 from lambdalet.config import ServerConfig
-from lambdalet.control.admin import RecentInvocations, build_admin_app
+from lambdalet.control.admin import RecentInvocations, build_admin_app, describe_environment
 from lambdalet.control.async_queue import AsyncQueue, RetryPolicy
 from lambdalet.control.invoker import PoolInvoker
 from lambdalet.control.launcher import RuntimeLauncher
@@ -222,11 +224,21 @@ async def build_cluster_node(config: ServerConfig) -> ClusterNode:
             rows = list_workers(store.db)
             return web.json_response({"Workers": [w.admin_json() for w in rows]})
 
+        async def environments(_: web.Request) -> web.Response:
+            return web.json_response(await routing.environments())
+
         app.router.add_get("/lambdalet/admin/workers", workers)
+        app.router.add_get("/lambdalet/admin/environments", environments)
     if worker is not None:
         membership = worker.membership
         app.add_routes(
-            internal_routes(store, worker.invoker, token, lambda: membership.state == ALIVE)
+            internal_routes(
+                store,
+                worker.invoker,
+                token,
+                lambda: membership.state == ALIVE,
+                lambda: _environments(worker),
+            )
         )
         app.add_routes(health_routes(lambda: _db_ok(store.db) and membership.alive()))
         app.router.add_get("/metrics", metrics_handler(worker.metrics))
@@ -245,6 +257,19 @@ async def build_cluster_node(config: ServerConfig) -> ClusterNode:
         app.add_routes(health_routes(lambda: _db_ok(store.db)))
         app.router.add_get("/metrics", metrics_handler(Metrics(tuple[Environment, ...])))
     return node
+
+
+def _environments(worker: _Worker) -> dict[str, Any]:
+    """This worker's environments as the admin API lists them, each naming the worker."""
+    now = time.time()
+    me = worker.membership.worker_id
+    pool = worker.pool
+    return {
+        "Environments": [
+            describe_environment(e, now) | {"Worker": me} for e in pool.environments()
+        ],
+        "Ended": [describe_environment(e, now) | {"Worker": me} for e in pool.ended],
+    }
 
 
 def _idle_check(pool: Pool) -> Callable[[str], bool]:

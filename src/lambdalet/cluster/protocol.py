@@ -22,6 +22,7 @@ from lambdalet.model import InvokeInput, InvokeOutput
 
 INVOKE_PATH = "/lambdalet/internal/v1/invoke"
 RETIRE_PATH = "/lambdalet/internal/v1/retire"
+ENVIRONMENTS_PATH = "/lambdalet/internal/v1/environments"
 TOKEN_HEADER = "X-Lambdalet-Cluster-Token"
 RETRY_HEADER = "X-Lambdalet-Retry"
 

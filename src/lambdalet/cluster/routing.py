@@ -17,6 +17,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
+from typing import Any
 
 import aiohttp
 
@@ -174,6 +175,31 @@ class RoutingInvoker:
                 self._load[worker.id] = left
             else:
                 self._load.pop(worker.id, None)
+
+    async def environments(self) -> dict[str, list[dict[str, Any]]]:
+        """Every live worker's environments (admin listing), each naming its ``Worker``;
+        a worker that does not answer within 5 s is left out."""
+
+        async def one(w: WorkerInfo) -> dict[str, Any]:
+            try:
+                async with self._http().get(
+                    f"http://{w.address}{protocol.ENVIRONMENTS_PATH}",
+                    headers={protocol.TOKEN_HEADER: self._token},
+                    timeout=aiohttp.ClientTimeout(total=5.0),
+                ) as resp:
+                    if resp.status == 200:
+                        doc: dict[str, Any] = await resp.json()
+                        return doc
+            except (TimeoutError, aiohttp.ClientError, ValueError) as e:
+                log.warning("environments of worker %s: %s", w.id, e)
+            return {}
+
+        docs = await asyncio.gather(*(one(w) for w in self._workers))
+        out: dict[str, list[dict[str, Any]]] = {"Environments": [], "Ended": []}
+        for doc in docs:
+            for key, items in out.items():
+                items.extend(doc.get(key) or ())
+        return out
 
     async def retire(self, function_name: str, version: str | None = None) -> None:
         """Every worker retires the function's environments (best effort: a worker that

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hmac
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 
@@ -31,9 +32,14 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def internal_routes(
-    store: Store, invoker: Invoker, token: str, accepting: Callable[[], bool]
+    store: Store,
+    invoker: Invoker,
+    token: str,
+    accepting: Callable[[], bool],
+    environments: Callable[[], dict[str, Any]],
 ) -> list[web.RouteDef]:
-    """``accepting()``: False while draining (invokes are refused as not run: retry next)."""
+    """``accepting()``: False while draining (invokes are refused as not run: retry next);
+    ``environments()``: this worker's admin listing (``Environments``, ``Ended``)."""
 
     def authorised(request: web.Request) -> bool:
         given = request.headers.get(protocol.TOKEN_HEADER, "")
@@ -78,7 +84,16 @@ def internal_routes(
         await invoker.retire(request.query["name"], request.query.get("version"))
         return web.Response(status=204)
 
-    return [web.post(protocol.INVOKE_PATH, invoke), web.post(protocol.RETIRE_PATH, retire)]
+    async def list_environments(request: web.Request) -> web.StreamResponse:
+        if not authorised(request):
+            return render.error(AccessDeniedException("Invalid cluster token."))
+        return render.json_response(environments())
+
+    return [
+        web.post(protocol.INVOKE_PATH, invoke),
+        web.post(protocol.RETIRE_PATH, retire),
+        web.get(protocol.ENVIRONMENTS_PATH, list_environments),
+    ]
 
 
 def health_routes(ready: Callable[[], bool]) -> list[web.RouteDef]:
