@@ -315,3 +315,25 @@ def test_reserved_concurrency_holds_cluster_wide(cluster: Cluster) -> None:
         running += step
         peak = max(peak, running)
     assert peak <= 2, results
+
+
+def test_provisioned_concurrency_runs_on_a_worker(cluster: Cluster) -> None:
+    lam = cluster.client(1)
+    version = lam.publish_version(FunctionName="counter")["Version"]
+    lam.put_provisioned_concurrency_config(
+        FunctionName="counter", Qualifier=version, ProvisionedConcurrentExecutions=1
+    )
+    deadline = time.monotonic() + 60
+    status = ""
+    while time.monotonic() < deadline:
+        got = cluster.client(0).get_provisioned_concurrency_config(
+            FunctionName="counter", Qualifier=version
+        )
+        status = got["Status"]
+        if status != "IN_PROGRESS":
+            break
+        time.sleep(0.5)
+    assert status == "READY", got
+    assert got["AvailableProvisionedConcurrentExecutions"] == 1
+    out = lam.invoke(FunctionName="counter", Qualifier=version, Payload=b'{"id": "pc"}')
+    assert json.loads(out["Payload"].read()) == {"id": "pc"}

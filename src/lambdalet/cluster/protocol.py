@@ -23,6 +23,8 @@ from lambdalet.model import InvokeInput, InvokeOutput
 INVOKE_PATH = "/lambdalet/internal/v1/invoke"
 RETIRE_PATH = "/lambdalet/internal/v1/retire"
 ENVIRONMENTS_PATH = "/lambdalet/internal/v1/environments"
+PROVISION_PATH = "/lambdalet/internal/v1/provision"
+UNPROVISION_PATH = "/lambdalet/internal/v1/unprovision"
 TOKEN_HEADER = "X-Lambdalet-Cluster-Token"
 RETRY_HEADER = "X-Lambdalet-Retry"
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import time
 from collections.abc import Callable
@@ -219,15 +220,54 @@ class RoutingInvoker:
                 ):
                     pass
 
+    def provisioned_home(self, config_key: str) -> WorkerInfo | None:
+        """The worker that holds a provisioned config's environments: the same on every
+        replica while membership is stable (highest hash of key and worker id)."""
+        alive = [w for w in self._workers if w.state == ALIVE]
+        if not alive:
+            return None
+        return max(alive, key=lambda w: hashlib.sha256(f"{config_key}|{w.id}".encode()).digest())
+
     async def provision(
         self, config_key: str, function: FunctionRecord, count: int
     ) -> ProvisionResult:
-        if self._local is not None:
+        """All of a config's environments on one worker (``provisioned_home``); a config
+        whose worker dies is provisioned again at the next PutProvisionedConcurrencyConfig
+        or replica start."""
+        home = self.provisioned_home(config_key)
+        if home is None:
+            return ProvisionResult(0, NO_WORKER)
+        if home.id == self._local_id and self._local is not None:
             return await self._local.provision(config_key, function, count)
-        return ProvisionResult(
-            0, "Provisioned concurrency needs a worker in this process (serve --worker)."
-        )
+        try:
+            async with self._http().post(
+                f"http://{home.address}{protocol.PROVISION_PATH}",
+                json={
+                    "config_key": config_key,
+                    "name": function.name,
+                    "version": function.version,
+                    "count": count,
+                },
+                headers={protocol.TOKEN_HEADER: self._token},
+            ) as resp:
+                if resp.status != 200:
+                    return ProvisionResult(0, f"Worker {home.id} refused ({resp.status}).")
+                doc = await resp.json()
+                return ProvisionResult(int(doc["Ready"]), doc.get("Failure"))
+        except (TimeoutError, aiohttp.ClientError, ValueError) as e:
+            return ProvisionResult(0, f"Worker {home.id} ({home.address}) failed: {e!r}")
 
     async def unprovision(self, config_key: str) -> None:
         if self._local is not None:
             await self._local.unprovision(config_key)
+        for w in self._workers:
+            if w.id == self._local_id:
+                continue
+            with contextlib.suppress(aiohttp.ClientError, asyncio.TimeoutError):
+                async with self._http().post(
+                    f"http://{w.address}{protocol.UNPROVISION_PATH}",
+                    params={"config_key": config_key},
+                    headers={protocol.TOKEN_HEADER: self._token},
+                    timeout=aiohttp.ClientTimeout(total=10.0),
+                ):
+                    pass

@@ -84,6 +84,23 @@ def internal_routes(
         await invoker.retire(request.query["name"], request.query.get("version"))
         return web.Response(status=204)
 
+    async def provision(request: web.Request) -> web.StreamResponse:
+        if not authorised(request):
+            return render.error(AccessDeniedException("Invalid cluster token."))
+        doc = await request.json()
+        try:
+            record = store.get_function(str(doc["name"]), str(doc["version"]))
+        except LambdaApiError as e:
+            return render.error(e)
+        result = await invoker.provision(str(doc["config_key"]), record, int(doc["count"]))
+        return render.json_response({"Ready": result.ready, "Failure": result.failure})
+
+    async def unprovision(request: web.Request) -> web.StreamResponse:
+        if not authorised(request):
+            return render.error(AccessDeniedException("Invalid cluster token."))
+        await invoker.unprovision(request.query["config_key"])
+        return web.Response(status=204)
+
     async def list_environments(request: web.Request) -> web.StreamResponse:
         if not authorised(request):
             return render.error(AccessDeniedException("Invalid cluster token."))
@@ -93,6 +110,8 @@ def internal_routes(
         web.post(protocol.INVOKE_PATH, invoke),
         web.post(protocol.RETIRE_PATH, retire),
         web.get(protocol.ENVIRONMENTS_PATH, list_environments),
+        web.post(protocol.PROVISION_PATH, provision),
+        web.post(protocol.UNPROVISION_PATH, unprovision),
     ]
 
 

@@ -128,8 +128,13 @@ class Pool:
         return self._busy
 
     def idle_counts(self) -> dict[tuple[str, str, str], int]:
-        """(name, version, revision) -> idle on-demand environments (cluster routing hints)."""
-        return {key: len(envs) for key, envs in self._idle.items() if envs}
+        """(name, version, revision) -> idle environments, on-demand or provisioned (cluster
+        routing hints)."""
+        counts = Counter({key: len(envs) for key, envs in self._idle.items() if envs})
+        for group in self._provisioned.values():
+            if group.idle:
+                counts[_key(group.function)] += len(group.idle)
+        return dict(counts)
 
     def function_log(self, name: str) -> FunctionLog:
         flog = self._logs.get(name)

@@ -280,6 +280,32 @@ class AsyncEventsMixin:
         return Page(items, items[-1].qualifier if len(rows) > limit else None)
 
 
+class ProvisionedStatusMixin:
+    """Provisioned concurrency's status on a shared database (cluster mode only)."""
+
+    if TYPE_CHECKING:
+        _db: Connection
+
+    def set_provisioned_status(
+        self, key: str, requested: int, allocated: int, status: str, reason: str | None
+    ) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO provisioned_status"
+            " (config_key, requested, allocated, status, reason) VALUES (?, ?, ?, ?, ?)",
+            (key, requested, allocated, status, reason),
+        )
+
+    def provisioned_status(self, key: str) -> tuple[int, int, str, str | None] | None:
+        row = self._db.execute(
+            "SELECT requested, allocated, status, reason FROM provisioned_status"
+            " WHERE config_key = ?",
+            (key,),
+        ).fetchone()
+        if row is None:
+            return None
+        return (int(row[0]), int(row[1]), str(row[2]), row[3])
+
+
 def _event(row: sqlite3.Row) -> QueuedEvent:
     return QueuedEvent(
         seq=int(row["seq"]),

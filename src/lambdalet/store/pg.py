@@ -70,6 +70,16 @@ PG_MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX concurrency_leases_name ON concurrency_leases (name);
     """,
+    # provisioned concurrency's status, as the replica that applied the config saw it
+    """
+    CREATE TABLE provisioned_status (
+        config_key TEXT COLLATE "C" PRIMARY KEY,
+        requested INT NOT NULL,
+        allocated INT NOT NULL,
+        status TEXT NOT NULL,
+        reason TEXT
+    );
+    """,
 )
 
 

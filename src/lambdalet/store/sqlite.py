@@ -32,7 +32,7 @@ from lambdalet.errors import (
 from lambdalet.model import LATEST, FunctionRecord, ImageCode, LayerRef
 from lambdalet.store import code as codes
 from lambdalet.store import pg
-from lambdalet.store.async_events import AsyncEventsMixin
+from lambdalet.store.async_events import AsyncEventsMixin, ProvisionedStatusMixin
 from lambdalet.store.connection import Connection
 from lambdalet.store.disk import SpaceReserve, frees_space, is_disk_full, secure
 from lambdalet.store.records import (
@@ -89,7 +89,7 @@ def aws_timestamp(epoch_s: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{millis:03d}+0000"
 
 
-class Store(VersionsMixin, AsyncEventsMixin, TriggersMixin):
+class Store(VersionsMixin, AsyncEventsMixin, ProvisionedStatusMixin, TriggersMixin):
     """Functions (versions, aliases), layer versions, code and the async queue of one data
     directory.  Reopening keeps everything."""
 
