@@ -4,7 +4,8 @@
 #   ./lambdalet.sh serve [args...]   set up, then exec .venv/bin/lambdalet serve [args...]
 #   ./lambdalet.sh test [pytest args...]
 #                                    set up, then ruff check, ruff format --check, mypy,
-#                                    pytest tests/unit, pytest tests/integration
+#                                    pytest tests/unit, pytest tests/integration,
+#                                    pytest tests/cluster
 #
 # "Set up" is idempotent and quick when nothing changed:
 #   1. OS packages (runc iproute2 e2fsprogs util-linux slirp4netns passt curl; gcc and
@@ -190,6 +191,8 @@ run_checks() {
     step "mypy" "$VENV/bin/mypy"
     step "pytest tests/unit" "$VENV/bin/python" -m pytest tests/unit "$@"
     step "pytest tests/integration" "$VENV/bin/python" -m pytest tests/integration "$@"
+    # the cluster (real PostgreSQL, 2 API replicas, 3 workers killed and restarted): ~2 min
+    step "pytest tests/cluster" "$VENV/bin/python" -m pytest tests/cluster "$@"
     if [ "${#failed[@]}" -ne 0 ]; then
         say "FAILED: ${failed[*]}"
         return 1
