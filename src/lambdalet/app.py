@@ -194,6 +194,8 @@ async def serve(config: ServerConfig, ready: asyncio.Event | None = None) -> Non
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(Exception):
                 loop.remove_signal_handler(sig)
+        if isinstance(platform, ClusterNode):
+            await platform.drain()  # replicas stop routing here before the listener closes
         await runner.cleanup()
         await platform.close()
         log.info("stopped")

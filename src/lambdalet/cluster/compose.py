@@ -11,6 +11,7 @@ is untouched; this is its counterpart when ``--database`` names a PostgreSQL.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import secrets
@@ -25,7 +26,7 @@ from lambdalet.api.app import build_api_app
 from lambdalet.clock import SystemClock
 from lambdalet.cluster.grants import SharedLimits, forget_dead_leases
 from lambdalet.cluster.membership import ALIVE, Load, Membership, idle_key, list_workers
-from lambdalet.cluster.routing import RoutingInvoker
+from lambdalet.cluster.routing import REFRESH_S, RoutingInvoker
 from lambdalet.cluster.worker_api import health_routes, internal_routes
 from lambdalet.config import ServerConfig
 from lambdalet.control.admin import RecentInvocations, build_admin_app, describe_environment
@@ -97,12 +98,22 @@ class ClusterNode:
     queue: AsyncQueue | None = None
     _closed: bool = field(default=False)
 
+    async def drain(self) -> None:
+        """A worker leaving: marked draining (no new routes or claims), then a pause long
+        enough for every replica to re-read the workers; what runs finishes meanwhile."""
+        if self.worker is None or self.worker.membership.state != ALIVE:
+            return
+        try:
+            self.worker.membership.drain()
+        except Exception as e:  # the database is unreachable: the others time us out
+            log.warning("could not mark this worker draining: %s", e)
+            return
+        await asyncio.sleep(2 * REFRESH_S)
+
     async def close(self) -> None:
         if self._closed:
             return
         self._closed = True
-        if self.worker is not None:
-            self.worker.membership.drain()
         if self.queue is not None:
             await self.queue.close()
         if self.routing is not None:
