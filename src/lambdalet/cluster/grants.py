@@ -8,9 +8,10 @@ from the database at each take, so a PutFunctionConcurrency made through any rep
 holds at once.  A dead worker's leases stop counting as soon as it is declared dead (its
 row's state), and are deleted by the next worker to register.
 
-Each take holds one cluster-wide advisory lock for its transaction (two round trips on a
-local network): simple and exact, at the price of serialising on-demand starts across the
-cluster.  ``docs/cluster.md`` sketches the block grants that would lift this.
+Each take is one call of the database function ``lambdalet_take`` (``store/pg.py``), which
+holds one cluster-wide advisory lock for its transaction: one round trip, exact, at the
+price of serialising on-demand starts across the cluster (block grants per worker, as
+``docs/cluster.md`` sketches, would lift that).
 """
 
 from __future__ import annotations
@@ -19,17 +20,12 @@ import logging
 import uuid
 from collections import defaultdict
 
-from lambdalet.control.concurrency import (
-    ACCOUNT_LIMIT_EXCEEDED,
-    RESERVED_LIMIT_EXCEEDED,
-    ConcurrencyLimits,
-)
+from lambdalet.control.concurrency import ConcurrencyLimits
 from lambdalet.errors import TooManyRequestsException
 from lambdalet.store.connection import Connection
 
 log = logging.getLogger(__name__)
 
-CONCURRENCY_LOCK = 0x1A4B_DA20
 #: leases of workers that are not dead
 _LIVE = "EXISTS (SELECT 1 FROM workers w WHERE w.id = l.worker_id AND w.state <> 'dead')"
 
@@ -46,47 +42,17 @@ class SharedLimits(ConcurrencyLimits):
         #: this worker's leases, per function (what ``give`` returns)
         self._mine: dict[str, list[str]] = defaultdict(list)
 
-    def _reason(self, name: str) -> str | None:
-        row = self._db.execute(
-            "SELECT reserved_concurrency FROM function_meta WHERE name = ?", (name,)
-        ).fetchone()
-        reserved = None if row is None else row["reserved_concurrency"]
-        if reserved is not None:
-            (busy,) = self._db.execute(
-                "SELECT COUNT(*) FROM concurrency_leases l WHERE l.name = ? AND " + _LIVE,
-                (name,),
-            ).fetchone()
-            provisioned = self.provisioned_total(name)
-            return RESERVED_LIMIT_EXCEEDED if busy >= int(reserved) - provisioned else None
-        (reserved_total,) = self._db.execute(
-            "SELECT COALESCE(SUM(reserved_concurrency), 0) FROM function_meta"
-        ).fetchone()
-        (shared_busy,) = self._db.execute(
-            "SELECT COUNT(*) FROM concurrency_leases l WHERE " + _LIVE + " AND NOT EXISTS"
-            " (SELECT 1 FROM function_meta m WHERE m.name = l.name"
-            " AND m.reserved_concurrency IS NOT NULL)"
-        ).fetchone()
-        unreserved = self.account_limit - int(reserved_total)
-        return ACCOUNT_LIMIT_EXCEEDED if shared_busy >= unreserved else None
-
     def take(self, name: str) -> None:
+        """Count one on-demand execution cluster-wide (one round trip: the database's
+        ``lambdalet_take`` locks, counts the live leases against the limits read there,
+        and inserts this one), or raise 429 with Lambda's reason."""
         lease = str(uuid.uuid4())
-        self._db.execute("BEGIN")
-        try:
-            self._db.execute("SELECT pg_advisory_xact_lock(?)", (CONCURRENCY_LOCK,))
-            reason = self._reason(name)
-            if reason is None:
-                self._db.execute(
-                    "INSERT INTO concurrency_leases (id, name, worker_id, expires_at)"
-                    " VALUES (?, ?, ?, now() + interval '16 minutes')",
-                    (lease, name, self.worker_id),
-                )
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
+        (reason,) = self._db.execute(
+            "SELECT lambdalet_take(?, ?, ?, ?::int, ?::int)",
+            (lease, name, self.worker_id, self.account_limit, self.provisioned_total(name)),
+        ).fetchone()
         if reason is not None:
-            raise TooManyRequestsException(reason)
+            raise TooManyRequestsException(str(reason))
         self._mine[name].append(lease)
         self._busy[name] += 1
 

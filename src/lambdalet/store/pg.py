@@ -80,6 +80,44 @@ PG_MIGRATIONS: tuple[str, ...] = (
         reason TEXT
     );
     """,
+    # one on-demand execution's concurrency lease, taken in one round trip (cluster/grants.py)
+    """
+    CREATE FUNCTION lambdalet_take(lease TEXT, fn TEXT, worker TEXT, account_limit INT,
+                                   provisioned INT) RETURNS TEXT
+    LANGUAGE plpgsql VOLATILE AS $$
+    DECLARE
+        fn_reserved INT;
+        running BIGINT;
+        reserved_total BIGINT;
+    BEGIN
+        -- serialise takes: the counts below are read after the lock (a volatile function
+        -- takes a fresh snapshot per statement)
+        PERFORM pg_advisory_xact_lock(441178656);
+        SELECT reserved_concurrency INTO fn_reserved FROM function_meta WHERE name = fn;
+        IF fn_reserved IS NOT NULL THEN
+            SELECT COUNT(*) INTO running FROM concurrency_leases l
+            WHERE l.name = fn AND EXISTS (SELECT 1 FROM workers w
+                WHERE w.id = l.worker_id AND w.state <> 'dead');
+            IF running >= fn_reserved - provisioned THEN
+                RETURN 'ReservedFunctionConcurrentInvocationLimitExceeded';
+            END IF;
+        ELSE
+            SELECT COALESCE(SUM(reserved_concurrency), 0) INTO reserved_total FROM function_meta;
+            SELECT COUNT(*) INTO running FROM concurrency_leases l
+            WHERE EXISTS (SELECT 1 FROM workers w
+                    WHERE w.id = l.worker_id AND w.state <> 'dead')
+              AND NOT EXISTS (SELECT 1 FROM function_meta m
+                    WHERE m.name = l.name AND m.reserved_concurrency IS NOT NULL);
+            IF running >= account_limit - reserved_total THEN
+                RETURN 'ConcurrentInvocationLimitExceeded';
+            END IF;
+        END IF;
+        INSERT INTO concurrency_leases (id, name, worker_id, expires_at)
+        VALUES (lease, fn, worker, now() + interval '16 minutes');
+        RETURN NULL;
+    END
+    $$;
+    """,
 )
 
 
