@@ -4,7 +4,8 @@
 #   ./lambdalet.sh serve [args...]   set up, then exec .venv/bin/lambdalet serve [args...]
 #   ./lambdalet.sh test [pytest args...]
 #                                    set up, then ruff check, ruff format --check, mypy,
-#                                    pytest tests/unit, pytest tests/integration
+#                                    pytest tests/unit, pytest tests/integration,
+#                                    pytest tests/cluster
 #
 # "Set up" is idempotent and quick when nothing changed:
 #   1. OS packages (runc iproute2 e2fsprogs util-linux slirp4netns passt curl; gcc and
@@ -24,8 +25,11 @@ ORIG_PWD=$PWD
 VENV="$ROOT/.venv"
 PY_STAMP="$VENV/.lambdalet-pyproject.sha256"
 # cmake g++ make autoconf automake libtool: the native part of npm's aws-lambda-ric (Node runtimes)
+# postgresql: the binaries the cluster tests start their own throw-away server from (tests/cluster/pg.py);
+#   nothing uses the cluster service the package may start on install
 APT_PACKAGES=(runc iproute2 e2fsprogs util-linux slirp4netns passt curl gcc libc6-dev golang-github-containers-common chromium chromium-driver
-    skopeo umoci buildah docker-registry busybox-static openssl cmake g++ make autoconf automake libtool)
+    skopeo umoci buildah docker-registry busybox-static openssl cmake g++ make autoconf automake libtool
+    postgresql)
 APT_UPDATED=0
 
 say() { printf 'lambdalet.sh: %s\n' "$*" >&2; }
@@ -187,6 +191,8 @@ run_checks() {
     step "mypy" "$VENV/bin/mypy"
     step "pytest tests/unit" "$VENV/bin/python" -m pytest tests/unit "$@"
     step "pytest tests/integration" "$VENV/bin/python" -m pytest tests/integration "$@"
+    # the cluster (real PostgreSQL, 2 API replicas, 3 workers killed and restarted): ~2 min
+    step "pytest tests/cluster" "$VENV/bin/python" -m pytest tests/cluster "$@"
     if [ "${#failed[@]}" -ne 0 ]; then
         say "FAILED: ${failed[*]}"
         return 1

@@ -283,7 +283,13 @@ def run_server(config: ServerConfig) -> None:
 async def serve(config: ServerConfig, ready: asyncio.Event | None = None) -> None:
     """Run until SIGTERM or SIGINT, then shut every environment down and exit."""
     check_config(config)
-    platform = await build_platform(config)
+    from lambdalet.cluster.compose import ClusterNode, build_cluster_node  # imports this module
+
+    platform: Platform | ClusterNode
+    if config.database_url is None:
+        platform = await build_platform(config)
+    else:  # cluster mode: an API replica, a worker or both (cluster/compose.py)
+        platform = await build_cluster_node(config)
     runner = web.AppRunner(platform.api, access_log=None, shutdown_timeout=1.0)
     await runner.setup()
     site = web.TCPSite(runner, config.host, config.port, reuse_address=True)
@@ -302,6 +308,8 @@ async def serve(config: ServerConfig, ready: asyncio.Event | None = None) -> Non
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(Exception):
                 loop.remove_signal_handler(sig)
+        if isinstance(platform, ClusterNode):
+            await platform.drain()  # replicas stop routing here before the listener closes
         await runner.cleanup()
         await platform.close()
         log.info("stopped")

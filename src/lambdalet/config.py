@@ -67,6 +67,13 @@ class ServerConfig:
     python_fallback: str = "host"
     #: runc sandboxes run agent.py, not the compiled agent (from $LAMBDALET_PYTHON_AGENT)
     python_agent: bool = False
+    #: ``postgresql://...``: cluster mode, the state lives there (None: SQLite in data_dir)
+    database_url: str | None = None
+    #: with ``database_url``: "api" (a stateless replica), "worker" (sandboxes only) or
+    #: "both" (``serve --worker``)
+    cluster_role: str = "api"
+    #: memory a worker offers its environments (None: the host's available memory)
+    worker_memory_mb: int | None = None
 
     @property
     def db_path(self) -> Path:

@@ -128,6 +128,15 @@ class Pool:
     def busy(self) -> int:
         return self._busy
 
+    def idle_counts(self) -> dict[tuple[str, str, str], int]:
+        """(name, version, revision) -> idle environments, on-demand or provisioned (cluster
+        routing hints)."""
+        counts = Counter({key: len(envs) for key, envs in self._idle.items() if envs})
+        for group in self._provisioned.values():
+            if group.idle:
+                counts[_key(group.function)] += len(group.idle)
+        return dict(counts)
+
     def function_log(self, name: str) -> FunctionLog:
         flog = self._logs.get(name)
         if flog is None:

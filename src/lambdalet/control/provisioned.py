@@ -80,10 +80,21 @@ class Provisioner:
         return f"Provisioner({self._status!r})"
 
     def status(self, name: str, qualifier: str, requested: int) -> ProvisionedStatus:
-        found = self._status.get(config_key(name, qualifier))
+        key = config_key(name, qualifier)
+        found = self._status.get(key)
+        if self._store.shared:  # another replica may have applied it: the database knows
+            row = self._store.provisioned_status(key)
+            found = None if row is None else ProvisionedStatus(*row)
         if found is None or found.requested != requested:
             return ProvisionedStatus(requested, 0, IN_PROGRESS)
         return found
+
+    def _set_status(self, key: str, status: ProvisionedStatus) -> None:
+        self._status[key] = status
+        if self._store.shared:
+            self._store.set_provisioned_status(
+                key, status.requested, status.allocated, status.status, status.reason
+            )
 
     def shares(self, name: str, qualifier: str, requested: int) -> dict[str, int]:
         """Environments per version for a config (one version unless a weighted alias)."""
@@ -100,7 +111,7 @@ class Provisioner:
             for version, count in self.shares(name, qualifier, requested).items()
         }
         self._limits.set_provisioned(name, key, requested)
-        self._status[key] = ProvisionedStatus(requested, 0, IN_PROGRESS)
+        self._set_status(key, ProvisionedStatus(requested, 0, IN_PROGRESS))
         previous = self._tasks.pop(key, None)
         if previous is not None:
             previous.cancel()
@@ -140,10 +151,10 @@ class Provisioner:
         ready = sum(r.ready for r in results)
         failure = next((r.failure for r in results if r.failure is not None), None)
         if failure is None and ready >= requested:
-            self._status[key] = ProvisionedStatus(requested, ready, READY)
+            self._set_status(key, ProvisionedStatus(requested, ready, READY))
         else:
             reason = failure or "Not every environment could be initialized."
-            self._status[key] = ProvisionedStatus(requested, ready, FAILED, reason)
+            self._set_status(key, ProvisionedStatus(requested, ready, FAILED, reason))
 
     async def remove(self, name: str, qualifier: str) -> None:
         key = config_key(name, qualifier)
