@@ -61,6 +61,7 @@ class Node:
     address: str  # host:port it serves HTTP on
     argv: list[str]
     log: Path
+    data_dir: Path | None = None  # its --data-dir
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -145,19 +146,21 @@ class LocalCluster:
         return port
 
     def add_api(self, *, with_worker: bool = False) -> Node:
+        """An API replica (``serve --database``), or with ``with_worker`` a node of both roles
+        (``serve --database --worker``). Each gets its own --data-dir (caches, and the
+        sandboxes of a combined node)."""
         i = len(self.apis) + 1
         port = self._port()
+        data = self.root / f"api{i}"
+        data.mkdir(parents=True, exist_ok=True)
         argv = [*lambdalet_command(), "serve", "--database", self.database]
-        argv += ["--host", "127.0.0.1", "--port", str(port)]
+        argv += ["--host", "127.0.0.1", "--port", str(port), "--data-dir", str(data)]
         role = "api"
         if with_worker:
-            data = self.root / f"api{i}"
-            data.mkdir(parents=True, exist_ok=True)
-            argv += ["--worker", "--data-dir", str(data)]
+            argv.append("--worker")
             role = "api+worker"
-        node = Node(
-            f"api{i}", role, f"127.0.0.1:{port}", [*argv, *self.extra], self._log(f"api{i}")
-        )
+        log = self._log(f"api{i}")
+        node = Node(f"api{i}", role, f"127.0.0.1:{port}", [*argv, *self.extra], log, data)
         self.apis.append(node)
         return node
 
@@ -170,7 +173,8 @@ class LocalCluster:
         argv += ["--data-dir", str(data), "--listen", address]
         if memory_mb is not None:
             argv += ["--memory-mb", str(memory_mb)]
-        node = Node(f"worker{i}", "worker", address, [*argv, *self.extra], self._log(f"worker{i}"))
+        log = self._log(f"worker{i}")
+        node = Node(f"worker{i}", "worker", address, [*argv, *self.extra], log, data)
         self.workers.append(node)
         return node
 
