@@ -19,6 +19,7 @@ from lambdalet.api.app import build_api_app
 from lambdalet.api.auth import is_loopback
 from lambdalet.api.presign import MAX_TTL_S
 from lambdalet.clock import SystemClock
+from lambdalet.cluster.compose import ClusterNode, build_cluster_node
 from lambdalet.config import ServerConfig
 from lambdalet.control.admin import RecentInvocations, build_admin_app
 from lambdalet.control.invoker import PoolInvoker
@@ -170,7 +171,11 @@ def run_server(config: ServerConfig) -> None:
 async def serve(config: ServerConfig, ready: asyncio.Event | None = None) -> None:
     """Run until SIGTERM or SIGINT, then shut every environment down and exit."""
     check_config(config)
-    platform = await build_platform(config)
+    platform: Platform | ClusterNode
+    if config.database_url is None:
+        platform = await build_platform(config)
+    else:  # cluster mode: an API replica, a worker or both (cluster/compose.py)
+        platform = await build_cluster_node(config)
     runner = web.AppRunner(platform.api, access_log=None, shutdown_timeout=1.0)
     await runner.setup()
     site = web.TCPSite(runner, config.host, config.port, reuse_address=True)

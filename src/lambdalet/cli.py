@@ -13,6 +13,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from lambdalet import __version__
+from lambdalet.cluster import cli_args as cluster_cli
 from lambdalet.config import (
     DEFAULT_CODE_STORAGE_LIMIT,
     DEFAULT_DATA_DIR,
@@ -31,109 +32,13 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("serve", help="run the Lambda API and execution environments")
     s.add_argument("--host", default=DEFAULT_HOST, help=f"address to bind (default {DEFAULT_HOST})")
     s.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
-    _data_dir(s)
-    s.add_argument(
-        "--backend",
-        choices=("auto", "runc", "process"),
-        default="auto",
-        help="sandbox backend (default: the strongest that works here)",
+    _server_options(s)
+    cluster_cli.add_serve_flags(s)
+    w = sub.add_parser(
+        "worker", help="run a cluster worker: sandboxes for the API replicas of --database"
     )
-    s.add_argument(
-        "--spare-sandboxes",
-        type=int,
-        default=2,
-        help="runc sandboxes kept ready so cold starts only attach the function "
-        "(default 2; 0 = build each sandbox on demand)",
-    )
-    s.add_argument(
-        "--idle-timeout",
-        type=float,
-        default=300.0,
-        help="seconds an idle environment is kept before shutdown (default 300)",
-    )
-    s.add_argument(
-        "--freeze-delay-ms",
-        type=float,
-        default=10.0,
-        help="milliseconds an environment stays thawed after an invoke before it is frozen; "
-        "back-to-back invokes skip the freeze and thaw (default 10; 0 freezes at once)",
-    )
-    s.add_argument(
-        "--account-concurrency",
-        type=int,
-        default=1000,
-        help="account-level concurrency limit shared by all functions (default 1000)",
-    )
-    s.add_argument(
-        "--async-delay-scale",
-        type=float,
-        default=1.0,
-        help="multiply asynchronous retry delays (1 min, 2 min, throttle back-off) by this; "
-        "tests use e.g. 0.001 (default 1)",
-    )
-    s.add_argument(
-        "--async-workers",
-        type=int,
-        default=32,
-        help="asynchronous events run at once at most (default 32)",
-    )
-    s.add_argument(
-        "--credentials-file",
-        type=Path,
-        help="file of 'ACCESS_KEY_ID SECRET_ACCESS_KEY' lines whose SigV4 signatures the API "
-        "accepts (also LAMBDALET_ACCESS_KEY_ID / LAMBDALET_SECRET_ACCESS_KEY); required "
-        "with a --host beyond loopback",
-    )
-    s.add_argument(
-        "--function-log-mb",
-        type=float,
-        default=4.0,
-        help="each function's log file rotates at this size, in MiB (default 4)",
-    )
-    s.add_argument(
-        "--function-log-backups",
-        type=int,
-        default=2,
-        help="rotated log files kept per function: its logs take at most "
-        "--function-log-mb x (this + 1) (default 2)",
-    )
-    s.add_argument(
-        "--code-storage-mb",
-        type=float,
-        default=DEFAULT_CODE_STORAGE_LIMIT / MIB,
-        help="code storage limit (TotalCodeSize: zips of every function version and layer "
-        "version), in MiB; past it, CodeStorageExceededException (default 75 GiB)",
-    )
-    s.add_argument(
-        "--space-reserve-mb",
-        type=float,
-        default=8.0,
-        help="space kept allocated in the data directory and given back when a delete finds "
-        "the disk full, so that deletes always work, in MiB (default 8)",
-    )
-    s.add_argument(
-        "--code-url-ttl",
-        type=int,
-        default=600,
-        help="seconds a code-download URL (GetFunction's Code.Location) stays valid "
-        "(default 600, as AWS)",
-    )
-    s.add_argument(
-        "--insecure-registry",
-        action="append",
-        default=[],
-        metavar="HOST[:PORT]",
-        help="pull container images from this registry over plain HTTP (loopback registries "
-        "always are); repeatable",
-    )
-    s.add_argument(
-        "--registry-auth-file",
-        type=Path,
-        help="registry credentials (Docker's config.json format; default: skopeo's, which "
-        "include ~/.docker/config.json)",
-    )
-    s.add_argument("--log-level", default="INFO", help="server log level (default INFO)")
-    _python_fallback(s)
+    cluster_cli.add_worker_flags(w)
+    _server_options(w)
 
     d = sub.add_parser("doctor", help="show the sandbox backend, cgroup and network mode in use")
     _data_dir(d)
@@ -337,6 +242,113 @@ def _ops_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     endpoint(sp)
 
 
+def _server_options(s: argparse.ArgumentParser) -> None:
+    """Options of every role that runs functions or serves the API."""
+    _data_dir(s)
+    s.add_argument(
+        "--backend",
+        choices=("auto", "runc", "process"),
+        default="auto",
+        help="sandbox backend (default: the strongest that works here)",
+    )
+    s.add_argument(
+        "--spare-sandboxes",
+        type=int,
+        default=2,
+        help="runc sandboxes kept ready so cold starts only attach the function "
+        "(default 2; 0 = build each sandbox on demand)",
+    )
+    s.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=300.0,
+        help="seconds an idle environment is kept before shutdown (default 300)",
+    )
+    s.add_argument(
+        "--freeze-delay-ms",
+        type=float,
+        default=10.0,
+        help="milliseconds an environment stays thawed after an invoke before it is frozen; "
+        "back-to-back invokes skip the freeze and thaw (default 10; 0 freezes at once)",
+    )
+    s.add_argument(
+        "--account-concurrency",
+        type=int,
+        default=1000,
+        help="account-level concurrency limit shared by all functions (default 1000)",
+    )
+    s.add_argument(
+        "--async-delay-scale",
+        type=float,
+        default=1.0,
+        help="multiply asynchronous retry delays (1 min, 2 min, throttle back-off) by this; "
+        "tests use e.g. 0.001 (default 1)",
+    )
+    s.add_argument(
+        "--async-workers",
+        type=int,
+        default=32,
+        help="asynchronous events run at once at most (default 32)",
+    )
+    s.add_argument(
+        "--credentials-file",
+        type=Path,
+        help="file of 'ACCESS_KEY_ID SECRET_ACCESS_KEY' lines whose SigV4 signatures the API "
+        "accepts (also LAMBDALET_ACCESS_KEY_ID / LAMBDALET_SECRET_ACCESS_KEY); required "
+        "with a --host beyond loopback",
+    )
+    s.add_argument(
+        "--function-log-mb",
+        type=float,
+        default=4.0,
+        help="each function's log file rotates at this size, in MiB (default 4)",
+    )
+    s.add_argument(
+        "--function-log-backups",
+        type=int,
+        default=2,
+        help="rotated log files kept per function: its logs take at most "
+        "--function-log-mb x (this + 1) (default 2)",
+    )
+    s.add_argument(
+        "--code-storage-mb",
+        type=float,
+        default=DEFAULT_CODE_STORAGE_LIMIT / MIB,
+        help="code storage limit (TotalCodeSize: zips of every function version and layer "
+        "version), in MiB; past it, CodeStorageExceededException (default 75 GiB)",
+    )
+    s.add_argument(
+        "--space-reserve-mb",
+        type=float,
+        default=8.0,
+        help="space kept allocated in the data directory and given back when a delete finds "
+        "the disk full, so that deletes always work, in MiB (default 8)",
+    )
+    s.add_argument(
+        "--code-url-ttl",
+        type=int,
+        default=600,
+        help="seconds a code-download URL (GetFunction's Code.Location) stays valid "
+        "(default 600, as AWS)",
+    )
+    s.add_argument(
+        "--insecure-registry",
+        action="append",
+        default=[],
+        metavar="HOST[:PORT]",
+        help="pull container images from this registry over plain HTTP (loopback registries "
+        "always are); repeatable",
+    )
+    s.add_argument(
+        "--registry-auth-file",
+        type=Path,
+        help="registry credentials (Docker's config.json format; default: skopeo's, which "
+        "include ~/.docker/config.json)",
+    )
+    s.add_argument("--log-level", default="INFO", help="server log level (default INFO)")
+    _python_fallback(s)
+
+
 def _python_fallback(p: argparse.ArgumentParser) -> None:
     from lambdalet.runtimes.python import FALLBACK_POLICIES
 
@@ -360,7 +372,7 @@ def _data_dir(p: argparse.ArgumentParser) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if args.command == "serve":
+    if args.command in ("serve", "worker"):
         return _serve(args)
     if args.command == "doctor":
         return _doctor(args)
@@ -415,8 +427,8 @@ def _serve(args: argparse.Namespace) -> int:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     config = ServerConfig(
         data_dir=args.data_dir.resolve(),
-        host=args.host,
-        port=args.port,
+        host=getattr(args, "host", DEFAULT_HOST),
+        port=getattr(args, "port", DEFAULT_PORT),
         backend=args.backend,
         idle_timeout_s=args.idle_timeout,
         spare_sandboxes=args.spare_sandboxes,
@@ -434,6 +446,11 @@ def _serve(args: argparse.Namespace) -> int:
         registry_auth_file=args.registry_auth_file,
         python_fallback=args.python_fallback,
     )
+    try:
+        config = cluster_cli.with_cluster_options(config, args)
+    except ValueError as e:
+        print(f"lambdalet: {e}", file=sys.stderr)
+        return 2
     try:
         with contextlib.suppress(KeyboardInterrupt):
             run_server(config)

@@ -63,6 +63,13 @@ class ServerConfig:
     #: a ``python3.X`` function when the host has no Python 3.X: "host" runs it on the
     #: Python running lambdalet (the function log says so), "refuse" rejects it
     python_fallback: str = "host"
+    #: ``postgresql://...``: cluster mode, the state lives there (None: SQLite in data_dir)
+    database_url: str | None = None
+    #: with ``database_url``: "api" (a stateless replica), "worker" (sandboxes only) or
+    #: "both" (``serve --worker``)
+    cluster_role: str = "api"
+    #: memory a worker offers its environments (None: the host's available memory)
+    worker_memory_mb: int | None = None
 
     @property
     def db_path(self) -> Path:

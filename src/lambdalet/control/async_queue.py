@@ -46,6 +46,8 @@ log = logging.getLogger(__name__)
 
 SUCCESS = "Success"
 RETRIES_EXHAUSTED = "RetriesExhausted"
+#: on a shared database, how often a dispatcher looks for events other nodes queued
+SHARED_POLL_S = 0.25
 EVENT_AGE_EXCEEDED = "EventAgeExceeded"
 
 _FUNCTION_ARN_RE = re.compile(
@@ -160,6 +162,9 @@ class AsyncQueue:
     # ------------------------------------------------------------------ lifecycle
 
     def start(self) -> None:
+        """Start dispatching (not on a cluster's API replica: there workers claim events)."""
+        if self._store.shared and self._store.claimer is None:
+            return
         if self._dispatcher is None:
             self._dispatcher = asyncio.get_running_loop().create_task(
                 self._dispatch(), name="async-queue dispatcher"
@@ -202,6 +207,8 @@ class AsyncQueue:
                 due = self._store.next_due(self._in_flight.keys())
                 if due is not None:
                     timeout = max(0.0, due - self._clock.wall())
+            if self._store.shared:  # other nodes enqueue and release claims: look again soon
+                timeout = SHARED_POLL_S if timeout is None else min(timeout, SHARED_POLL_S)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(timeout):
                     await self._wake.wait()
@@ -253,7 +260,9 @@ class AsyncQueue:
             if version != primary.version:
                 record = self._store.get_function(name, version)
         invoked = f"{primary.arn}:{event.qualifier}" if event.qualifier else primary.arn
-        self._store.event_attempt_started(event.seq)
+        if not self._store.event_attempt_started(event.seq):
+            log.info("async event %s: claimed by another worker; left to it", event.request_id)
+            return
         attempts = event.attempts + 1
         try:
             output = await self._invoker.invoke(

@@ -127,6 +127,10 @@ class Pool:
     def busy(self) -> int:
         return self._busy
 
+    def idle_counts(self) -> dict[tuple[str, str, str], int]:
+        """(name, version, revision) -> idle on-demand environments (cluster routing hints)."""
+        return {key: len(envs) for key, envs in self._idle.items() if envs}
+
     def function_log(self, name: str) -> FunctionLog:
         flog = self._logs.get(name)
         if flog is None:

@@ -17,6 +17,8 @@ from lambdalet.errors import (
     ResourceNotFoundException,
 )
 from lambdalet.model import FunctionRecord
+from lambdalet.store import pg_queue
+from lambdalet.store.pg_queue import Claimer
 from lambdalet.store.records import (
     EventInvokeConfig,
     EventInvokePatch,
@@ -30,13 +32,18 @@ if TYPE_CHECKING:
     from contextlib import AbstractContextManager
 
     from lambdalet.clock import Clock
+    from lambdalet.store.connection import Connection
 
 
 class AsyncEventsMixin:
     """Queue rows and per-qualifier settings: methods of ``Store``."""
 
+    #: on a shared database, the worker whose dispatcher claims events (None: this process
+    #: is the only one running the queue, or it runs none)
+    claimer: Claimer | None = None
+
     if TYPE_CHECKING:  # provided by Store
-        _db: sqlite3.Connection
+        _db: Connection
         _clock: Clock
 
         def _tx(self) -> AbstractContextManager[None]: ...
@@ -59,7 +66,13 @@ class AsyncEventsMixin:
         )
 
     def due_events(self, now: float, limit: int, exclude: Collection[int]) -> list[QueuedEvent]:
-        """Events whose time has come, oldest due first, except those already being run."""
+        """Events whose time has come, oldest due first, except those already being run.
+
+        On a shared database they are claimed for this worker (``store.pg_queue``)."""
+        if self.claimer is not None:
+            return [
+                _event(r) for r in pg_queue.claim_due(self._db, self.claimer, now, limit, exclude)
+            ]
         rows = self._db.execute(
             "SELECT * FROM async_events WHERE due_at <= ? ORDER BY due_at, seq LIMIT ?",
             (now, limit + len(exclude)),
@@ -69,6 +82,8 @@ class AsyncEventsMixin:
 
     def next_due(self, exclude: Collection[int]) -> float | None:
         """When the next event not being run is due (None: the queue is empty)."""
+        if self.claimer is not None:
+            return pg_queue.next_due(self._db, exclude)
         rows = self._db.execute(
             "SELECT seq, due_at FROM async_events ORDER BY due_at, seq LIMIT ?",
             (len(exclude) + 1,),
@@ -82,16 +97,33 @@ class AsyncEventsMixin:
         (n,) = self._db.execute("SELECT COUNT(*) FROM async_events").fetchone()
         return int(n)
 
-    def event_attempt_started(self, seq: int) -> None:
+    def event_attempt_started(self, seq: int) -> bool:
+        """Count an attempt; False when the event is no longer this worker's to run."""
         with self._tx():
+            if self.claimer is not None:
+                cur = self._db.execute(
+                    "UPDATE async_events SET attempts = attempts + 1 WHERE seq = ?"
+                    + pg_queue.FENCE,
+                    (seq, *pg_queue.fence_params(self.claimer)),
+                )
+                return bool(cur.rowcount)
             self._db.execute(
                 "UPDATE async_events SET attempts = attempts + 1 WHERE seq = ?", (seq,)
             )
+        return True
 
     def reschedule_event(self, seq: int, due_at: float, *, throttled: bool) -> None:
         """Run again at ``due_at``; a throttled attempt never reached the function."""
         n = 1 if throttled else 0
         with self._tx():
+            if self.claimer is not None:  # and the claim ends: any worker may run it then
+                self._db.execute(
+                    "UPDATE async_events SET due_at = ?, throttles = throttles + ?,"
+                    " attempts = MAX(0, attempts - ?), claimed_by = NULL, claim_epoch = NULL,"
+                    " claim_deadline = NULL WHERE seq = ?" + pg_queue.FENCE,
+                    (due_at, n, n, seq, *pg_queue.fence_params(self.claimer)),
+                )
+                return
             self._db.execute(
                 "UPDATE async_events SET due_at = ?, throttles = throttles + ?,"
                 " attempts = MAX(0, attempts - ?) WHERE seq = ?",
@@ -102,7 +134,15 @@ class AsyncEventsMixin:
         """Remove a settled event and queue its destination delivery, atomically."""
         now = self._clock.wall()
         with self._tx():
-            self._db.execute("DELETE FROM async_events WHERE seq = ?", (seq,))
+            if self.claimer is not None:
+                cur = self._db.execute(
+                    "DELETE FROM async_events WHERE seq = ?" + pg_queue.FENCE,
+                    (seq, *pg_queue.fence_params(self.claimer)),
+                )
+                if not cur.rowcount:  # claimed away meanwhile: its new owner settles it
+                    return
+            else:
+                self._db.execute("DELETE FROM async_events WHERE seq = ?", (seq,))
             if follow_up is not None:
                 self._insert_event(follow_up, now)
 

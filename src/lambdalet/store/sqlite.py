@@ -31,7 +31,9 @@ from lambdalet.errors import (
 )
 from lambdalet.model import LATEST, FunctionRecord, ImageCode, LayerRef
 from lambdalet.store import code as codes
+from lambdalet.store import pg
 from lambdalet.store.async_events import AsyncEventsMixin
+from lambdalet.store.connection import Connection
 from lambdalet.store.disk import SpaceReserve, frees_space, is_disk_full, secure
 from lambdalet.store.records import (
     ACTIVE,
@@ -67,6 +69,8 @@ CODE_STORAGE_EXCEEDED = "Code storage limit exceeded."
 #: uploaded code nothing refers to yet is kept this long (its request is still on its way to
 #: referring to it; a failed or dry-run request's code goes at a later collection)
 FRESH_CODE_S = 60.0
+#: a cluster node re-reads the configuration version (other nodes' writes) at most this often
+CONFIG_RECHECK_S = 0.25
 
 
 #: every code hash a function version or a layer version refers to (a deleted layer version's
@@ -105,15 +109,24 @@ class Store(VersionsMixin, AsyncEventsMixin, TriggersMixin):
         self._collect_wanted = False
         self._collect_deferred = False  # unreferenced code left because an environment uses it
         self._trash_task: asyncio.Future[None] | None = None
-        self._db = sqlite3.connect(config.db_path, isolation_level=None)
         #: (name, version) -> record, emptied by every write transaction (see get_function)
         self._records: dict[tuple[str, str], FunctionRecord] = {}
-        self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode = WAL")
-        # FULL: a committed async event (answered 202) survives power loss, not only a crash
-        self._db.execute("PRAGMA synchronous = FULL")
-        self._db.execute("PRAGMA foreign_keys = ON")
-        migrate(self._db)
+        #: a cluster's database (shared with other nodes) rather than this process's file
+        self.shared = config.database_url is not None
+        self._db: Connection
+        self._config_seen = (-1, 0.0)  # (config_version, monotonic time read)
+        if config.database_url is not None:
+            self._db = pg.connect(config.database_url)
+        else:
+            sqlite_db = sqlite3.connect(config.db_path, isolation_level=None)
+            sqlite_db.row_factory = sqlite3.Row
+            sqlite_db.execute("PRAGMA journal_mode = WAL")
+            # FULL: a committed async event (answered 202) survives power loss, not only a
+            # crash
+            sqlite_db.execute("PRAGMA synchronous = FULL")
+            sqlite_db.execute("PRAGMA foreign_keys = ON")
+            migrate(sqlite_db)
+            self._db = sqlite_db
         # Transitions scheduled after a response can't outlive the process: settle them now.
         with self._tx():
             self._db.execute("UPDATE functions SET state = ? WHERE state = ?", (ACTIVE, PENDING))
@@ -124,7 +137,14 @@ class Store(VersionsMixin, AsyncEventsMixin, TriggersMixin):
         self._reserve.take()
 
     def __repr__(self) -> str:
+        if self.shared:
+            return f"Store(db={self._db!r})"
         return f"Store(db={str(self._config.db_path)!r})"
+
+    @property
+    def db(self) -> Connection:
+        """The connection (cluster parts run their own statements on a shared one)."""
+        return self._db
 
     def close(self) -> None:
         self._db.close()
@@ -161,6 +181,11 @@ class Store(VersionsMixin, AsyncEventsMixin, TriggersMixin):
                     " VALUES (?, ?, ?, ?)",
                     (blob.sha256_hex, blob.size, blob.unzipped_size, self._clock.wall()),
                 )
+                if self.shared:  # every node unpacks it from there (_local_code)
+                    self._db.execute(
+                        "UPDATE code_blobs SET data = ? WHERE sha256 = ? AND data IS NULL",
+                        (zip_bytes, blob.sha256_hex),
+                    )
             self._fresh[blob.sha256_hex] = self._clock.monotonic()
         except OSError as e:
             if is_disk_full(e):
@@ -200,7 +225,8 @@ class Store(VersionsMixin, AsyncEventsMixin, TriggersMixin):
             unreferenced = (rows | on_disk) - referenced - self._fresh.keys()
             garbage = unreferenced - in_use
             self._collect_deferred = bool(unreferenced & in_use)
-            doomed_rows = sorted(garbage & rows)
+            # another node's fresh upload is not referenced yet either: shared rows stay
+            doomed_rows = [] if self.shared else sorted(garbage & rows)
             if doomed_rows:
                 with self._tx():
                     self._db.executemany(
@@ -392,6 +418,8 @@ class Store(VersionsMixin, AsyncEventsMixin, TriggersMixin):
         off the warm path.
         """
         key = (name, qualifier or LATEST)
+        if self.shared:
+            self._check_config_version()
         cached = self._records.get(key)
         if cached is not None:
             return cached
@@ -407,6 +435,34 @@ class Store(VersionsMixin, AsyncEventsMixin, TriggersMixin):
             )
         record = self._records[key] = self._record(row)
         return record
+
+    def _check_config_version(self) -> None:
+        """Drop cached records once another node wrote (read at most every 250 ms: a change
+        made through another node shows here within that)."""
+        seen, at = self._config_seen
+        now = self._clock.monotonic()
+        if now - at < CONFIG_RECHECK_S:
+            return
+        (version,) = self._db.execute("SELECT version FROM config_version").fetchone()
+        if int(version) != seen:
+            self._records.clear()
+        self._config_seen = (int(version), now)
+
+    def forget_cached(self) -> None:
+        """Read records afresh (another node wrote one this node has cached)."""
+        self._records.clear()
+        self._config_seen = (-1, 0.0)
+
+    def _local_code(self, sha256_hex: str) -> None:
+        """A cluster node unpacks code it has not got yet from the shared database."""
+        if (self._config.code_dir / sha256_hex).is_dir():
+            return
+        row = self._db.execute(
+            "SELECT data FROM code_blobs WHERE sha256 = ?", (sha256_hex,)
+        ).fetchone()
+        if row is None or row["data"] is None:
+            return  # an image's digest, or gone
+        codes.store_zip(bytes(row["data"]), self._config.blobs_dir, self._config.code_dir)
 
     def function_names(self) -> set[str]:
         rows = self._db.execute("SELECT name FROM functions WHERE version = ?", (LATEST,))
@@ -690,6 +746,10 @@ class Store(VersionsMixin, AsyncEventsMixin, TriggersMixin):
             raise InvalidParameterValueException(codes.unzipped_too_large_message())
 
     def _record(self, row: sqlite3.Row) -> FunctionRecord:
+        if self.shared:
+            self._local_code(str(row["code_sha256"]))
+            for lj in json.loads(row["layers"]):
+                self._local_code(str(lj["sha256"]))
         blob = self._blob(str(row["code_sha256"]))
         image = _image_fields(row, blob)
         logging = json.loads(row["logging"])

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from contextlib import AbstractContextManager
 
     from lambdalet.clock import Clock
+    from lambdalet.store.connection import Connection
 
 NO_POLICY = "The resource you requested does not exist."
 POLICY_REVISION_MISMATCH = (
@@ -84,7 +85,7 @@ class TriggersMixin:
     """Policies and URL configurations: methods of ``Store``."""
 
     if TYPE_CHECKING:  # provided by Store
-        _db: sqlite3.Connection
+        _db: Connection
         _clock: Clock
 
         def _tx(self) -> AbstractContextManager[None]: ...

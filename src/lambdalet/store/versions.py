@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from contextlib import AbstractContextManager
 
     from lambdalet.clock import Clock
+    from lambdalet.store.connection import Connection
 
 #: Columns a version copies from ``$LATEST`` unchanged.
 _COPIED = (
@@ -68,7 +69,7 @@ class VersionsMixin:
     """Versions, aliases, tags, reserved concurrency: methods of ``Store``."""
 
     if TYPE_CHECKING:  # provided by Store
-        _db: sqlite3.Connection
+        _db: Connection
         _clock: Clock
 
         def _tx(self) -> AbstractContextManager[None]: ...
