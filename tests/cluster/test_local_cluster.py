@@ -1,0 +1,112 @@
+"""The local cluster (scripts/cluster_local.py) as users and operators see it.
+
+Real PostgreSQL, one API replica and two workers, each its own process, started with the
+documented commands; driven with boto3, ``lambdalet ps`` and plain HTTP. The cluster's own
+failure semantics (kills under load, async at least once, limits) are tested beside this, in
+the cluster engineer's test; here: that the processes come up ready, the admin views show the
+workers, ``ps`` names each environment's worker, and a killed worker is seen to be dead.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from botocore.config import Config
+from scripts.cluster_local import LocalCluster, Node
+
+from tests.integration.harness import free_port, require_sandbox
+
+NOOP = "def handler(event, context):\n    return {'ok': True}\n"
+
+
+def get(url: str) -> tuple[int, Any]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"null")
+
+
+def wait_for(what: str, check: Any, limit_s: float = 60.0) -> Any:
+    deadline = time.monotonic() + limit_s
+    while True:
+        value = check()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"waited {limit_s:.0f}s for {what}"
+        time.sleep(0.1)
+
+
+@pytest.fixture(scope="module")
+def cluster(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    require_sandbox()
+    root = tmp_path_factory.mktemp("cluster")
+    c = LocalCluster(pg_url, root, base_port=free_port())
+    c.add_api()
+    c.add_worker()
+    c.add_worker()
+    try:
+        c.start()
+        yield c
+    finally:
+        c.stop()
+
+
+@pytest.fixture(scope="module")
+def lam(cluster: LocalCluster) -> Any:
+    return boto3.client(
+        "lambda",
+        endpoint_url=cluster.apis[0].url,
+        region_name="us-east-1",
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+        config=Config(read_timeout=120, retries={"max_attempts": 1}),
+    )
+
+
+def workers(cluster: LocalCluster) -> dict[str, dict[str, Any]]:
+    status, body = get(cluster.apis[0].url + "/lambdalet/admin/workers")
+    assert status == 200, body
+    return {w["Address"]: w for w in body["Workers"]}
+
+
+def test_every_process_is_live_and_ready(cluster: LocalCluster) -> None:
+    for node in cluster.nodes:
+        assert get(node.url + "/lambdalet/healthz") == (200, {"status": "ok"}), node.name
+        assert get(node.url + "/lambdalet/readyz")[0] == 200, node.name
+
+
+def test_the_api_lists_each_worker_alive(cluster: LocalCluster) -> None:
+    seen = wait_for(
+        "both workers alive",
+        lambda: (
+            (w := workers(cluster))
+            and all(w.get(n.address, {}).get("State") == "alive" for n in cluster.workers)
+            and w
+        ),
+    )
+    for node in cluster.workers:
+        w = seen[node.address]
+        assert w["Pid"] == node.pid
+        assert w["Memory"]["TotalMB"] >= w["Memory"]["FreeMB"] >= 0
+        assert isinstance(w["Id"], str) and w["LastHeartbeat"]
+
+
+def test_a_killed_worker_is_seen_dead(cluster: LocalCluster) -> None:
+    victim: Node = cluster.workers[-1]
+    victim.kill()
+    wait_for(
+        "the killed worker to be declared dead",
+        lambda: workers(cluster).get(victim.address, {"State": "dead"})["State"] == "dead",
+        limit_s=30,
+    )
+    survivor = cluster.workers[0]
+    assert workers(cluster)[survivor.address]["State"] == "alive"
+    assert get(cluster.apis[0].url + "/lambdalet/readyz")[0] == 200
