@@ -22,8 +22,25 @@ from botocore.config import Config
 from scripts.cluster_local import LocalCluster, Node
 
 from tests.integration.harness import free_port, require_sandbox
+from tests.integration.test_dashboard import DASHBOARD_PATH
 
-NOOP = "def handler(event, context):\n    return {'ok': True}\n"
+READ_WORKERS = """
+const rows = document.querySelectorAll('[data-testid="worker-row"]');
+return {
+  hidden: document.querySelector('[data-testid="workers-panel"]').hidden,
+  rows: Array.from(rows).map(r => ({
+    state: r.dataset.state, address: r.children[1].textContent})),
+};
+"""
+
+READ_WORKERS = """
+const rows = document.querySelectorAll('[data-testid="worker-row"]');
+return {
+  hidden: document.querySelector('[data-testid="workers-panel"]').hidden,
+  rows: Array.from(rows).map(r => ({
+    state: r.dataset.state, address: r.children[1].textContent})),
+};
+"""
 
 
 def get(url: str) -> tuple[int, Any]:
@@ -72,9 +89,11 @@ def lam(cluster: LocalCluster) -> Any:
 
 
 def workers(cluster: LocalCluster) -> dict[str, dict[str, Any]]:
+    """The workers the API lists, by address (a live one over a dead one at the same address)."""
     status, body = get(cluster.apis[0].url + "/lambdalet/admin/workers")
     assert status == 200, body
-    return {w["Address"]: w for w in body["Workers"]}
+    rows = sorted(body["Workers"], key=lambda w: w["State"] == "alive")
+    return {w["Address"]: w for w in rows}
 
 
 def test_every_process_is_live_and_ready(cluster: LocalCluster) -> None:
@@ -99,8 +118,23 @@ def test_the_api_lists_each_worker_alive(cluster: LocalCluster) -> None:
         assert isinstance(w["Id"], str) and w["LastHeartbeat"]
 
 
-def test_a_killed_worker_is_seen_dead(cluster: LocalCluster) -> None:
+def test_the_dashboard_lists_the_workers(cluster: LocalCluster, browser: Any) -> None:
+    browser.get(cluster.apis[0].url + DASHBOARD_PATH)
+    want = {n.address for n in cluster.workers}
+
+    def rows() -> Any:
+        page = browser.execute_script(READ_WORKERS)
+        shown = {r["address"]: r["state"] for r in page["rows"]}
+        return (
+            not page["hidden"] and want <= shown.keys() and all(shown[a] == "alive" for a in want)
+        )
+
+    wait_for("the dashboard's Workers panel to list both workers alive", rows, limit_s=30)
+
+
+def test_a_killed_worker_is_seen_dead_and_comes_back(cluster: LocalCluster) -> None:
     victim: Node = cluster.workers[-1]
+    before = workers(cluster)[victim.address]["Id"]
     victim.kill()
     wait_for(
         "the killed worker to be declared dead",
@@ -110,3 +144,11 @@ def test_a_killed_worker_is_seen_dead(cluster: LocalCluster) -> None:
     survivor = cluster.workers[0]
     assert workers(cluster)[survivor.address]["State"] == "alive"
     assert get(cluster.apis[0].url + "/lambdalet/readyz")[0] == 200
+    # restarted on the same data dir (which sweeps what the killed one left), it registers anew
+    victim.start()
+    victim.wait_ready()
+    back = wait_for(
+        "the restarted worker alive",
+        lambda: (w := workers(cluster).get(victim.address)) and w["State"] == "alive" and w,
+    )
+    assert back["Pid"] == victim.pid and back["Id"] != before
