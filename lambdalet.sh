@@ -186,8 +186,8 @@ run_checks() {
         fi
         [ "$rc" -eq 0 ] || failed+=("$name (exit status $rc)")
     }
-    step "ruff check" "$VENV/bin/ruff" check src tests
-    step "ruff format --check" "$VENV/bin/ruff" format --check src tests
+    step "ruff check" "$VENV/bin/ruff" check src tests scripts
+    step "ruff format --check" "$VENV/bin/ruff" format --check src tests scripts
     step "mypy" "$VENV/bin/mypy"
     step "pytest tests/unit" "$VENV/bin/python" -m pytest tests/unit "$@"
     step "pytest tests/integration" "$VENV/bin/python" -m pytest tests/integration "$@"

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.cluster.pg import Postgres, missing, postgres
+from tests.integration.test_dashboard import browser  # noqa: F401  (the headless browser)
 from tests.needs import require
 
 _databases = itertools.count(1)

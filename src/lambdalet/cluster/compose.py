@@ -36,6 +36,7 @@ from lambdalet.control.launcher import RuntimeLauncher
 from lambdalet.control.metrics import Metrics, metrics_handler
 from lambdalet.control.pool import Pool, PoolSettings
 from lambdalet.control.stats import FunctionStats
+from lambdalet.dashboard import build_dashboard_app
 from lambdalet.env.environment import Environment, EnvSettings
 from lambdalet.env.log_files import LogLimits
 from lambdalet.env.observer import FanOut
@@ -240,6 +241,7 @@ async def build_cluster_node(config: ServerConfig) -> ClusterNode:
 
         app.router.add_get("/lambdalet/admin/workers", workers)
         app.router.add_get("/lambdalet/admin/environments", environments)
+        app.add_subapp("/lambdalet/dashboard/", build_dashboard_app())  # its Workers panel
     if worker is not None:
         membership = worker.membership
         app.add_routes(

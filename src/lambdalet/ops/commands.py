@@ -30,6 +30,7 @@ from lambdalet.ops.deploy import deploy
 from lambdalet.ops.deploy_common import DeployError, DeployResult
 from lambdalet.ops.template import PlanError, Template
 from lambdalet.ops.template_events import api_specs, plan_events, skipped_hint
+from lambdalet.ops.workers import worker_column
 
 
 def _fail(message: str, as_json: bool = False, error: Exception | None = None) -> int:
@@ -309,11 +310,15 @@ def ps_command(args: argparse.Namespace) -> int:
             ]
         )
     headers = ["FUNCTION", "VERSION", "STATE", "MEMORY", "AGE", "INVOKES", "ID"]
+    if cells := worker_column(args.endpoint, envs):  # cluster mode: where each one lives
+        headers.insert(6, "WORKER")
+        for row, cell in zip(rows, cells, strict=True):
+            row.insert(6, cell)
 
     def colour(column: int, cell: str, padded: str) -> str:
         if column == 2:
             return state_colour(style, cell)(padded)
-        return style.dim(padded) if column == 6 else padded
+        return style.dim(padded) if column == len(headers) - 1 else padded
 
     print(table(headers, rows, style, colour))
     return 0
