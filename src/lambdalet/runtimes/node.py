@@ -65,7 +65,7 @@ from lambdalet.runtimes.description import (
     RuntimeDescription,
     Say,
 )
-from lambdalet.runtimes.pypackages import RuntimeInstallError
+from lambdalet.runtimes.installcmd import RuntimeInstallError, pip_env, run_install
 from lambdalet.sandbox.base import SandboxView
 
 log = logging.getLogger(__name__)
@@ -210,28 +210,16 @@ def pypi_node(cache: Path, major: int) -> NodeInstall | None:
 def _run(
     cmd: Sequence[str], what: str, *, env: dict[str, str] | None = None, cwd: Path | None = None
 ) -> str:
-    try:
-        done = subprocess.run(
-            list(cmd),
-            capture_output=True,
-            text=True,
-            timeout=_INSTALL_TIMEOUT_S,
-            check=False,
-            env=env,
-            cwd=cwd,
-        )
-    except FileNotFoundError as exc:
-        raise RuntimeInstallError(f"lambdalet: cannot {what}: {exc}") from exc
-    except subprocess.TimeoutExpired as exc:
-        raise RuntimeInstallError(
-            f"lambdalet: could not {what} within {_INSTALL_TIMEOUT_S:.0f} s"
-        ) from exc
-    if done.returncode != 0:
-        tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-15:])
-        raise RuntimeInstallError(
-            f"lambdalet: could not {what} (exit status {done.returncode}).\n{tail}"
-        )
-    return done.stdout
+    return run_install(
+        cmd,
+        timeout_s=_INSTALL_TIMEOUT_S,
+        env=env,
+        cwd=cwd,
+        tail_lines=15,
+        missing=lambda exc: f"lambdalet: cannot {what}: {exc}",
+        timed_out=f"lambdalet: could not {what} within {_INSTALL_TIMEOUT_S:.0f} s",
+        failed=lambda rc, tail: f"lambdalet: could not {what} (exit status {rc}).\n{tail}",
+    )
 
 
 def install_pypi_node(cache: Path, major: int, *, pip_python: str | None = None) -> NodeInstall:
@@ -240,9 +228,7 @@ def install_pypi_node(cache: Path, major: int, *, pip_python: str | None = None)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
-    env = dict(os.environ)
-    for name in ("PYTHONPATH", "PYTHONHOME", "PIP_TARGET", "PIP_PREFIX", "PIP_USER"):
-        env.pop(name, None)
+    env = pip_env()
     try:
         _run(
             [

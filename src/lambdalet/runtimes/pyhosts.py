@@ -12,11 +12,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from lambdalet.runtimes.pypackages import CACHE_COMPLETE as CACHE_COMPLETE
-from lambdalet.runtimes.pypackages import RuntimeInstallError as RuntimeInstallError
-from lambdalet.runtimes.pypackages import package_cache_dir as package_cache_dir
-from lambdalet.runtimes.pypackages import package_cache_key as package_cache_key
-from lambdalet.runtimes.pypackages import pip_python_for as pip_python_for
+from lambdalet.runtimes.installcmd import RuntimeInstallError
 
 MIN_PYTHON = (3, 8)
 
