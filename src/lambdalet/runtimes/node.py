@@ -54,7 +54,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from lambdalet.config import DEFAULT_DATA_DIR, ServerConfig
+from lambdalet.config import DEFAULT_DATA_DIR, ServerConfig, host_paths
 from lambdalet.runtimes import fsutil
 from lambdalet.runtimes.description import (
     FIRST_USE_NOTE,
@@ -98,12 +98,7 @@ Progress = Callable[[str], None]
 
 def cache_dir() -> Path:
     """Where Node installs and client builds are kept across data dirs."""
-    explicit = os.environ.get("LAMBDALET_CACHE_DIR")
-    if explicit:
-        return Path(explicit).absolute()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg) if xdg else Path.home() / ".cache"
-    return (base / "lambdalet").absolute()
+    return host_paths().cache_dir.absolute()
 
 
 def is_node_runtime(runtime_id: str) -> bool:

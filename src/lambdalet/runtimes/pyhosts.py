@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from lambdalet.config import HostPaths, host_paths
 from lambdalet.runtimes.installcmd import RuntimeInstallError
 
 MIN_PYTHON = (3, 8)
@@ -88,13 +89,13 @@ class SearchPlaces:
     uv_pythons: Path | None = None
 
     @classmethod
-    def default(cls) -> SearchPlaces:
-        root = os.environ.get("PYENV_ROOT")
-        versions = Path(root) / "versions" if root else Path.home() / ".pyenv" / "versions"
-        uv = os.environ.get("UV_PYTHON_INSTALL_DIR")
-        data = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-        uv_dir = Path(uv) if uv else Path(data) / "uv" / "python"
-        return cls(current=Path(sys.executable), pyenv_versions=versions, uv_pythons=uv_dir)
+    def default(cls, paths: HostPaths | None = None) -> SearchPlaces:
+        paths = paths if paths is not None else host_paths()
+        return cls(
+            current=Path(sys.executable),
+            pyenv_versions=paths.pyenv_versions,
+            uv_pythons=paths.uv_pythons,
+        )
 
 
 def _probe_version(executable: Path) -> str | None:

@@ -17,6 +17,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from lambdalet.config import host_paths
 from lambdalet.runtimes.installcmd import RuntimeInstallError as RuntimeInstallError
 from lambdalet.runtimes.installcmd import pip_env, run_install
 
@@ -118,11 +119,7 @@ CACHE_COMPLETE = ".lambdalet-complete"
 def package_cache_dir() -> Path:
     """Host-wide cache of pip-installed, compiled package trees (the client, the SDK):
     ``$LAMBDALET_CACHE_DIR/python-packages`` or ``~/.cache/lambdalet/python-packages``."""
-    explicit = os.environ.get("LAMBDALET_CACHE_DIR")
-    if explicit:
-        return Path(explicit) / "python-packages"
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "lambdalet" / "python-packages"
+    return host_paths().cache_dir / "python-packages"
 
 
 def package_cache_key(install: PythonInstall, packages: Sequence[str]) -> str:
