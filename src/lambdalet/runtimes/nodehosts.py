@@ -13,6 +13,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from lambdalet.runtimes import fsutil
 from lambdalet.runtimes.installcmd import RuntimeInstallError, pip_env, run_install
 
 #: the PyPI distribution of official Node builds
@@ -75,15 +76,8 @@ def _host_candidates() -> Iterator[Path]:
 
 def host_node(major: int, candidates: Sequence[Path] | None = None) -> NodeInstall | None:
     """A host Node of this major version whose prefix has the headers the client build needs."""
-    seen: set[Path] = set()
-    for path in candidates if candidates is not None else list(_host_candidates()):
-        try:
-            real = path.resolve(strict=True)
-        except OSError:
-            continue
-        if real in seen:
-            continue
-        seen.add(real)
+    paths = candidates if candidates is not None else list(_host_candidates())
+    for _, real in fsutil.distinct_real(paths):
         version = probe_node(real)
         if version is None or int(version.split(".")[0]) != major:
             continue

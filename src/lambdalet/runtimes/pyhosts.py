@@ -13,6 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from lambdalet.config import HostPaths, host_paths
+from lambdalet.runtimes import fsutil
 from lambdalet.runtimes.installcmd import RuntimeInstallError
 
 MIN_PYTHON = (3, 8)
@@ -177,15 +178,7 @@ def _candidates(minor: tuple[int, int], places: SearchPlaces) -> Iterator[Path]:
 @lru_cache(maxsize=64)
 def find_python(minor: tuple[int, int], places: SearchPlaces) -> PythonInstall | None:
     """The first usable install of this minor version, or None."""
-    seen: set[Path] = set()
-    for path in _candidates(minor, places):
-        try:
-            real = path.resolve(strict=True)
-        except OSError:
-            continue
-        if real in seen:
-            continue
-        seen.add(real)
+    for path, _ in fsutil.distinct_real(_candidates(minor, places)):
         install = install_of(path)
         if install is not None and install.minor == minor:
             return install
