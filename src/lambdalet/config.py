@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +15,45 @@ MIB = 1024 * 1024
 DEFAULT_CODE_STORAGE_LIMIT = 75 * 1024 * MIB
 #: set (to anything) to run the sandbox agent on Python even where agent.c can be compiled
 PYTHON_AGENT_ENV = "LAMBDALET_PYTHON_AGENT"
+
+
+@dataclass(frozen=True)
+class HostPaths:
+    """Where this host keeps what lambdalet uses but does not own, from the environment.
+
+    The only reading of these variables: runtimes/ asks :func:`host_paths`.
+    """
+
+    #: ``$LAMBDALET_CACHE_DIR``, else ``${XDG_CACHE_HOME:-~/.cache}/lambdalet``: the
+    #: host-wide cache (pip-installed package trees, Node builds)
+    cache_dir: Path
+    #: ``${PYENV_ROOT:-~/.pyenv}/versions``
+    pyenv_versions: Path
+    #: ``$UV_PYTHON_INSTALL_DIR``, else ``${XDG_DATA_HOME:-~/.local/share}/uv/python``
+    uv_pythons: Path
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str]) -> HostPaths:
+        home = Path.home()
+        explicit = environ.get("LAMBDALET_CACHE_DIR")
+        cache = (
+            Path(explicit)
+            if explicit
+            else Path(environ.get("XDG_CACHE_HOME") or home / ".cache") / "lambdalet"
+        )
+        root = environ.get("PYENV_ROOT")
+        uv = environ.get("UV_PYTHON_INSTALL_DIR")
+        data = environ.get("XDG_DATA_HOME") or str(home / ".local" / "share")
+        return cls(
+            cache_dir=cache,
+            pyenv_versions=Path(root) / "versions" if root else home / ".pyenv" / "versions",
+            uv_pythons=Path(uv) if uv else Path(data) / "uv" / "python",
+        )
+
+
+def host_paths() -> HostPaths:
+    """:class:`HostPaths` of this process's environment."""
+    return HostPaths.from_environ(os.environ)
 
 
 @dataclass(frozen=True)

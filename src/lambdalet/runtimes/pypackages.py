@@ -17,14 +17,14 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from lambdalet.config import host_paths
+from lambdalet.runtimes.installcmd import RuntimeInstallError as RuntimeInstallError
+from lambdalet.runtimes.installcmd import pip_env, run_install
+
 if TYPE_CHECKING:
     from lambdalet.runtimes.python import PythonInstall
 
 _PIP_TIMEOUT_S = 900.0
-
-
-class RuntimeInstallError(Exception):
-    """The managed runtime could not be installed (PyPI unreachable, no wheel, ...)."""
 
 
 def machine_platform() -> str:
@@ -93,35 +93,24 @@ def pip_python_for(install: PythonInstall) -> str:
 
 def run_pip(cmd: Sequence[str], install: PythonInstall, what: str) -> None:
     """Run pip; a :class:`RuntimeInstallError` naming ``what`` and showing pip's last lines."""
-    env = dict(os.environ)
-    for name in ("PYTHONPATH", "PYTHONHOME", "PIP_TARGET", "PIP_PREFIX", "PIP_USER"):
-        env.pop(name, None)
-    try:
-        done = subprocess.run(
-            list(cmd),
-            capture_output=True,
-            text=True,
-            timeout=_PIP_TIMEOUT_S,
-            check=False,
-            env=env,
-        )
-    except FileNotFoundError as exc:
-        raise RuntimeInstallError(f"lambdalet: cannot run pip ({exc})") from exc
-    except subprocess.TimeoutExpired as exc:
-        raise RuntimeInstallError(
+    run_install(
+        cmd,
+        timeout_s=_PIP_TIMEOUT_S,
+        env=pip_env(),
+        missing=lambda exc: f"lambdalet: cannot run pip ({exc})",
+        timed_out=(
             f"lambdalet: installing {what} for Python {install.minor_str} "
             "took more "
             f"than {_PIP_TIMEOUT_S:.0f} s; is PyPI (https://pypi.org) reachable?"
-        ) from exc
-    if done.returncode != 0:
-        tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-12:])
-        raise RuntimeInstallError(
+        ),
+        failed=lambda rc, tail: (
             "lambdalet: could not install "
             f"{what} "
-            f"for Python {install.minor_str} from PyPI (pip exit status {done.returncode}). "
+            f"for Python {install.minor_str} from PyPI (pip exit status {rc}). "
             "The managed Python runtime is downloaded once from https://pypi.org; check that "
             f"it is reachable (proxy settings: HTTPS_PROXY / pip.conf).\n{tail}"
-        )
+        ),
+    )
 
 
 CACHE_COMPLETE = ".lambdalet-complete"
@@ -130,11 +119,7 @@ CACHE_COMPLETE = ".lambdalet-complete"
 def package_cache_dir() -> Path:
     """Host-wide cache of pip-installed, compiled package trees (the client, the SDK):
     ``$LAMBDALET_CACHE_DIR/python-packages`` or ``~/.cache/lambdalet/python-packages``."""
-    explicit = os.environ.get("LAMBDALET_CACHE_DIR")
-    if explicit:
-        return Path(explicit) / "python-packages"
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "lambdalet" / "python-packages"
+    return host_paths().cache_dir / "python-packages"
 
 
 def package_cache_key(install: PythonInstall, packages: Sequence[str]) -> str:

@@ -65,12 +65,9 @@ from lambdalet.runtimes.description import (
     RuntimeDescription,
 )
 from lambdalet.runtimes.pyhosts import FALLBACK_POLICIES as FALLBACK_POLICIES
-from lambdalet.runtimes.pyhosts import MIN_PYTHON as MIN_PYTHON
 from lambdalet.runtimes.pyhosts import PYTHON_RUNTIMES as PYTHON_RUNTIMES
 from lambdalet.runtimes.pyhosts import PythonInstall as PythonInstall
-from lambdalet.runtimes.pyhosts import PythonSelection as PythonSelection
 from lambdalet.runtimes.pyhosts import SearchPlaces as SearchPlaces
-from lambdalet.runtimes.pyhosts import fallback_note as fallback_note
 from lambdalet.runtimes.pyhosts import fallback_notice as fallback_notice
 from lambdalet.runtimes.pyhosts import fallback_problem as fallback_problem
 from lambdalet.runtimes.pyhosts import find_python as find_python
@@ -81,7 +78,6 @@ from lambdalet.runtimes.pyhosts import list_pythons as list_pythons
 from lambdalet.runtimes.pyhosts import parse_python_runtime as parse_python_runtime
 from lambdalet.runtimes.pyhosts import refusal as refusal
 from lambdalet.runtimes.pyhosts import select_python as select_python
-from lambdalet.runtimes.pylang import LANG_LAYER_SUFFIX as LANG_LAYER_SUFFIX
 from lambdalet.runtimes.pylang import default_site_dir as default_site_dir
 from lambdalet.runtimes.pylang import install_lang_layer as install_lang_layer
 from lambdalet.runtimes.pylang import lang_layer_for as lang_layer_for
@@ -92,7 +88,6 @@ from lambdalet.runtimes.pylang import sdk_site_dir as sdk_site_dir
 from lambdalet.runtimes.pylang import site_dirs as site_dirs
 from lambdalet.runtimes.pypackages import CACHE_COMPLETE as CACHE_COMPLETE
 from lambdalet.runtimes.pypackages import RuntimeInstallError as RuntimeInstallError
-from lambdalet.runtimes.pypackages import package_cache_dir as package_cache_dir
 from lambdalet.runtimes.pypackages import package_cache_key as package_cache_key
 from lambdalet.runtimes.pypackages import pip_python_for as pip_python_for
 from lambdalet.runtimes.pyversions import AWSLAMBDARIC_VERSION as AWSLAMBDARIC_VERSION

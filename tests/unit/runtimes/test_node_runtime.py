@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from lambdalet.config import ServerConfig
-from lambdalet.runtimes import node
+from lambdalet.runtimes import node, nodehosts
 
 
 def _fake_node(prefix: Path, version: str, *, headers: bool = True) -> Path:
@@ -112,7 +112,7 @@ def test_bootstrap_leaves_what_node_options_and_the_function_set(tmp_path: Path)
 
 def test_describe_lists_every_node_runtime(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LAMBDALET_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setattr(node, "host_node", lambda major, candidates=None: None)
+    monkeypatch.setattr(nodehosts, "host_node", lambda major, candidates=None: None)
     infos = node.describe_node_runtimes(ServerConfig(data_dir=tmp_path / "data"))
     assert [i.runtime_id for i in infos] == ["nodejs20.x", "nodejs22.x", "nodejs24.x"]
     assert all(not i.installed and i.node_version is None for i in infos)

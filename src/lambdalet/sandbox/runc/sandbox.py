@@ -16,7 +16,6 @@ import signal
 import socket
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +34,7 @@ from ..base import (
 from ..output import LogPipe
 from ..output_tail import OutputTail
 from .attach import AttachPoints
+from .children import Child, Children
 from .host import SandboxHost
 from .link import AgentLink
 from .mounts import mounts_under, run_tool
@@ -53,14 +53,6 @@ logger = logging.getLogger(__name__)
 
 AGENT_READY_TIMEOUT_S = 10.0
 KILL_TIMEOUT_S = 5.0
-
-
-@dataclass
-class _Child:
-    pid: int
-    role: ProcessRole
-    name: str
-    logs: LogPipe
 
 
 class RuncSandbox:
@@ -97,21 +89,19 @@ class RuncSandbox:
         self.cgroup: cgroups.Cgroup | None = None
         self._link: AgentLink | None = None
         self._agent_pid: int | None = None
-        self._children: dict[int, _Child] = {}
+        self._children = Children()
         self._state = SandboxState.BUILDING
         self._tmp_mounted = False
         #: the last output of runc and of the agent (bounded, see OutputTail)
         self._output: OutputTail | None = None
         #: a pre-started runtime waiting to be told what to become
         self._prestart = PrestartSlot()
-        #: exits the agent reported before the spawn that started the process returned
-        self._early_exits: dict[int, tuple[int | None, int | None]] = {}
         #: serialises changes of the attach points and pre-starts
         self._attach_lock = self.points.lock if self.points is not None else asyncio.Lock()
         self._view = SANDBOX_VIEW
 
     def __repr__(self) -> str:
-        children = sorted(self._children)
+        children = sorted(self._children.pids())
         return f"RuncSandbox({self.spec.env_id!r}, {self._state}, children={children})"
 
     @property
@@ -278,12 +268,9 @@ class RuncSandbox:
         if self._prestart.holds(pid):
             self._drop_prestart()
             return
-        child = self._children.pop(pid, None)
+        child = self._children.exited(pid, (code, sig))
         if child is None:
-            # it exited before its spawn's answer was acted on (the agent's "spawned" and
-            # "exited" messages were read together): reported once it is watched
-            self._early_exits[pid] = (code, sig)
-            return
+            return  # it exited before its spawn's answer was acted on: reported once watched
         if self.cgroup is not None:
             self.cgroup.sample()
         child.logs.drain()
@@ -300,7 +287,7 @@ class RuncSandbox:
         assert self._link is not None
         self._link.stop_reading()
         # PID 1 of the namespace died: the kernel killed everything inside.
-        for pid in list(self._children):
+        for pid in self._children.pids():
             self._child_exited(pid, None, signal.SIGKILL)
         self._link.fail(SandboxError(f"sandbox agent exited: {self._log_tail()}"))
 
@@ -366,8 +353,7 @@ class RuncSandbox:
         def on_line(line: bytes) -> None:
             self._on_log(role, name, line)
 
-        self._children[pid] = _Child(pid, role, name, LogPipe(r, on_line))
-        early = self._early_exits.pop(pid, None)
+        early = self._children.watch(Child(pid, role, name, LogPipe(r, on_line)))
         if early is not None:
             # after the spawn has returned its pid to the caller, who then expects the exit
             asyncio.get_running_loop().call_soon(self._child_exited, pid, *early)
@@ -435,7 +421,7 @@ class RuncSandbox:
     def _drop_prestart(self) -> None:
         pid = self._prestart.drop()
         if pid is not None:
-            self._early_exits.pop(pid, None)
+            self._children.forget_early(pid)
 
     async def signal(self, pid: int, sig: int) -> None:
         with contextlib.suppress(SandboxError):
@@ -452,7 +438,7 @@ class RuncSandbox:
             if self.cgroup is not None:
                 keep = [self._agent_pid] if self._agent_pid else []
                 await asyncio.to_thread(self.cgroup.kill_all, keep)
-            for pid in list(self._children):
+            for pid in self._children.pids():
                 self._child_exited(pid, None, signal.SIGKILL)
 
     async def prepare_restart(self) -> None:
@@ -503,7 +489,7 @@ class RuncSandbox:
         if self._link is not None:
             self._link.close()
         self._drop_prestart()
-        for pid in list(self._children):
+        for pid in self._children.pids():
             self._child_exited(pid, None, signal.SIGKILL)
         if self._link is not None:
             self._link.fail(SandboxError("sandbox destroyed"), cancel_ready=True)
