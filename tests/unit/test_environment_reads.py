@@ -22,12 +22,11 @@ ALLOWED = {
     # programs run inside a sandbox, in the function's environment, not modules of lambdalet
     "runtimes/files/lambdalet_launch.py": "in-sandbox launcher",
     "runtimes/files/lambdalet_zygote.py": "in-sandbox zygote",
-    # to move into configuration loading with issue 16's sandbox/runtimes split (runc-split)
-    "sandbox/runc.py": "pending: LAMBDALET_PYTHON_AGENT",
-    "sandbox/detect.py": "pending: LAMBDALET_PYTHON_AGENT",
-    "runtimes/python.py": "pending: PYENV_ROOT, UV_PYTHON_INSTALL_DIR, XDG_DATA_HOME",
-    "runtimes/node.py": "pending: LAMBDALET_CACHE_DIR, XDG_CACHE_HOME, tool environments",
-    "runtimes/pypackages.py": "pending: LAMBDALET_CACHE_DIR, XDG_CACHE_HOME, pip's environment",
+    "config.py": "HostPaths.from_environ: the host-path variables (cache, pyenv, uv, XDG)",
+    # hand the server's own environment on to a child tool (pip, npm, make), minus what
+    # would redirect it: not configuration of lambdalet
+    "runtimes/installcmd.py": "pip's environment (the server's, without pip redirects)",
+    "runtimes/noderic.py": "npm's environment for building aws-lambda-ric",
 }
 
 _READERS = {"environ", "environb", "getenv", "getenvb"}
