@@ -27,7 +27,7 @@ import asyncio
 import time
 from collections.abc import Callable
 from email.utils import formatdate
-from typing import Protocol
+from typing import Protocol, cast
 
 import httptools
 
@@ -152,8 +152,8 @@ class LeanRuntimeProtocol(asyncio.Protocol):
     # ------------------------------------------------------------------ asyncio.Protocol
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        # (uvloop's transports are not asyncio.Transport subclasses: no isinstance here)
+        self._transport = cast(asyncio.Transport, transport)
         self._live.add(self)
 
     def data_received(self, data: bytes) -> None:

@@ -15,6 +15,7 @@ import socket
 from collections.abc import AsyncIterator
 
 import pytest
+import uvloop
 
 from lambdalet.env import rapi_protocol as rp
 from lambdalet.env.runtime_api import InSandboxServer, RapiRefused, build_app
@@ -100,7 +101,31 @@ async def client(served: tuple[Gate, int, InSandboxServer]) -> AsyncIterator[Cli
 async def test_a_warm_invoke_is_answered_by_the_lean_protocol(
     served: tuple[Gate, int, InSandboxServer], client: Client
 ) -> None:
-    target = served[0]
+    await warm_invoke(served[0], client)
+
+
+def test_a_warm_invoke_on_uvloop() -> None:
+    """The server runs on uvloop, whose transports are not asyncio.Transport subclasses."""
+
+    async def scenario() -> None:
+        target = Gate()
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(16)
+        srv = InSandboxServer(build_app(target), sock)
+        await srv.start()
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", sock.getsockname()[1])
+            await warm_invoke(target, Client(reader, writer))
+            writer.close()
+        finally:
+            await srv.close()
+            sock.close()
+
+    uvloop.run(scenario())
+
+
+async def warm_invoke(target: Gate, client: Client) -> None:
     await client.send(NEXT)
     await target.events.put(EVENT)
     status, head, body = await client.answer()
