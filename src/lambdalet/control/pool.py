@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections import Counter, defaultdict, deque
 from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from lambdalet.clock import Clock
+from lambdalet.clock import Clock, Handle
 from lambdalet.control.concurrency import ConcurrencyLimits
 from lambdalet.env.debug import DEBUG_TIMEOUT_S, port_setting
 from lambdalet.env.environment import Environment, EnvSettings, env_id_for
@@ -100,7 +101,7 @@ class Pool:
         self._all: dict[str, Environment] = {}
         self._busy = 0
         self._logs: dict[str, FunctionLog] = {}
-        self._idle_timers: dict[str, asyncio.TimerHandle] = {}
+        self._idle_timers: dict[str, Handle] = {}
         self._retired: set[_Key] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._closing = False
@@ -265,7 +266,7 @@ class Pool:
             return
         event = self._settle_waiters.setdefault(key, asyncio.Event())
         with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(FINISHING_WAIT_S):
+            async with self._clock.timeout(FINISHING_WAIT_S):
                 await event.wait()
 
     def _wake(self, key: _Key) -> None:
@@ -300,8 +301,8 @@ class Pool:
             self._stop(env, "spindown")
             return
         self._idle[key].append(env)
-        self._idle_timers[env.env_id] = asyncio.get_running_loop().call_later(
-            self._settings.idle_timeout_s, self._idle_expired, env
+        self._idle_timers[env.env_id] = self._clock.call_later(
+            self._settings.idle_timeout_s, functools.partial(self._idle_expired, env)
         )
 
     # ------------------------------------------------------------------ spin-down

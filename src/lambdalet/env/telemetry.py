@@ -22,6 +22,7 @@ from typing import Any
 
 import aiohttp
 
+from lambdalet.clock import Clock
 from lambdalet.env import telemetry_protocol as tp
 
 log = logging.getLogger(__name__)
@@ -43,7 +44,7 @@ class Subscriber:
         host_ip: str,
         socket_inside: SocketFactory,
         thawed: asyncio.Event,
-        clock: Callable[[], float],
+        clock: Clock,
     ) -> None:
         self.name = name
         self.sub = sub
@@ -91,7 +92,7 @@ class Subscriber:
             "receipt of logs.",
         }
         self._dropped_records = self._dropped_bytes = 0
-        event = tp.Event(self._clock(), "platform.logsDropped", rec)
+        event = tp.Event(self._clock.wall(), "platform.logsDropped", rec)
         obj = tp.translate(self.sub, event)
         if obj is not None:
             self._queue.append(obj)
@@ -120,13 +121,12 @@ class Subscriber:
                 self._idle.set()
                 continue
             # wait for a full batch, or timeoutMs after the first record
-            deadline = asyncio.get_running_loop().time() + b.timeout_ms / 1000
+            deadline = self._clock.monotonic() + b.timeout_ms / 1000
             while len(self._queue) < b.max_items and self._queued_bytes < b.max_bytes:
-                remaining = deadline - asyncio.get_running_loop().time()
-                if remaining <= 0 or self._flush_now:
+                if deadline <= self._clock.monotonic() or self._flush_now:
                     break
                 with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(remaining):
+                    async with self._clock.timeout_at(deadline):
                         await self._wake.wait()
                 self._wake.clear()
             self._note_drops()
@@ -137,7 +137,7 @@ class Subscriber:
                 if await self._send(batch):
                     self.delivered_batches += 1
                     break
-                await asyncio.sleep(delay)
+                await self._clock.sleep(delay)
                 delay = min(delay * 2, RETRY_MAX_S)
             if self._queue:
                 self._wake.set()
@@ -151,7 +151,7 @@ class Subscriber:
         self._flush_now = True
         self._wake.set()
         try:
-            async with asyncio.timeout(max(0.0, timeout_s)):
+            async with self._clock.timeout(max(0.0, timeout_s)):
                 await self._idle.wait()
         except TimeoutError:
             pass
@@ -160,7 +160,7 @@ class Subscriber:
 
     async def _send(self, batch: list[dict[str, Any]]) -> bool:
         try:
-            async with asyncio.timeout(SEND_TIMEOUT_S):
+            async with self._clock.timeout(SEND_TIMEOUT_S):
                 if self.sub.destination.protocol == "TCP":
                     await self._send_tcp(batch)
                 else:
@@ -236,7 +236,7 @@ class TelemetryHub:
         self,
         host_ip: str,
         socket_inside: SocketFactory,
-        clock: Callable[[], float],
+        clock: Clock,
     ) -> None:
         self._host_ip = host_ip
         self._socket_inside = socket_inside
@@ -261,7 +261,7 @@ class TelemetryHub:
     def emit(self, type_: str, record: Any) -> None:
         if not self._open and not self._subs:
             return
-        event = tp.Event(self._clock(), type_, record)
+        event = tp.Event(self._clock.wall(), type_, record)
         if self._open:
             self._backlog.append(event)
         for sub in self._subs.values():

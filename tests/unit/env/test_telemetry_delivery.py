@@ -11,6 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
+from lambdalet.clock import SystemClock
 from lambdalet.env import telemetry as tm
 from lambdalet.env import telemetry_protocol as tp
 
@@ -86,7 +87,7 @@ async def wait_until(pred: Any, limit_s: float = 5.0) -> None:
 
 async def test_backlog_order_retry_and_batching() -> None:
     port = free_port()
-    hub = tm.TelemetryHub("127.0.0.1", plain_socket, time.time)
+    hub = tm.TelemetryHub("127.0.0.1", plain_socket, SystemClock())
     hub.emit("platform.initStart", {"phase": "init"})
     hub.log_line("function", b"early line\n")
     # subscribe before the listener exists: delivery must retry until it is up
@@ -120,7 +121,7 @@ async def test_paused_while_frozen() -> None:
     port = free_port()
     listener = Listener(port)
     await listener.start()
-    hub = tm.TelemetryHub("127.0.0.1", plain_socket, time.time)
+    hub = tm.TelemetryHub("127.0.0.1", plain_socket, SystemClock())
     try:
         hub.subscribe("ext", sub(port))
         hub.close_subscriptions()
@@ -140,7 +141,7 @@ async def test_overflow_drops_and_reports() -> None:
     listener = Listener(port)
     listener.hold.clear()  # a consumer that does not acknowledge
     await listener.start()
-    hub = tm.TelemetryHub("127.0.0.1", plain_socket, time.time)
+    hub = tm.TelemetryHub("127.0.0.1", plain_socket, SystemClock())
     try:
         hub.subscribe("ext", sub(port, max_items=1000))
         hub.close_subscriptions()
@@ -171,7 +172,7 @@ async def test_tcp_destination_gets_ndjson() -> None:
 
     server = await asyncio.start_server(handle, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
-    hub = tm.TelemetryHub("127.0.0.1", plain_socket, time.time)
+    hub = tm.TelemetryHub("127.0.0.1", plain_socket, SystemClock())
     try:
         hub.subscribe("ext", sub(port, protocol="TCP"))
         hub.emit("platform.start", {"requestId": "r1"})
@@ -187,7 +188,7 @@ async def test_tcp_destination_gets_ndjson() -> None:
 async def test_one_api_per_extension_and_closed_after_init() -> None:
     from lambdalet.env.rapi_protocol import RapiRefused
 
-    hub = tm.TelemetryHub("127.0.0.1", plain_socket, time.time)
+    hub = tm.TelemetryHub("127.0.0.1", plain_socket, SystemClock())
     try:
         hub.subscribe("ext", sub(free_port()))
         logs = tp.parse_subscription(
