@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import os
 import socket
 import weakref
 from typing import Any, Protocol
@@ -20,6 +21,7 @@ from aiohttp import web
 
 from lambdalet.env import rapi_protocol as rp
 from lambdalet.env.http_trailers import TrailerScanner
+from lambdalet.env.lean_rapi import LeanRuntimeProtocol
 from lambdalet.env.rapi_protocol import RapiRefused
 
 #: lambdalet's own addition to the Runtime API (see build_app).  runtimes/files/
@@ -199,6 +201,7 @@ def build_app(target: RuntimeApiTarget) -> web.Application:
     h = RuntimeApiHandlers(target)
     app = web.Application()
     app[TAPS_KEY] = h.taps
+    app[TARGET_KEY] = target
     rt = "/2018-06-01/runtime"
     app.router.add_get(f"{rt}/invocation/next", h.next)
     app.router.add_post(f"{rt}/invocation/{{request_id}}/response", h.response)
@@ -212,6 +215,10 @@ def build_app(target: RuntimeApiTarget) -> web.Application:
 
 
 TAPS_KEY = web.AppKey("lambdalet_trailer_taps", Taps)
+TARGET_KEY = web.AppKey("lambdalet_runtime_api_target", RuntimeApiTarget)
+#: LAMBDALET_LEAN_RAPI=0 serves every in-sandbox request through aiohttp (the lean
+#: protocol off), so the benchmark can measure both side by side
+LEAN = os.environ.get("LAMBDALET_LEAN_RAPI", "1") != "0"
 
 
 class _Tapped(asyncio.Protocol):
@@ -245,20 +252,44 @@ class _Tapped(asyncio.Protocol):
 
 
 class TappedSite(web.SockSite):
-    """A SockSite whose connections carry a TrailerScanner (aiohttp drops trailers)."""
+    """A SockSite whose connections carry a TrailerScanner (aiohttp drops trailers).
 
-    def __init__(self, runner: web.AppRunner, sock: socket.socket, taps: Taps) -> None:
+    With a ``target``, each connection starts on the lean protocol (env/lean_rapi.py),
+    which serves the runtime's next/response/error and hands anything else to aiohttp.
+    """
+
+    def __init__(
+        self,
+        runner: web.AppRunner,
+        sock: socket.socket,
+        taps: Taps,
+        target: RuntimeApiTarget | None = None,
+    ) -> None:
         super().__init__(runner, sock)
         self._taps = taps
+        self._target = target
+        self.lean: set[LeanRuntimeProtocol] = set()
 
     async def start(self) -> None:
         await web.BaseSite.start(self)
         server = self._runner.server
         assert server is not None
         taps = self._taps
-        self._server = await asyncio.get_running_loop().create_server(
-            lambda: _Tapped(server(), taps), sock=self._sock
-        )
+        target, live = self._target, self.lean
+
+        def tapped() -> asyncio.Protocol:
+            return _Tapped(server(), taps)
+
+        def factory() -> asyncio.Protocol:
+            if target is None:
+                return tapped()
+            return LeanRuntimeProtocol(target, tapped, live)
+
+        self._server = await asyncio.get_running_loop().create_server(factory, sock=self._sock)
+
+    def close_lean(self) -> None:
+        for proto in list(self.lean):
+            proto.close()
 
 
 class InSandboxServer:
@@ -268,6 +299,8 @@ class InSandboxServer:
         self._sock = sock
         taps = app.get(TAPS_KEY)
         self._taps = taps if taps is not None else Taps()
+        self._target = app.get(TARGET_KEY) if LEAN else None
+        self._site: TappedSite | None = None
         self._runner = web.AppRunner(
             app,
             access_log=None,
@@ -281,8 +314,10 @@ class InSandboxServer:
 
     async def start(self) -> None:
         await self._runner.setup()
-        site = TappedSite(self._runner, self._sock, self._taps)
-        await site.start()
+        self._site = TappedSite(self._runner, self._sock, self._taps, self._target)
+        await self._site.start()
 
     async def close(self) -> None:
+        if self._site is not None:
+            self._site.close_lean()
         await self._runner.cleanup()
