@@ -257,7 +257,9 @@ def _raise_nofile() -> None:
 
 
 class Server:
-    def __init__(self, backend: str, log: Path, spares: int = 2) -> None:
+    def __init__(
+        self, backend: str, log: Path, spares: int = 2, extra: tuple[str, ...] = ()
+    ) -> None:
         self.data = Path(tempfile.mkdtemp(prefix="lambdalet-bench-"))
         cached = ROOT / ".lambdalet-data" / "runtimes"
         if cached.is_dir():
@@ -271,6 +273,7 @@ class Server:
                 *(sys.executable, "-m", "lambdalet.cli", "serve", "--port", str(self.port)),
                 *("--data-dir", str(self.data), "--backend", backend, "--log-level", "WARNING"),
                 *("--spare-sandboxes", str(spares)),
+                *extra,
             ],
             stdout=self.log,
             stderr=subprocess.STDOUT,

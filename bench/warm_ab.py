@@ -2,7 +2,7 @@
 
     .venv/bin/python -m bench.warm_ab [--rie PATH] [-n 3000]
 
-Starts two servers, one with ``LAMBDALET_LEAN_RAPI=0`` (every in-sandbox request through
+Starts two servers, one with ``--lean-runtime-api off`` (every in-sandbox request through
 aiohttp) and one with the default (env/lean_rapi.py), each with one no-op Python
 function; with ``--rie``, AWS's emulator too.  Then no-op invokes back to back over one
 keep-alive connection each, in interleaved rounds (the order rotates every round), so
@@ -37,13 +37,15 @@ def main(argv: list[str] | None = None) -> int:
     emu = None
     try:
         for label, lean in (("aiohttp", "0"), ("lean", "1")):
-            os.environ["LAMBDALET_LEAN_RAPI"] = lean
-            srv = servers[label] = Server(args.backend, log.with_suffix(f".{label}.log"))
+            srv = servers[label] = Server(
+                args.backend,
+                log.with_suffix(f".{label}.log"),
+                extra=("--lean-runtime-api", "on" if lean == "1" else "off"),
+            )
             srv.create("warm")
             srv.invoke("warm")
             raw = srv.invoke_raw("warm")
             calls[label] = lambda srv=srv, raw=raw: srv.conn.send(raw)  # type: ignore[misc]
-        os.environ.pop("LAMBDALET_LEAN_RAPI")
         if args.rie is not None:
             from bench import rie
             from bench.run import NOOP

@@ -112,6 +112,7 @@ async def build_platform(config: ServerConfig) -> Platform:
                 init_timeout_s=config.init_timeout_s,
                 bill_init=config.bill_init,
                 freeze_delay_s=config.freeze_delay_s,
+                lean_runtime_api=config.lean_runtime_api,
             ),
             log_limits=LogLimits(config.log_max_bytes, config.log_backups),
         ),

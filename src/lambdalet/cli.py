@@ -274,6 +274,13 @@ def _server_options(s: argparse.ArgumentParser) -> None:
         help=argparse.SUPPRESS,
     )
     s.add_argument(
+        "--lean-runtime-api",
+        choices=("on", "off"),
+        default="on",
+        # benchmarks only: "off" serves every in-sandbox request through aiohttp
+        help=argparse.SUPPRESS,
+    )
+    s.add_argument(
         "--freeze-delay-ms",
         type=float,
         default=10.0,
@@ -441,6 +448,7 @@ def _serve(args: argparse.Namespace) -> int:
         backend=args.backend,
         idle_timeout_s=args.idle_timeout,
         init_timeout_s=max(0.0, args.init_timeout),
+        lean_runtime_api=args.lean_runtime_api == "on",
         spare_sandboxes=args.spare_sandboxes,
         freeze_delay_s=max(0.0, args.freeze_delay_ms) / 1000.0,
         account_concurrency=args.account_concurrency,

@@ -71,6 +71,9 @@ class ServerConfig:
     idle_timeout_s: float = 300.0
     #: on-demand Init limit (seconds)
     init_timeout_s: float = 10.0
+    #: the runtime's next/response/error on the lean protocol (env/lean_rapi.py); off, every
+    #: in-sandbox request goes through aiohttp (the benchmark measures both side by side)
+    lean_runtime_api: bool = True
     #: how long an environment stays thawed after an invoke before it is frozen (0: at once)
     freeze_delay_s: float = 0.01
     #: add Init Duration to Billed Duration on cold starts (Lambda's rule since 2025-08-01)

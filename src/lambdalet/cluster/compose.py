@@ -162,6 +162,7 @@ async def _build_worker(config: ServerConfig, store: Store) -> _Worker:
                 init_timeout_s=config.init_timeout_s,
                 bill_init=config.bill_init,
                 freeze_delay_s=config.freeze_delay_s,
+                lean_runtime_api=config.lean_runtime_api,
             ),
             log_limits=LogLimits(config.log_max_bytes, config.log_backups),
         ),

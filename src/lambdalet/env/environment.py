@@ -154,7 +154,7 @@ class Environment:
         try:
             self._sandbox = await self._backend.create(spec, self._on_log, self._on_exit)
             self._procs = Processes(self._sandbox)
-            app = build_app(self.flow)
+            app = build_app(self.flow, lean=self._settings.lean_runtime_api)
             add_extension_routes(app, self.flow)
             self._server = InSandboxServer(app, self._sandbox.runtime_api_socket)
             await self._server.start()

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import os
 import socket
 import weakref
 from typing import Any, Protocol
@@ -196,12 +195,16 @@ class RuntimeApiHandlers:
         return web.Response(status=200, text="pong")
 
 
-def build_app(target: RuntimeApiTarget) -> web.Application:
-    """The Runtime API routes; the environment adds the Extensions and Telemetry APIs."""
+def build_app(target: RuntimeApiTarget, *, lean: bool = True) -> web.Application:
+    """The Runtime API routes; the environment adds the Extensions and Telemetry APIs.
+
+    ``lean``: the runtime's next/response/error are served on env/lean_rapi.py's protocol
+    (anything else is handed to aiohttp); off, every request goes through aiohttp."""
     h = RuntimeApiHandlers(target)
     app = web.Application()
     app[TAPS_KEY] = h.taps
-    app[TARGET_KEY] = target
+    if lean:
+        app[TARGET_KEY] = target
     rt = "/2018-06-01/runtime"
     app.router.add_get(f"{rt}/invocation/next", h.next)
     app.router.add_post(f"{rt}/invocation/{{request_id}}/response", h.response)
@@ -216,9 +219,6 @@ def build_app(target: RuntimeApiTarget) -> web.Application:
 
 TAPS_KEY = web.AppKey("lambdalet_trailer_taps", Taps)
 TARGET_KEY = web.AppKey("lambdalet_runtime_api_target", RuntimeApiTarget)
-#: LAMBDALET_LEAN_RAPI=0 serves every in-sandbox request through aiohttp (the lean
-#: protocol off), so the benchmark can measure both side by side
-LEAN = os.environ.get("LAMBDALET_LEAN_RAPI", "1") != "0"
 
 
 class _Tapped(asyncio.Protocol):
@@ -299,7 +299,7 @@ class InSandboxServer:
         self._sock = sock
         taps = app.get(TAPS_KEY)
         self._taps = taps if taps is not None else Taps()
-        self._target = app.get(TARGET_KEY) if LEAN else None
+        self._target = app.get(TARGET_KEY)
         self._site: TappedSite | None = None
         self._runner = web.AppRunner(
             app,

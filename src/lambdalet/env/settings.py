@@ -17,3 +17,5 @@ class EnvSettings:
     #: the runtime waits for a debugger on this port (env/debug.py); Init and invokes may
     #: then take up to DEBUG_TIMEOUT_S
     debug_port: int | None = None
+    #: serve the runtime's next/response/error on env/lean_rapi.py's protocol
+    lean_runtime_api: bool = True
