@@ -434,6 +434,9 @@ async def test_an_extension_crash_during_invoke_resets(rig: Rig) -> None:
 
     rig.fn = function(rig.root, timeout_s=3)
     with_extensions(rig, crasher=crasher)
+    # the runtime is still working when the extension dies (had it answered first, the
+    # caller would have its answer and only the reset would follow)
+    rig.backend.runtime = hangs_in_invoke()
     env = await rig.started()
     out = await rig.invoke(env)
     await rig.settle(env)
