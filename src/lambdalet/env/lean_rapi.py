@@ -97,13 +97,15 @@ _ACCEPTED = answer(202, rp.ACCEPTED_BODY)
 class _Head:
     """httptools callbacks for one request head: the URL and the few headers we read."""
 
-    __slots__ = ("complete", "content_type", "error_type", "length", "plain", "url")
+    __slots__ = ("complete", "connection", "content_type", "error_type", "length", "plain", "url")
 
     def __init__(self) -> None:
         self.url = b""
         self.length = 0
         self.content_type: str | None = None
         self.error_type: str | None = None
+        #: the Connection header's tokens, lower-cased
+        self.connection: set[bytes] = set()
         #: False when the request needs more than this protocol does (aiohttp serves it)
         self.plain = True
         self.complete = False
@@ -119,6 +121,8 @@ class _Head:
                 self.plain = False
         elif n == b"content-type":
             self.content_type = value.decode("latin-1")
+        elif n == b"connection":
+            self.connection |= {t.strip() for t in value.lower().split(b",")}
         elif n == b"lambda-runtime-function-error-type":
             self.error_type = value.decode("latin-1")
         elif n in (b"transfer-encoding", b"expect", b"upgrade", _RESPONSE_MODE):
@@ -236,7 +240,12 @@ class LeanRuntimeProtocol(asyncio.Protocol):
         else:
             return False
         self._head = head
-        self._keep_alive = parser.should_keep_alive()
+        # (not parser.should_keep_alive(): once a bodiless request is complete, llhttp has
+        # already reset the flags it reads, and a GET with Connection: close looked kept alive)
+        if parser.get_http_version() == "1.0":
+            self._keep_alive = b"keep-alive" in head.connection
+        else:
+            self._keep_alive = b"close" not in head.connection
         self._need = head.length
         self._body = []
         del self._buf[:head_len]

@@ -213,6 +213,27 @@ async def test_connection_close_is_honoured(
     assert await asyncio.wait_for(client.reader.read(), 5) == b""
 
 
+@pytest.mark.parametrize(
+    "head",
+    [
+        # a bodiless next that says Connection: close (a C runtime reading to EOF)
+        b"GET /2018-06-01/runtime/invocation/next HTTP/1.1\r\nHost: x\r\n"
+        b"Connection: close\r\nContent-Length: 0\r\n\r\n",
+        # HTTP/1.0 without keep-alive
+        b"GET /2018-06-01/runtime/invocation/next HTTP/1.0\r\nHost: x\r\n\r\n",
+    ],
+)
+async def test_a_next_that_asks_to_close_is_answered_then_closed(
+    served: tuple[Gate, int, InSandboxServer], client: Client, head: bytes
+) -> None:
+    target = served[0]
+    await client.send(head)
+    await asyncio.wait_for(target.asked.wait(), 5)
+    target.events.put_nowait(EVENT)
+    assert (await client.answer())[0] == 200
+    assert await asyncio.wait_for(client.reader.read(), 5) == b""
+
+
 async def test_close_drops_a_pending_long_poll(
     served: tuple[Gate, int, InSandboxServer], client: Client
 ) -> None:
