@@ -22,6 +22,7 @@ from lambdalet.env.lifecycle import (
     extension_machine,
 )
 from lambdalet.env.mailbox import Mailbox
+from lambdalet.env.participants import Participant
 from lambdalet.env.rapi_protocol import RapiRefused
 
 MAX_EXTENSIONS = 10
@@ -122,8 +123,12 @@ def external_extensions(layer_dirs: Sequence[Path]) -> dict[str, Path]:
     return found
 
 
-@dataclass
-class Extension:
+@dataclass(eq=False)
+class Extension(Participant[ExtensionState, ExtensionEvent, bytes]):
+    NEXT = ExtensionEvent.NEXT
+    EVENT = ExtensionEvent.EVENT
+    RUNNING = ExtensionState.RUNNING
+
     name: str
     external: bool
     ext_id: str = field(default_factory=lambda: str(uuid.uuid4()))
@@ -140,6 +145,9 @@ class Extension:
     @property
     def alive(self) -> bool:
         return self.state is not ExtensionState.EXITED
+
+    def refusal(self, action: str) -> rp.RapiError:
+        return invalid_state(self.name, self.state.value, action)
 
     def subscribed(self, event_type: str) -> bool:
         return event_type in self.events
@@ -218,16 +226,6 @@ class Extensions:
             for e in self.by_id.values()
             if event_type is None or e.subscribed(event_type)
         )
-
-    def deliver(self, ext: Extension, event: bytes) -> None:
-        """Hand an event to an extension's pending next, or keep it for its next call.
-
-        Either way the extension holds it from now on (``Running``) when its state
-        allows; a SHUTDOWN for one that never called next is simply kept.
-        """
-        if ext.machine.allows(ExtensionEvent.EVENT):
-            ext.machine.fire(ExtensionEvent.EVENT)
-        ext.mailbox.put(event)
 
     def cancel_waiters(self) -> None:
         for e in self.by_id.values():

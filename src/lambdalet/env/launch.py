@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Protocol
 
 from lambdalet.model import FunctionRecord
-from lambdalet.sandbox.base import SandboxView
+from lambdalet.sandbox.base import SandboxSpec, SandboxView
 
 
 @dataclass(frozen=True)
@@ -65,3 +65,18 @@ class Launcher(Protocol):
         """The plan of a runtime that waits for a debugger on ``port`` (env/debug.py);
         installs the debugger into the runtime first if needed."""
         ...
+
+
+def sandbox_spec(env_id: str, function: FunctionRecord, mounts: RuntimeMounts) -> SandboxSpec:
+    """What the backend builds for an environment of ``function`` with these mounts."""
+    return SandboxSpec(
+        env_id=env_id,
+        memory_mb=function.memory_mb,
+        ephemeral_mb=function.ephemeral_mb,
+        code_dir=function.code_dir,
+        layer_dirs=tuple(layer.code_dir for layer in function.layers),
+        runtime_dir=mounts.runtime_dir,
+        lang_dir=mounts.lang_dir,
+        lang_layers=tuple(mounts.lang_layers),
+        image_rootfs=mounts.image_rootfs,
+    )

@@ -14,6 +14,31 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 
+class ErrorType(StrEnum):
+    """Every error type the platform itself gives a function's caller, REPORT and
+    telemetry (docs/errors.md, "Function errors"): the one place they are spelled.
+
+    Types the function's code reports (``ValueError``, ``Runtime.ImportModuleError``)
+    are passed through as the runtime posted them, not listed here.
+    """
+
+    RUNTIME_UNKNOWN = "Runtime.Unknown"
+    RUNTIME_EXIT_ERROR = "Runtime.ExitError"
+    RUNTIME_OUT_OF_MEMORY = "Runtime.OutOfMemory"
+    RUNTIME_INVALID_ENTRYPOINT = "Runtime.InvalidEntrypoint"
+    EXTENSION_LAUNCH_ERROR = "Extension.LaunchError"
+    EXTENSION_INIT_ERROR = "Extension.InitError"
+    EXTENSION_EXIT_ERROR = "Extension.ExitError"
+    EXTENSION_CRASH = "Extension.Crash"
+    SANDBOX_TIMEDOUT = "Sandbox.Timedout"
+    FUNCTION_RESPONSE_SIZE_TOO_LARGE = "Function.ResponseSizeTooLarge"
+    FUNCTION_UNKNOWN = "Function.Unknown"
+
+
+#: the prefix of the types Lambda blames on the platform (telemetry status ``failure``)
+SANDBOX_PREFIX = "Sandbox."
+
+
 class Outcome(StrEnum):
     SUCCESS = "success"
     #: the function reported an error: the handler raised, or the runtime posted /error
@@ -62,7 +87,7 @@ class InvokeOutcome:
 
     @classmethod
     def timeout(cls) -> InvokeOutcome:
-        return cls(Outcome.TIMEOUT, "Sandbox.Timedout", "timeout")
+        return cls(Outcome.TIMEOUT, ErrorType.SANDBOX_TIMEDOUT, "timeout")
 
     @classmethod
     def crash(cls, error_type: str) -> InvokeOutcome:
@@ -72,7 +97,7 @@ class InvokeOutcome:
     def init_failure(cls, init_status: str, error_type: str | None) -> InvokeOutcome:
         """``init_status`` is the INIT_REPORT's: ``error`` or ``timeout``."""
         status = "timeout" if init_status == "timeout" else "error"
-        return cls(Outcome.INIT_FAILURE, error_type or "Runtime.Unknown", status)
+        return cls(Outcome.INIT_FAILURE, error_type or ErrorType.RUNTIME_UNKNOWN, status)
 
     @classmethod
     def throttle(cls, reason: str) -> InvokeOutcome:
@@ -95,4 +120,17 @@ def function_error_type(body: bytes, header_type: str | None) -> str:
         etype = doc.get("errorType")
         if isinstance(etype, str) and etype:
             return etype
-    return header_type or "Runtime.Unknown"
+    return header_type or ErrorType.RUNTIME_UNKNOWN
+
+
+def telemetry_status(outcome: InvokeOutcome) -> str:
+    """Telemetry's status: timeout; failure for Sandbox.* errors; error otherwise (success
+    for an error the handler raised, as on REPORT)."""
+    status, error_type = outcome.report_status, outcome.error_type
+    if status is None:
+        return "success"
+    if status == "timeout":
+        return "timeout"
+    if error_type and error_type.startswith(SANDBOX_PREFIX):
+        return "failure"
+    return "error"

@@ -9,6 +9,8 @@ import json
 import re
 from dataclasses import dataclass
 
+from lambdalet.env.outcome import ErrorType
+
 #: the largest buffered response a runtime may post (6 MiB + 100 bytes)
 MAX_RESPONSE_BYTES = 6_291_556
 #: header fields up to this size are accepted (the Python RIC's X-Ray cause can be just under 1 MiB)
@@ -100,8 +102,8 @@ def internal_error_type(header_value: str | None) -> str:
         if m:
             return m.group(0)
         if header_value.startswith("Function."):
-            return "Function.Unknown"
-    return "Runtime.Unknown"
+            return ErrorType.FUNCTION_UNKNOWN
+    return ErrorType.RUNTIME_UNKNOWN
 
 
 def caller_error_body(body: bytes, content_type: str | None, header_type: str | None) -> bytes:
@@ -135,7 +137,7 @@ def function_error(error_type: str, request_id: str, detail: str) -> bytes:
 
 def timed_out(request_id: str, timeout_s: float) -> bytes:
     return function_error(
-        "Sandbox.Timedout", request_id, f"Task timed out after {timeout_s:.2f} seconds"
+        ErrorType.SANDBOX_TIMEDOUT, request_id, f"Task timed out after {timeout_s:.2f} seconds"
     )
 
 
@@ -143,9 +145,11 @@ def exit_error(request_id: str, how: str) -> bytes:
     """``how`` is e.g. ``exit status 1`` or ``signal: killed``; exit code 0 has its own text."""
     if how == "exit status 0":
         return function_error(
-            "Runtime.ExitError", request_id, "Runtime exited without providing a reason"
+            ErrorType.RUNTIME_EXIT_ERROR, request_id, "Runtime exited without providing a reason"
         )
-    return function_error("Runtime.ExitError", request_id, f"Runtime exited with error: {how}")
+    return function_error(
+        ErrorType.RUNTIME_EXIT_ERROR, request_id, f"Runtime exited with error: {how}"
+    )
 
 
 def response_too_large() -> bytes:
@@ -153,10 +157,12 @@ def response_too_large() -> bytes:
         {
             "errorMessage": "Response payload size exceeded maximum allowed payload size "
             f"({MAX_RESPONSE_BYTES} bytes).",
-            "errorType": "Function.ResponseSizeTooLarge",
+            "errorType": ErrorType.FUNCTION_RESPONSE_SIZE_TOO_LARGE,
         }
     ).encode()
 
 
 def unknown_error(request_id: str) -> bytes:
-    return function_error("Runtime.Unknown", request_id, "Unknown application error occurred")
+    return function_error(
+        ErrorType.RUNTIME_UNKNOWN, request_id, "Unknown application error occurred"
+    )

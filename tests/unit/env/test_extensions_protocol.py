@@ -103,7 +103,7 @@ def test_all_ready_counts_only_subscribers() -> None:
     assert reg.all_ready("INVOKE") and not reg.all_ready()
     b.machine.fire(ExtensionEvent.NEXT)
     assert reg.all_ready()
-    reg.deliver(a, b"{}")  # no waiter: queued, and a now holds an event
+    a.deliver(b"{}")  # no waiter: queued, and a now holds an event
     assert a.state is ExtensionState.RUNNING and a.mailbox.kept == b"{}"
     assert not reg.all_ready("INVOKE")
 
