@@ -20,6 +20,7 @@ from lambdalet.errors import ServiceException, TooManyRequestsException
 from lambdalet.fake_clock import FakeClock
 from lambdalet.model import FunctionRecord, InvokeInput, InvokeOutput
 from lambdalet.sandbox.base import SandboxError
+from tests.fakes.clock import run_out
 from tests.fakes.records import function_record
 from tests.fakes.sandbox import (
     FakeBackend,
@@ -90,7 +91,7 @@ async def until(cond: Callable[[], bool], turns: int = 100_000) -> None:
 async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
     r = Rig(tmp_path)
     yield r
-    await r.pool.close()
+    await run_out(r.clock, asyncio.ensure_future(r.pool.close()))
 
 
 async def test_a_settled_environment_is_reused_warm(rig: Rig) -> None:

@@ -31,6 +31,7 @@ from lambdalet.env.observer import InitReport, InvokeReport
 from lambdalet.fake_clock import FakeClock
 from lambdalet.model import FunctionRecord, InvokeInput, InvokeOutput, LayerRef
 from lambdalet.sandbox.base import ProcessRole
+from tests.fakes.clock import run_out
 from tests.fakes.records import ARN, function_record
 from tests.fakes.sandbox import (
     FakeBackend,
@@ -143,8 +144,7 @@ class Rig:
         self.settled.remove(env)
 
     async def close(self) -> None:
-        for env in self.envs:
-            await env.shutdown()
+        await run_out(self.clock, asyncio.gather(*(env.shutdown() for env in self.envs)))
         self._log.close()
 
 
