@@ -617,11 +617,6 @@ class RuncSandbox:
         bundle = self.env_dir / "bundle"
         bundle.mkdir()
 
-        async def network() -> None:
-            await asyncio.to_thread(self.net.create)
-            if b.host_network:
-                await self.net.start_host_access(self.env_dir)
-
         async def tmp() -> Path | None:
             if b.loop_tmp:
                 await b.tmp_images.make(
@@ -636,7 +631,7 @@ class RuncSandbox:
                 await b.make_attach_points(self.attach_dir)
 
         t0 = time.monotonic()
-        _, tmp_source, _ = await asyncio.gather(network(), tmp(), attach_points())
+        _, tmp_source, _ = await asyncio.gather(self._network(), tmp(), attach_points())
         t1 = time.monotonic()
         plan = BundlePlan(
             spec=spec,
@@ -655,7 +650,7 @@ class RuncSandbox:
             seccomp=b.seccomp,
             base_rootfs=b.base_rootfs,
         )
-        (bundle / "config.json").write_text(json.dumps(oci_config(plan), indent=1))
+        (bundle / "config.json").write_text(json.dumps(self._config(plan), indent=1))
 
         host, agent = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self._ctl = host
@@ -691,6 +686,7 @@ class RuncSandbox:
         t2 = time.monotonic()
         self._agent_pid = int(pid_file.read_text().strip())
         self.cgroup = b.cgsys.group(cgroup_relpath(b.tag, self.cid))
+        await self._after_run()
         try:
             await asyncio.wait_for(self._ready, AGENT_READY_TIMEOUT_S)
         except TimeoutError:
@@ -714,6 +710,20 @@ class RuncSandbox:
             (t2 - t1) * 1000,
             (t3 - t2) * 1000,
         )
+
+    async def _network(self) -> None:
+        """Before ``runc run``: the namespace, and host access (hook: rootless joins
+        runc's namespace after the run instead)."""
+        await asyncio.to_thread(self.net.create)
+        if self.backend.host_network:
+            await self.net.start_host_access(self.env_dir)
+
+    def _config(self, plan: BundlePlan) -> dict[str, Any]:
+        """config.json (hook: the rootless backend adds its user namespace)."""
+        return oci_config(plan)
+
+    async def _after_run(self) -> None:
+        """Once ``runc run`` returned (hook: the rootless backend joins its network)."""
 
     def fits(self, spec: SandboxSpec) -> bool:
         """True when this spare can become a sandbox of ``spec`` by :meth:`attach`."""
@@ -1167,6 +1177,9 @@ def protections(seccomp_note: str, host_network: bool) -> tuple[str, ...]:
 class RuncBackend:
     """Makes runc sandboxes.  Requires root, runc, usable cgroups and netns."""
 
+    #: the sandboxes it makes (rootless.py makes its own)
+    sandbox_class: type[RuncSandbox] = RuncSandbox
+
     def __init__(
         self,
         config: ServerConfig,
@@ -1275,7 +1288,8 @@ class RuncBackend:
             )
             self._agent_dir = await asyncio.to_thread(self._install_agent)
             try:
-                await self.tmp_images.template(512)
+                if self.loop_tmp:
+                    await self.tmp_images.template(512)
             except (SandboxError, OSError) as e:
                 self.loop_tmp = False
                 self._warnings.append(
@@ -1339,7 +1353,7 @@ class RuncBackend:
                 # and first invoke on a small machine
                 self._refill(REFILL_DELAY_S)
                 return spare
-        sb = RuncSandbox(self, spec, self.envs_dir / spec.env_id, on_log, on_exit)
+        sb = self.sandbox_class(self, spec, self.envs_dir / spec.env_id, on_log, on_exit)
         self._sandboxes[spec.env_id] = sb
         try:
             await sb._start()
