@@ -30,13 +30,14 @@ import shutil
 import socket
 import subprocess
 import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from lambdalet.config import ServerConfig
 
 from . import limits_substitutes, netns, peers, spawn, userns
-from .base import BackendInfo, ExitSink, LogSink, SandboxError, SandboxSpec
+from .base import BackendInfo, ExitSink, LogSink, ProcessRole, SandboxError, SandboxSpec
 from .rootfs import RUNTIME_API_PORT, SANDBOX_ADDR
 from .runc import BundlePlan, RuncBackend, RuncSandbox, oci_config
 
@@ -238,6 +239,7 @@ class RootlessSandbox(RuncSandbox):
         )
         self.net = RootlessNet(f"{backend.tag}-{spec.env_id}", backend.host_network)
         self._stopped: set[int] = set()
+        self._limits_logged = False
 
     async def _network(self) -> None:
         pass  # runc makes the namespace; joined in _after_run
@@ -256,6 +258,22 @@ class RootlessSandbox(RuncSandbox):
         net = self.net
         assert isinstance(net, RootlessNet)
         await net.join(self._agent_pid, self.env_dir)
+
+    async def spawn(
+        self,
+        role: ProcessRole,
+        name: str,
+        argv: Sequence[str],
+        env: Mapping[str, str],
+        cwd: str,
+    ) -> int:
+        pid = await super().spawn(role, name, argv, env, cwd)
+        if not self._limits_logged:
+            # once per environment, in the function's own log: what is weaker than Lambda
+            self._limits_logged = True
+            for warning in LIMIT_WARNINGS:
+                self._on_log(role, name, f"lambdalet: WARNING: {warning}\n".encode())
+        return pid
 
     def freeze(self) -> None:
         if self._destroyed or self._agent_pid is None or self._frozen:
