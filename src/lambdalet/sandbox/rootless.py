@@ -139,7 +139,8 @@ class RootlessNet(netns.NetNamespace):
         inside = str(userns.HOST_ACCESS_INSIDE)
         caps = netns.SLIRP_CAPS
         ready_r, ready_w = os.pipe2(os.O_CLOEXEC)
-        # slirp4netns exits when this pipe's write end (ours) closes: with the server
+        # slirp4netns exits when this pipe's write end (ours) closes: with the server (so
+        # a crashed server's sweep finds none left)
         exit_r, self._exit_w = os.pipe2(os.O_CLOEXEC)
         net_fd = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
         log_path = run_dir / "slirp4netns.log"
@@ -156,7 +157,6 @@ class RootlessNet(netns.NetNamespace):
                     *("--configure", "--mtu=65520", f"--cidr={netns.SLIRP_CIDR}"),
                     f"--ready-fd={ready_w}",
                     f"--exit-fd={exit_r}",
-                    f"--api-socket={run_dir / 'slirp4netns.sock'}",
                     *("--netns-type=path", f"/proc/self/fd/{net_fd}", "tap0"),
                 ],
                 stdin=subprocess.DEVNULL,
