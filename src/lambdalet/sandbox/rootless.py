@@ -272,7 +272,7 @@ class RootlessSandbox(RuncSandbox):
             # once per environment, in the function's own log: what is weaker than Lambda
             self._limits_logged = True
             for warning in LIMIT_WARNINGS:
-                self._on_log(role, name, f"lambdalet: WARNING: {warning}\n".encode())
+                self._on_log(role, "lambdalet", f"lambdalet: WARNING: {warning}\n".encode())
         return pid
 
     def freeze(self) -> None:
