@@ -36,7 +36,7 @@ from typing import Any
 
 from lambdalet.config import ServerConfig
 
-from . import limits_substitutes, netns, peers, spawn, userns
+from . import cgroups, limits_substitutes, netns, peers, spawn, userns
 from .base import BackendInfo, ExitSink, LogSink, ProcessRole, SandboxError, SandboxSpec
 from .rootfs import RUNTIME_API_PORT, SANDBOX_ADDR
 from .runc import BundlePlan, RuncBackend, RuncSandbox, oci_config
@@ -334,6 +334,11 @@ class RootlessBackend(RuncBackend):
 
     def __init__(self, config: ServerConfig, host: userns.Host, **kw: Any) -> None:
         kw["spares"] = 0
+        if "cgsys" not in kw:
+            try:
+                kw["cgsys"] = cgroups.detect()
+            except cgroups.CgroupError:  # none mounted: nothing of it is used rootless
+                kw["cgsys"] = cgroups.CgroupSystem("v2", {"": Path("/nonexistent")})
         super().__init__(config, **kw)
         self.host = host
         self.subuids = userns.largest(host.subuids)
