@@ -333,7 +333,7 @@ async def test_tmp_capped_and_kept_across_kill_all(env: Env) -> None:
         "except OSError as e:\n"
         "    print(errno.errorcode[e.errno])\n"
         "import os\n"
-        f"os.unlink('{v.tmp_dir}/big')  # a full tmpfs has no room left for 'keep'\n"
+        "os.ftruncate(f.fileno(), 0)  # a full tmpfs has no room left for 'keep'\n"
         f"open('{v.tmp_dir}/keep', 'w').write('kept')\n"
     )
     _, out = await env.run(code, "tmp")
