@@ -19,6 +19,7 @@ from lambdalet.config import (
     DEFAULT_HOST,
     DEFAULT_PORT,
     MIB,
+    PYTHON_AGENT_ENV,
     ServerConfig,
 )
 
@@ -433,6 +434,7 @@ def _serve(args: argparse.Namespace) -> int:
         insecure_registries=tuple(args.insecure_registry),
         registry_auth_file=args.registry_auth_file,
         python_fallback=args.python_fallback,
+        python_agent=bool(os.environ.get(PYTHON_AGENT_ENV)),
     )
     try:
         with contextlib.suppress(KeyboardInterrupt):
@@ -451,11 +453,13 @@ def _doctor(args: argparse.Namespace) -> int:
         data_dir=args.data_dir.resolve(),
         backend=args.backend,
         python_fallback=args.python_fallback,
+        python_agent=bool(os.environ.get(PYTHON_AGENT_ENV)),
     )
     info = describe(config)
     runtimes = describe_all(config)
     if args.json:
         out = asdict(info)
+        out["capabilities"] = sorted(info.capabilities)
         out["runtimes"] = [d.as_json() for d in runtimes]
         print(json.dumps(out, indent=2, default=list))
         return 0
@@ -469,6 +473,7 @@ def _doctor(args: argparse.Namespace) -> int:
         print("protections:")
         for protection in info.protections:
             print(f"  {protection}")
+    print(f"enforces:  {', '.join(sorted(info.capabilities)) or 'none of Lambda limits'}")
     for warning in info.warnings:
         print(f"  WARNING: {warning}")
     print("runtimes:")

@@ -11,6 +11,8 @@ DEFAULT_DATA_DIR = Path(".lambdalet-data")
 MIB = 1024 * 1024
 #: Lambda's default code storage quota per region (75 GB)
 DEFAULT_CODE_STORAGE_LIMIT = 75 * 1024 * MIB
+#: set (to anything) to run the sandbox agent on Python even where agent.c can be compiled
+PYTHON_AGENT_ENV = "LAMBDALET_PYTHON_AGENT"
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,8 @@ class ServerConfig:
     #: a ``python3.X`` function when the host has no Python 3.X: "host" runs it on the
     #: Python running lambdalet (the function log says so), "refuse" rejects it
     python_fallback: str = "host"
+    #: runc sandboxes run agent.py, not the compiled agent (from $LAMBDALET_PYTHON_AGENT)
+    python_agent: bool = False
 
     @property
     def db_path(self) -> Path:

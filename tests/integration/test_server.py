@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 
+from lambdalet.config import PYTHON_AGENT_ENV
+from lambdalet.sandbox.base import Capability
 from tests.integration.harness import (
     Server,
     create,
@@ -230,6 +232,17 @@ def test_doctor_reports_backend() -> None:
     protections = "\n".join(info["protections"])
     assert "seccomp: the containers default profile" in protections, info
     assert "control plane: refused to sandboxes" in protections, info
+    # every protection and limit of Lambda's, the seccomp filter included
+    assert info["capabilities"] == sorted(c.value for c in Capability), info
+    # the Python agent on purpose: configured from the environment, once, by the CLI
+    forced = subprocess.run(
+        [sys.executable, "-m", "lambdalet.cli", "doctor", "--json"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, PYTHON_AGENT_ENV: "1"},
+    )
+    assert json.loads(forced.stdout)["agent"] == "python"
 
 
 def _environments(srv: Server) -> list[dict[str, Any]]:

@@ -126,6 +126,7 @@ async def backend_info(request: web.Request) -> web.Response:
             "agent": info.agent,
             "spares": {"ready": info.spares_ready, "wanted": info.spares_wanted},
             "protections": list(info.protections),
+            "capabilities": sorted(info.capabilities),
         }
     )
 

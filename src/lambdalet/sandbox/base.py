@@ -122,6 +122,38 @@ _SIGNAL_WORDS = {
 }
 
 
+class Capability(StrEnum):
+    """One protection or limit of Lambda's that a backend enforces.
+
+    Each backend declares the set it has (:attr:`BackendInfo.capabilities`); what is not
+    in it, the backend lacks (and says why in its warnings).  ``lambdalet doctor``, the
+    admin ``backend`` endpoint and the contract tests read this set.
+    """
+
+    #: MemorySize is the sandbox's memory limit; the OOM killer's kills are counted
+    MEMORY_LIMIT = "memory-limit"
+    #: Max Memory Used is the whole sandbox's peak (not an approximation)
+    MEMORY_ACCOUNTING = "memory-accounting"
+    #: a cap on processes and threads (a fork bomb stops there)
+    PIDS_LIMIT = "pids-limit"
+    #: freezing suspends every process inside at once (cgroup freezer)
+    FREEZER = "freezer"
+    #: its own network namespace: sandbox.localdomain, ports of its own
+    PRIVATE_NETWORK = "private-network"
+    #: /tmp holds at most EphemeralStorage
+    TMP_CAP = "tmp-cap"
+    #: the root, /var/task, /opt and /var/runtime are read-only
+    READ_ONLY_ROOT = "read-only-root"
+    #: the host's files are out of sight (a root of its own)
+    PRIVATE_FILESYSTEM = "private-filesystem"
+    #: functions run as Lambda's sandbox user, with no capabilities
+    SANDBOX_USER = "sandbox-user"
+    #: a seccomp filter refuses the system calls Lambda refuses
+    SECCOMP = "seccomp"
+    #: container image functions (a whole root file system) can run
+    CONTAINER_IMAGES = "container-images"
+
+
 @dataclass(frozen=True)
 class BackendInfo:
     """What ``lambdalet doctor`` prints, and what the server logs at start."""
@@ -137,6 +169,8 @@ class BackendInfo:
     spares_wanted: int = 0
     #: the protections in force, one sentence each (docs/security.md)
     protections: Sequence[str] = field(default_factory=tuple)
+    #: what it enforces as Lambda does (see :class:`Capability`)
+    capabilities: frozenset[Capability] = frozenset()
 
 
 #: Called with (role, process name, one line of output including its newline).

@@ -12,7 +12,7 @@ import os
 import shutil
 from dataclasses import dataclass, field
 
-from lambdalet.config import ServerConfig
+from lambdalet.config import PYTHON_AGENT_ENV, ServerConfig
 
 from . import cgroups, userns
 from .base import BackendInfo, SandboxBackend, SandboxError
@@ -185,9 +185,9 @@ def describe(config: ServerConfig) -> BackendInfo:
         from .process import ProcessBackend
 
         return ProcessBackend(config, d.reasons).info()
-    agent, agent_note = _agent_kind()
+    agent, agent_note = _agent_kind(config)
     from . import seccomp
-    from .runc import protections
+    from .runc import capabilities, protections
 
     seccomp_config, seccomp_note = seccomp.for_this_host()
     warnings = list(d.warnings)
@@ -206,6 +206,7 @@ def describe(config: ServerConfig) -> BackendInfo:
             warnings=(*warnings, *rootless.LIMIT_WARNINGS),
             agent=agent,
             protections=rootless.protections(seccomp_note, d.host_network, subuids.start),
+            capabilities=rootless.capabilities(seccomp_config is not None),
         )
     return BackendInfo(
         backend="runc",
@@ -217,14 +218,13 @@ def describe(config: ServerConfig) -> BackendInfo:
         agent=agent,
         spares_wanted=max(0, config.spare_sandboxes),
         protections=protections(seccomp_note, d.host_network),
+        capabilities=capabilities(seccomp_config is not None),
     )
 
 
-def _agent_kind() -> tuple[str, str]:
+def _agent_kind(config: ServerConfig) -> tuple[str, str]:
     """Which sandbox agent a runc server here would run, and why."""
-    from .runc import PYTHON_AGENT_ENV
-
-    if os.environ.get(PYTHON_AGENT_ENV):
+    if config.python_agent:
         return "python", f"sandbox agent: Python ({PYTHON_AGENT_ENV} is set)"
     cc = shutil.which("cc") or shutil.which("gcc")
     if cc is None:

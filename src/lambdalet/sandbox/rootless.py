@@ -37,9 +37,19 @@ from typing import Any
 from lambdalet.config import ServerConfig
 
 from . import cgroups, limits_substitutes, netns, peers, spawn, userns
-from .base import BackendInfo, ExitSink, LogSink, ProcessRole, SandboxError, SandboxSpec
+from .base import (
+    BackendInfo,
+    Capability,
+    ExitSink,
+    LogSink,
+    ProcessRole,
+    SandboxError,
+    SandboxSpec,
+)
 from .rootfs import RUNTIME_API_PORT, SANDBOX_ADDR
 from .runc import BundlePlan, RuncBackend, RuncSandbox, oci_config
+from .runc.host import SandboxHost
+from .runc.state import SandboxState
 
 HELPER = Path(__file__).with_name("netns_helper.py")
 HELPER_TIMEOUT_S = 10.0
@@ -216,11 +226,9 @@ class RootlessNet(netns.NetNamespace):
 class RootlessSandbox(RuncSandbox):
     """A runc sandbox in a user namespace of its own (see the module's docstring)."""
 
-    backend: RootlessBackend
-
     def __init__(
         self,
-        backend: RuncBackend,
+        host: SandboxHost,
         spec: SandboxSpec,
         env_dir: Path,
         on_log: LogSink,
@@ -230,14 +238,14 @@ class RootlessSandbox(RuncSandbox):
     ) -> None:
         if attach_dir is not None:
             raise SandboxError("rootless sandboxes have no spares")
-        super().__init__(backend, spec, env_dir, on_log, on_exit)
-        assert isinstance(backend, RootlessBackend)
-        self.rootless = backend
-        self.slot = backend.slots.take()
+        super().__init__(host, spec, env_dir, on_log, on_exit)
+        assert isinstance(host, RootlessBackend)
+        self.rootless = host
+        self.slot = host.slots.take()
         self.mapping = userns.mapping(
-            backend.host.uid, backend.host.gid, backend.subuids, backend.subgids, self.slot
+            host.user.uid, host.user.gid, host.subuids, host.subgids, self.slot
         )
-        self.net = RootlessNet(f"{backend.tag}-{spec.env_id}", backend.host_network)
+        self.net = RootlessNet(f"{host.tag}-{spec.env_id}", host.host_network)
         self._stopped: set[int] = set()
         self._limits_logged = False
 
@@ -276,20 +284,20 @@ class RootlessSandbox(RuncSandbox):
         return pid
 
     def freeze(self) -> None:
-        if self._destroyed or self._agent_pid is None or self._frozen:
+        if self._state is not SandboxState.RUNNING or self._agent_pid is None:
             return
         self._stopped = limits_substitutes.stop_tree(self._agent_pid)
-        self._frozen = True
+        self._to(SandboxState.FROZEN)
 
     def thaw(self) -> None:
-        if self._destroyed or self._agent_pid is None or not self._frozen:
+        if self._state is not SandboxState.FROZEN or self._agent_pid is None:
             return
         limits_substitutes.continue_tree(self._agent_pid, self._stopped)
         self._stopped = set()
-        self._frozen = False
+        self._to(SandboxState.RUNNING)
 
     async def destroy(self) -> None:
-        if self._destroyed:
+        if self._state is SandboxState.DESTROYED:
             return
         try:
             await super().destroy()
@@ -327,10 +335,25 @@ LIMIT_WARNINGS = (
 )
 
 
+def capabilities(seccomp_on: bool) -> frozenset[Capability]:
+    """What rootless sandboxes enforce without a delegated cgroup: no memory limit or
+    accounting, no cgroup freezer (SIGSTOP stands in), no container images."""
+    lacks = {
+        Capability.MEMORY_LIMIT,
+        Capability.MEMORY_ACCOUNTING,
+        Capability.FREEZER,
+        Capability.CONTAINER_IMAGES,
+    }
+    if not seccomp_on:
+        lacks.add(Capability.SECCOMP)
+    return frozenset(Capability) - lacks
+
+
 class RootlessBackend(RuncBackend):
     """Makes rootless runc sandboxes (see the module's docstring)."""
 
     sandbox_class = RootlessSandbox
+    try_loop_tmp = False
 
     def __init__(self, config: ServerConfig, host: userns.Host, **kw: Any) -> None:
         kw["spares"] = 0
@@ -340,11 +363,11 @@ class RootlessBackend(RuncBackend):
             except cgroups.CgroupError:  # none mounted: nothing of it is used rootless
                 kw["cgsys"] = cgroups.CgroupSystem("v2", {"": Path("/nonexistent")})
         super().__init__(config, **kw)
-        self.host = host
+        #: the server's user and its subordinate ids
+        self.user = host
         self.subuids = userns.largest(host.subuids)
         self.subgids = userns.largest(host.subgids)
         self.slots = userns.SlotPool(userns.slots(self.subuids, self.subgids))
-        self.loop_tmp = False
         peers.add_host_access_uid(self.subuids.start)
         self._protections = protections(self._protections[0], self.host_network, self.subuids.start)
         self._warnings.extend(LIMIT_WARNINGS)
@@ -362,4 +385,5 @@ class RootlessBackend(RuncBackend):
             warnings=base.warnings,
             agent=base.agent,
             protections=base.protections,
+            capabilities=capabilities(self.seccomp is not None),
         )

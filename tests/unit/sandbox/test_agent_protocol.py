@@ -20,7 +20,7 @@ from lambdalet.sandbox import runc
 from lambdalet.sandbox.runc import agent_message, compile_agent
 from tests.needs import require
 
-SANDBOX = Path(runc.__file__).parent
+SANDBOX = runc.agentfiles.SOURCES_DIR
 
 
 def _needs_root() -> None:

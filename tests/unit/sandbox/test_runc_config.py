@@ -9,7 +9,8 @@ import pytest
 
 from lambdalet.sandbox import rootfs
 from lambdalet.sandbox.base import SandboxError, SandboxSpec
-from lambdalet.sandbox.process import LineSplitter, merge_layers
+from lambdalet.sandbox.output import LineSplitter
+from lambdalet.sandbox.process import merge_layers
 from lambdalet.sandbox.runc import BundlePlan, lang_source, oci_config, opt_mount
 
 
