@@ -6,6 +6,8 @@
   stopped process is visible as stopped (``T`` in ``ps``) and a SIGCONT the function sent
   itself is lost; the agent itself keeps running (it only answers the server).
 * **Forks**: ``RLIMIT_NPROC`` of the environment's own uid (userns.py).
+* **Memory used** (Max Memory Used): the largest summed ``VmRSS`` of the sandbox's
+  processes seen when asked or at a freeze: sampled, so a short peak in between is missed.
 * **Memory**: ``RLIMIT_DATA`` (heap and private writable mappings) of each process at the
   function's memory size.  Per process, not for the sandbox as a whole, and it counts
   reserved (not yet touched) memory too: an allocation a cgroup would have allowed may
@@ -51,6 +53,18 @@ def descendants(root: int, parent: dict[int, int]) -> list[int]:
         out.append(pid)
         todo.extend(kids.get(pid, ()))
     return out
+
+
+def rss_bytes(pids: Iterable[int], proc: Path = PROC) -> int:
+    """The summed resident memory of ``pids`` now (``VmRSS``; gone processes count 0)."""
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(OSError, ValueError):
+            for line in (proc / str(pid) / "status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) * 1024
+                    break
+    return total
 
 
 def _signal_all(pids: Iterable[int], sig: int) -> None:

@@ -248,6 +248,7 @@ class RootlessSandbox(RuncSandbox):
         self.net = RootlessNet(f"{host.tag}-{spec.env_id}", host.host_network)
         self._stopped: set[int] = set()
         self._limits_logged = False
+        self._peak = 0
 
     async def _network(self) -> None:
         pass  # runc makes the namespace; joined in _after_run
@@ -286,8 +287,19 @@ class RootlessSandbox(RuncSandbox):
     def freeze(self) -> None:
         if self._state is not SandboxState.RUNNING or self._agent_pid is None:
             return
+        self._sample()
         self._stopped = limits_substitutes.stop_tree(self._agent_pid)
         self._to(SandboxState.FROZEN)
+
+    def _sample(self) -> int:
+        if self._agent_pid is not None and self._state.alive:
+            tree = limits_substitutes.descendants(self._agent_pid, limits_substitutes.parents())
+            self._peak = max(self._peak, limits_substitutes.rss_bytes(tree))
+        return self._peak
+
+    def memory_peak_bytes(self) -> int:
+        """Approximate: sampled (limits_substitutes.py), not a cgroup's exact peak."""
+        return self._sample()
 
     def thaw(self) -> None:
         if self._state is not SandboxState.FROZEN or self._agent_pid is None:
@@ -322,7 +334,8 @@ def protections(seccomp_note: str, host_network: bool, host_access_uid: int) -> 
         "pids: RLIMIT_NPROC of the environment's own uid (enforced)",
         "/tmp: tmpfs capped at EphemeralStorage (enforced; counts against host memory)",
         "memory: NOT enforced as a sandbox total (no delegated cgroup v2 subtree); "
-        "RLIMIT_DATA per process at the function's memory size",
+        "RLIMIT_DATA per process at the function's memory size; Max Memory Used is sampled "
+        "from /proc (approximate)",
         "freezing: SIGSTOP/SIGCONT of the sandbox's processes (no cgroup freezer)",
         "cpu: NOT weighted (no cgroup)",
     )

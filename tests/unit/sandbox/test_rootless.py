@@ -77,3 +77,9 @@ def test_stop_tree_stops_every_descendant_and_continue_tree_resumes_them() -> No
             os.kill(pid, signal.SIGKILL)
         root.kill()
         root.wait()
+
+
+def test_rss_bytes_sums_resident_memory_and_ignores_gone_pids() -> None:
+    mine = limits_substitutes.rss_bytes([os.getpid()])
+    assert mine > 1 << 20
+    assert limits_substitutes.rss_bytes([2**22 + 7]) == 0
