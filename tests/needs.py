@@ -26,6 +26,8 @@ NO_CGROUP_STATS = "no cgroup memory statistics (peak, OOM kills) without a deleg
 NO_SPARES = "no spare sandboxes: their attach points are host mounts, which need root"
 NO_LOOP_TMP = "/tmp is a tmpfs (a loop-mounted image needs root): it does not use the data disk"
 NO_IMAGES = "container images are unpacked as root (umoci, mknod and owners)"
+#: a test's own small data disk is a loop-mounted image: mounting one needs root
+NO_SMALL_DISK = "the test's small full data disk is a loop mount, which needs root"
 
 
 def rootless_lacks(reason: str) -> None:
