@@ -36,6 +36,12 @@ def test_rootless_config_adds_a_user_namespace_and_rlimits_and_drops_cgroups() -
     assert cfg["root"]["readonly"] is True
 
 
+def test_node_runtimes_get_room_for_v8s_reservations() -> None:
+    assert data_limit(128, Path("/d/runtimes/python3.11")) == 128 << 20
+    assert data_limit(128, Path("/d/runtimes/nodejs24.x")) == (128 + 1024) << 20
+    assert data_limit(256) == 256 << 20
+
+
 def test_parent_of_reads_names_with_spaces_and_parens() -> None:
     assert limits_substitutes.parent_of("42 (a b) c) S 7 42 42 0") == 7
 
