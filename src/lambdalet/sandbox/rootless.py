@@ -88,7 +88,8 @@ V8_RESERVE_MB = 1024
 def data_limit(memory_mb: int, runtime_dir: Path | None = None) -> int:
     """RLIMIT_DATA for a function of ``memory_mb``: its memory size, per process (plus
     :data:`V8_RESERVE_MB` for a Node.js runtime)."""
-    node = runtime_dir is not None and runtime_dir.name.startswith("nodejs")
+    # runtimes/<runtime id>/runtime (runtimes/node.py)
+    node = runtime_dir is not None and any(p.startswith("nodejs") for p in runtime_dir.parts)
     return (memory_mb + (V8_RESERVE_MB if node else 0)) * 1024 * 1024
 
 

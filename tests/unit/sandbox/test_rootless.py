@@ -38,7 +38,7 @@ def test_rootless_config_adds_a_user_namespace_and_rlimits_and_drops_cgroups() -
 
 def test_node_runtimes_get_room_for_v8s_reservations() -> None:
     assert data_limit(128, Path("/d/runtimes/python3.11")) == 128 << 20
-    assert data_limit(128, Path("/d/runtimes/nodejs24.x")) == (128 + 1024) << 20
+    assert data_limit(128, Path("/d/runtimes/nodejs24.x/runtime")) == (128 + 1024) << 20
     assert data_limit(256) == 256 << 20
 
 
