@@ -76,7 +76,13 @@ def rootless_config(
         {"type": "RLIMIT_DATA", "hard": data_bytes, "soft": data_bytes},
     ]
     process["rlimits"] = rlimits
-    return {**config, "linux": linux, "process": process}
+    # overlayfs in a user namespace reads its marks from user.* attributes (userxattr):
+    # the language layer's opaque site-packages dirs (runtimes/python.py)
+    mounts = [
+        {**m, "options": [*m["options"], "userxattr"]} if m["type"] == "overlay" else m
+        for m in config["mounts"]
+    ]
+    return {**config, "linux": linux, "process": process, "mounts": mounts}
 
 
 #: V8 (Node.js 24) reserves about 0.5 GB of writable address space for its code at start,

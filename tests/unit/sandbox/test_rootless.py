@@ -34,6 +34,9 @@ def test_rootless_config_adds_a_user_namespace_and_rlimits_and_drops_cgroups() -
     # the rest is the runc backend's: same user, read-only root, /tmp capped
     assert cfg["process"]["user"] == oci_config(plan)["process"]["user"]
     assert cfg["root"]["readonly"] is True
+    # overlays (/opt of two layers here) read user.* marks in the user namespace
+    overlays = [m for m in cfg["mounts"] if m["type"] == "overlay"]
+    assert overlays and all("userxattr" in m["options"] for m in overlays)
 
 
 def test_node_runtimes_get_room_for_v8s_reservations() -> None:
