@@ -31,6 +31,8 @@ PY_STAMP="$VENV/.lambdalet-pyproject.sha256"
 # cmake g++ make autoconf automake libtool: the native part of npm's aws-lambda-ric (Node runtimes)
 APT_PACKAGES=(runc iproute2 e2fsprogs util-linux slirp4netns passt curl gcc libc6-dev golang-github-containers-common chromium chromium-driver
     skopeo umoci buildah docker-registry busybox-static openssl cmake g++ make autoconf automake libtool)
+# newuidmap/newgidmap: rootless sandboxes, for CI's run as an ordinary user (.ci/rootless-run)
+APT_PACKAGES+=(uidmap)
 APT_UPDATED=0
 
 say() { printf 'lambdalet.sh: %s\n' "$*" >&2; }
