@@ -6,6 +6,9 @@
 #                                    set up, then ruff check, ruff format --check, mypy,
 #                                    pytest tests/unit, pytest tests/integration,
 #                                    pytest tests/cluster
+#   ./lambdalet.sh integration [pytest args...]
+#                                    set up, then pytest tests/integration only (CI's
+#                                    second, rootless run: .ci/rootless-run)
 #
 # "Set up" is idempotent and quick when nothing changed:
 #   1. OS packages (runc iproute2 e2fsprogs util-linux slirp4netns passt curl; gcc and
@@ -13,6 +16,8 @@
 #      chromium-driver for the dashboard's browser test): installed
 #      with apt-get when root; otherwise the missing ones are listed and the weaker
 #      'process' backend runs instead.
+#      As an ordinary user, what rootless sandboxes need is checked, and the one
+#      command to run once with sudo is printed when something is missing.
 #   2. .venv from a Python >= 3.11 (the real binary behind `python3`, not a pyenv shim);
 #      python3-venv is installed when Debian's venv module is missing.
 #   3. pip install -e '.[dev]' whenever pyproject.toml changed since the last install.
@@ -30,6 +35,8 @@ PY_STAMP="$VENV/.lambdalet-pyproject.sha256"
 APT_PACKAGES=(runc iproute2 e2fsprogs util-linux slirp4netns passt curl gcc libc6-dev golang-github-containers-common chromium chromium-driver
     skopeo umoci buildah docker-registry busybox-static openssl cmake g++ make autoconf automake libtool
     postgresql)
+# newuidmap/newgidmap: rootless sandboxes, for CI's run as an ordinary user (.ci/rootless-run)
+APT_PACKAGES+=(uidmap)
 APT_UPDATED=0
 
 say() { printf 'lambdalet.sh: %s\n' "$*" >&2; }
@@ -69,6 +76,43 @@ setup_os_packages() {
     else
         say "missing packages: ${missing[*]}"
         say "(as root: apt-get install -y ${missing[*]}); until then the weaker 'process' backend runs instead (no isolation, see 'lambdalet doctor')"
+    fi
+}
+
+# Not root: say whether rootless sandboxes can run (user namespaces, newuidmap/newgidmap,
+# /etc/subuid and /etc/subgid ranges, cgroup delegation) and print the one command a
+# user with sudo runs once to enable them.  Never needs sudo itself.
+check_rootless() {
+    is_root && return 0
+    local user fixes=() problems=()
+    user=$(id -un)
+    if ! command -v newuidmap >/dev/null 2>&1 || ! command -v newgidmap >/dev/null 2>&1; then
+        problems+=("newuidmap/newgidmap missing (package uidmap)")
+        fixes+=("apt-get install -y uidmap")
+    fi
+    if ! grep -qE "^($user|$(id -u)):[0-9]+:[0-9]+" /etc/subuid 2>/dev/null ||
+        ! grep -qE "^($user|$(id -u)):[0-9]+:[0-9]+" /etc/subgid 2>/dev/null; then
+        problems+=("no /etc/subuid or /etc/subgid range for $user")
+        fixes+=("usermod --add-subuids 100000-165535 --add-subgids 100000-165535 $user")
+    fi
+    if [ "$(cat /proc/sys/kernel/unprivileged_userns_clone 2>/dev/null || echo 1)" = 0 ] ||
+        [ "$(cat /proc/sys/user/max_user_namespaces 2>/dev/null || echo 1)" = 0 ]; then
+        problems+=("user namespaces are disabled for ordinary users")
+        fixes+=("sysctl -w kernel.unprivileged_userns_clone=1 user.max_user_namespaces=28633")
+    fi
+    if [ "${#problems[@]}" -ne 0 ]; then
+        say "rootless sandboxes unavailable: ${problems[*]}"
+        local joined
+        joined=$(printf ' && %s' "${fixes[@]}")
+        say "run once (needs sudo): sudo sh -c '${joined# && }'"
+        say "until then the weaker 'process' backend runs (no isolation, see 'lambdalet doctor')"
+        return 0
+    fi
+    if [ -f /sys/fs/cgroup/cgroup.controllers ] &&
+        [ -w "/sys/fs/cgroup/user.slice/user-$(id -u).slice/user@$(id -u).service" ]; then
+        say "rootless sandboxes: ready (a delegated cgroup v2 subtree exists)"
+    else
+        say "rootless sandboxes: ready; no delegated cgroup v2 subtree (cgroup v1 host, or no systemd user session): memory, CPU and freezing use weaker substitutes (see 'lambdalet doctor' and docs/security.md)"
     fi
 }
 
@@ -166,6 +210,7 @@ setup_node_runtimes() {
 
 setup() {
     setup_os_packages
+    check_rootless
     setup_venv
     setup_project
     setup_runtime "$1"
@@ -204,6 +249,7 @@ usage() {
     cat >&2 <<'EOF'
 usage: ./lambdalet.sh serve [lambdalet serve args...]   set up, then run the server
        ./lambdalet.sh test [pytest args...]             set up, then run every check
+       ./lambdalet.sh integration [pytest args...]      set up, then only the integration tests
 EOF
     exit 2
 }
@@ -222,6 +268,12 @@ main() {
         setup "$ROOT/.lambdalet-data"
         setup_node_runtimes "$ROOT/.lambdalet-data"
         run_checks "$@"
+        ;;
+    integration)
+        setup "$ROOT/.lambdalet-data"
+        setup_node_runtimes "$ROOT/.lambdalet-data"
+        cd "$ROOT"
+        exec "$VENV/bin/python" -m pytest tests/integration "$@"
         ;;
     -h | --help | help) usage ;;
     *)

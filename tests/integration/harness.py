@@ -68,7 +68,11 @@ def sandbox_missing() -> str | None:
     if sys.platform != "linux":
         return "not Linux"
     if os.geteuid() != 0:
-        return "not root"
+        from lambdalet.sandbox import userns
+
+        blockers = userns.blockers(userns.gather())
+        if blockers:  # an ordinary user: the rootless sandbox, where the host allows it
+            return "not root, and rootless sandboxes cannot run: " + "; ".join(blockers)
     if shutil.which("runc") is None:
         return "runc is not installed (apt-get install runc)"
     return None

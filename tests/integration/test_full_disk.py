@@ -35,6 +35,7 @@ from tests.integration.harness import (
     make_zip,
     require_sandbox,
 )
+from tests.needs import NO_SMALL_DISK, rootless_lacks
 
 pytestmark = pytest.mark.integration
 
@@ -63,6 +64,7 @@ def handler(event, context):
 @pytest.fixture(scope="module")
 def disk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     require_sandbox()
+    rootless_lacks(NO_SMALL_DISK)
     base = tmp_path_factory.mktemp("fulldisk")
     image = base / "disk.img"
     with image.open("wb") as f:

@@ -23,6 +23,7 @@ from tests.integration.harness import (
     make_zip,
     require_sandbox,
 )
+from tests.needs import NO_SPARES, rootless_lacks
 
 pytestmark = pytest.mark.integration
 
@@ -67,11 +68,15 @@ def test_restart_keeps_functions_and_layers_and_sigterm_leaves_nothing(own_serve
     name = create(lam, {"app.py": code}, Layers=[layer["LayerVersionArn"]])
     assert invoke(lam, name).json() == 42
     marker = str(own_server.data_dir)
-    assert _leftovers(marker)["mounts"], "a running environment has mounts under the data dir"
+    runc_list = ["runc", "--root", str(own_server.data_dir / "runc"), "list", "-q"]
+    assert subprocess.run(runc_list, capture_output=True, text=True).stdout.split()
+    if os.geteuid() == 0:  # rootless: the mounts are in the sandbox's own mount namespace
+        assert _leftovers(marker)["mounts"], "a running environment has mounts under the data dir"
 
     assert own_server.stop() == 0
     left = _leftovers(marker)
     assert left == {"mounts": [], "procs": []}, left
+    assert subprocess.run(runc_list, capture_output=True, text=True).stdout.split() == []
 
     own_server.start()
     lam = own_server.client()
@@ -216,17 +221,25 @@ def test_doctor_reports_backend() -> None:
         check=True,
     )
     info = json.loads(out.stdout)
-    assert info["backend"] == "runc"
-    assert info["cgroup"] in ("v1", "v2")
+    rootless = os.geteuid() != 0
+    assert info["backend"] == ("rootless" if rootless else "runc")
+    assert info["cgroup"] in (("none",) if rootless else ("v1", "v2"))
     assert info["network"] == "namespace"
     # setup installs gcc: the compiled agent is what a server here runs
-    assert info["agent"] == "compiled" and info["spares_wanted"] == 2, info
+    assert info["agent"] == "compiled" and info["spares_wanted"] == (0 if rootless else 2), info
+    if rootless:  # what is enforced and what is not, named
+        assert "pids: RLIMIT_NPROC of the environment's own uid (enforced)" in info["protections"]
+        assert any(p.startswith("memory: NOT enforced") for p in info["protections"]), info
     # setup installs the containers seccomp profile and util-linux's setpriv
     protections = "\n".join(info["protections"])
     assert "seccomp: the containers default profile" in protections, info
     assert "control plane: refused to sandboxes" in protections, info
-    # every protection and limit of Lambda's, the seccomp filter included
-    assert info["capabilities"] == sorted(c.value for c in Capability), info
+    # every protection and limit of Lambda's, the seccomp filter included (rootless: all
+    # but the cgroup's memory limit and accounting and freezer, and container images)
+    from lambdalet.sandbox.rootless import capabilities
+
+    want = capabilities(seccomp_on=True) if rootless else frozenset(Capability)
+    assert info["capabilities"] == sorted(c.value for c in want), info
     # the Python agent on purpose: configured from the environment, once, by the CLI
     forced = subprocess.run(
         [sys.executable, "-m", "lambdalet.cli", "doctor", "--json"],
@@ -418,6 +431,8 @@ def test_admin_keeps_ended_environments(short_limits_server: Server) -> None:
 
 def test_admin_backend_reports_the_compiled_agent_and_spares(server: Server) -> None:
     import urllib.request
+
+    rootless_lacks(NO_SPARES)
 
     def backend() -> dict[str, Any]:
         with urllib.request.urlopen(f"{server.url}/lambdalet/admin/backend", timeout=5) as r:

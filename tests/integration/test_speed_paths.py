@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from tests.integration.harness import Server, create, free_port, invoke, require_sandbox
+from tests.needs import NO_SPARES, rootless_lacks
 
 pytestmark = pytest.mark.integration
 
@@ -72,6 +73,7 @@ def lam(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """A server of its own with spare sandboxes on, on a fresh data dir (so the first
     runtime it starts is a plain start: no runtime is installed to pre-start yet)."""
     require_sandbox()
+    rootless_lacks(NO_SPARES)
     base: Path = tmp_path_factory.mktemp("speed")
     srv = Server(base / "data", free_port(), extra_args=("--spare-sandboxes", "2"))
     srv.start()
@@ -165,6 +167,7 @@ def test_a_restarted_server_pre_starts_the_installed_runtime_before_any_function
 ) -> None:
     """With the host Python's runtime installed, the spares pre-start it from the start."""
     require_sandbox()
+    rootless_lacks(NO_SPARES)
     data = tmp_path / "data"
     first = Server(data, free_port())
     first.start()

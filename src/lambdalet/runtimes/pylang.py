@@ -29,6 +29,9 @@ LAYER_STAMP_NAME = ".lambdalet-layer.json"
 LAYER_LAYOUT_VERSION = 1
 #: overlayfs's mark of a directory hiding what lower layers have at the same path
 OPAQUE_XATTR = "trusted.overlay.opaque"
+#: the same mark where the overlay is mounted with ``userxattr`` (rootless sandboxes: an
+#: ordinary user cannot set trusted.* attributes)
+USER_OPAQUE_XATTR = "user.overlay.opaque"
 _SITE_PROBE = "import json, site, sys; print(json.dumps([sys.prefix, site.getsitepackages()]))"
 
 
@@ -104,12 +107,16 @@ def layer_current(layer: Path, install: PythonInstall) -> bool:
 
 
 def _make_opaque(path: Path) -> bool:
-    """Mark ``path`` opaque for overlayfs; False where the filesystem or privileges refuse."""
-    try:
-        os.setxattr(path, OPAQUE_XATTR, b"y")
-    except OSError:
-        return False
-    return True
+    """Mark ``path`` opaque for overlayfs (root's mounts and ``userxattr`` ones); False
+    where the filesystem or privileges refuse both."""
+    marked = False
+    for name in (OPAQUE_XATTR, USER_OPAQUE_XATTR):
+        try:
+            os.setxattr(path, name, b"y")
+        except OSError:
+            continue
+        marked = True
+    return marked
 
 
 def install_lang_layer(

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from lambdalet.config import PYTHON_AGENT_ENV, ServerConfig
 
-from . import cgroups
+from . import cgroups, userns
 from .base import BackendInfo, SandboxBackend, SandboxError
 
 BACKENDS = ("auto", "runc", "process")
@@ -29,11 +29,15 @@ class Facts:
     netns_problem: str | None  # None when a network namespace can be made and entered
     slirp4netns: str | None  # path, for host access from inside
     mkfs_ext4: str | None
+    #: not root: why rootless sandboxes cannot work for this user (empty: they can)
+    rootless_blockers: tuple[str, ...] = ()
+    #: not root: what a user with sudo runs once to enable them ("" when nothing)
+    rootless_enable: str = ""
 
 
 @dataclass(frozen=True)
 class Decision:
-    backend: str  # "runc" | "process"
+    backend: str  # "runc" | "rootless" | "process"
     cgroup: str
     network: str
     host_network: bool
@@ -61,7 +65,15 @@ def gather_facts() -> Facts:
             netns_problem = netns.works()
         except Exception as e:  # pyroute2 missing or broken
             netns_problem = f"network namespaces unusable: {e}"
+    rootless_blockers: tuple[str, ...] = ()
+    rootless_enable = ""
+    if not is_root:
+        host = userns.gather()
+        rootless_blockers = tuple(userns.blockers(host))
+        rootless_enable = userns.enable_command(host)
     return Facts(
+        rootless_blockers=rootless_blockers,
+        rootless_enable=rootless_enable,
         is_root=is_root,
         runc=shutil.which("runc"),
         cgroup_version=version,
@@ -76,9 +88,15 @@ def decide(facts: Facts, requested: str = "auto") -> Decision:
     """Pick the backend for ``requested`` ("auto" | "runc" | "process")."""
     if requested not in BACKENDS:
         raise SandboxError(f"unknown sandbox backend {requested!r}; use one of {BACKENDS}")
+    rootless_ok = not facts.is_root and facts.runc is not None and not facts.rootless_blockers
+    if rootless_ok and requested != "process":
+        return _rootless(facts, requested)
     blockers: list[str] = []
     if not facts.is_root:
         blockers.append("not root (runc sandboxes need root)")
+        blockers += [f"rootless sandboxes: {b}" for b in facts.rootless_blockers]
+        if facts.rootless_enable:
+            blockers.append(f"to enable rootless sandboxes, run once: {facts.rootless_enable}")
     if facts.runc is None:
         blockers.append("runc not found: apt-get install runc")
     if facts.cgroup_version is None:
@@ -123,6 +141,33 @@ def decide(facts: Facts, requested: str = "auto") -> Decision:
     )
 
 
+def _rootless(facts: Facts, requested: str) -> Decision:
+    reasons = [
+        "forced by configuration (not root: rootless)"
+        if requested == "runc"
+        else "not root; user namespaces, newuidmap and subordinate ids work: rootless runc",
+        f"runc at {facts.runc}",
+        "no delegated cgroup v2 subtree: rlimits stand in for cgroup limits",
+    ]
+    warnings: list[str] = []
+    host_network = facts.slirp4netns is not None
+    if host_network:
+        reasons.append("host access through slirp4netns (host.lambdalet.internal)")
+    else:
+        warnings.append(
+            "slirp4netns not found (apt-get install slirp4netns): sandboxes have no "
+            "network access beyond their own namespace"
+        )
+    return Decision(
+        backend="rootless",
+        cgroup="none",
+        network="namespace",
+        host_network=host_network,
+        reasons=tuple(reasons),
+        warnings=tuple(warnings),
+    )
+
+
 def describe(config: ServerConfig) -> BackendInfo:
     """What ``lambdalet doctor`` prints; never raises for a forced runc, says why instead."""
     facts = gather_facts()
@@ -148,6 +193,21 @@ def describe(config: ServerConfig) -> BackendInfo:
     warnings = list(d.warnings)
     if seccomp_config is None:
         warnings.append(seccomp_note)
+    if d.backend == "rootless":
+        from . import rootless
+
+        subuids = userns.largest(userns.gather().subuids)
+        return BackendInfo(
+            backend="rootless",
+            isolation="full",
+            cgroup="none",
+            network=d.network,
+            reasons=(*d.reasons, agent_note),
+            warnings=(*warnings, *rootless.LIMIT_WARNINGS),
+            agent=agent,
+            protections=rootless.protections(seccomp_note, d.host_network, subuids.start),
+            capabilities=rootless.capabilities(seccomp_config is not None),
+        )
     return BackendInfo(
         backend="runc",
         isolation="full",
@@ -180,6 +240,16 @@ async def choose_backend(config: ServerConfig) -> SandboxBackend:
         from .process import ProcessBackend
 
         return ProcessBackend(config, d.reasons)
+    if d.backend == "rootless":
+        from .rootless import RootlessBackend
+
+        rootless = RootlessBackend(
+            config, userns.gather(), host_network=d.host_network, reasons=d.reasons
+        )
+        for w in d.warnings:
+            rootless.add_warning(w)
+        await rootless.start()
+        return rootless
     from .runc import RuncBackend
 
     backend = RuncBackend(

@@ -19,6 +19,14 @@ import struct
 #: Chosen far above the ranges Debian gives users (1000-59999) and system accounts
 #: (100-999); nothing else should run as it.
 HOST_ACCESS_UID = 64993
+#: every uid whose host connections are a sandbox's (the rootless backend adds the
+#: subordinate uid its host-access helper runs as, see rootless.py)
+_host_access_uids = {HOST_ACCESS_UID}
+
+
+def add_host_access_uid(uid: int) -> None:
+    _host_access_uids.add(uid)
+
 
 NETLINK_SOCK_DIAG = 4
 SOCK_DIAG_BY_FAMILY = 20
@@ -89,7 +97,7 @@ def from_sandbox(peer: Address, local: Address) -> bool:
     """Whether the client of the connection ``peer`` -> ``local`` (as the server sees it)
     is a sandbox's host-access helper.  Raises OSError when the kernel cannot be asked
     (e.g. out of descriptors): the caller must then not assume the answer is no."""
-    return socket_uid(peer, local) == HOST_ACCESS_UID
+    return socket_uid(peer, local) in _host_access_uids
 
 
 def usable() -> str | None:

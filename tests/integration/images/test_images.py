@@ -24,6 +24,7 @@ from tests.integration.images.tools import (
     manifest_digest,
     require_image_tools,
 )
+from tests.needs import NO_IMAGES, rootless_lacks
 
 pytestmark = pytest.mark.integration
 
@@ -66,6 +67,7 @@ class Env:
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     require_sandbox()
+    rootless_lacks(NO_IMAGES)
     require_image_tools()
     base = tmp_path_factory.mktemp("images")
     registry = Registry(base / "registry", free_port())

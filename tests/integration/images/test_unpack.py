@@ -15,6 +15,7 @@ import pytest
 
 from lambdalet.images.cache import ImageCache, PullError
 from tests.integration.images.tools import require_image_tools
+from tests.needs import NO_IMAGES, rootless_lacks
 
 pytestmark = pytest.mark.integration
 
@@ -80,6 +81,7 @@ def write_layout(layout: Path, layers: list[bytes]) -> str:
 
 def unpack(tmp_path: Path, layers: list[bytes]) -> Path:
     require_image_tools()
+    rootless_lacks(NO_IMAGES)
     cache = ImageCache(tmp_path / "images")
     digest = write_layout(cache.layout, layers)
     pulled = cache._unpack(f"sha256-{digest[7:]}", digest, "x86_64")

@@ -70,6 +70,11 @@ def protections(seccomp_note: str, host_network: bool) -> tuple[str, ...]:
 class RuncBackend:
     """Makes runc sandboxes.  Requires root, runc, usable cgroups and netns."""
 
+    #: the sandboxes it makes (rootless.py makes its own)
+    sandbox_class: type[RuncSandbox] = RuncSandbox
+    #: /tmp as a loop-mounted ext4 image where it works (rootless: never, it needs root)
+    try_loop_tmp = True
+
     def __init__(
         self,
         config: ServerConfig,
@@ -163,9 +168,10 @@ class RuncBackend:
             agent = await asyncio.to_thread(install_agent, self.data_dir, self.config.python_agent)
             if agent.warning is not None:
                 self._warnings.append(agent.warning)
-            loop_tmp = True
+            loop_tmp = self.try_loop_tmp
             try:
-                await self.tmp_images.template(512)
+                if loop_tmp:
+                    await self.tmp_images.template(512)
             except (SandboxError, OSError) as e:
                 loop_tmp = False
                 self._warnings.append(
@@ -208,7 +214,7 @@ class RuncBackend:
                 # and first invoke on a small machine
                 self.spares.refill(REFILL_DELAY_S)
                 return spare
-        sb = RuncSandbox(self, spec, self.envs_dir / spec.env_id, on_log, on_exit)
+        sb = self.sandbox_class(self, spec, self.envs_dir / spec.env_id, on_log, on_exit)
         self._sandboxes[spec.env_id] = sb
         try:
             await sb.build()

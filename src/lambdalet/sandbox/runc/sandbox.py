@@ -40,6 +40,7 @@ from .link import AgentLink
 from .mounts import mounts_under, run_tool
 from .oci import (
     SANDBOX_VIEW,
+    BundlePlan,
     attach_sources,
     cgroup_relpath,
     cpu_shares,
@@ -113,6 +114,20 @@ class RuncSandbox:
 
     # -- building ---------------------------------------------------------
 
+    async def _network(self) -> None:
+        """Before ``runc run``: the namespace, and host access (hook: rootless joins
+        runc's namespace after the run instead)."""
+        await asyncio.to_thread(self.net.create)
+        if self.host.settings.host_network:
+            await self.net.start_host_access(self.env_dir)
+
+    def _config(self, plan: BundlePlan) -> dict[str, Any]:
+        """config.json (hook: the rootless backend adds its user namespace)."""
+        return oci_config(plan)
+
+    async def _after_run(self) -> None:
+        """Once ``runc run`` returned (hook: the rootless backend joins its network)."""
+
     async def build(self) -> None:
         """Make the container and start its agent (then pre-start a spare's runtime)."""
         b = self.host.settings
@@ -121,11 +136,6 @@ class RuncSandbox:
         (self.env_dir / MARKER).touch()
         bundle = self.env_dir / "bundle"
         bundle.mkdir()
-
-        async def network() -> None:
-            await asyncio.to_thread(self.net.create)
-            if b.host_network:
-                await self.net.start_host_access(self.env_dir)
 
         async def tmp() -> Path | None:
             if b.loop_tmp:
@@ -141,10 +151,10 @@ class RuncSandbox:
                 await self.points.make()
 
         t0 = time.monotonic()
-        _, tmp_source, _ = await asyncio.gather(network(), tmp(), attach_points())
+        _, tmp_source, _ = await asyncio.gather(self._network(), tmp(), attach_points())
         t1 = time.monotonic()
         plan = b.bundle_plan(spec, self.net.path, tmp_source, self.attach_dir, self.cid)
-        (bundle / "config.json").write_text(json.dumps(oci_config(plan), indent=1))
+        (bundle / "config.json").write_text(json.dumps(self._config(plan), indent=1))
 
         host, agent = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         link = self._link = AgentLink(host, self._child_exited, self._agent_gone)
@@ -177,6 +187,7 @@ class RuncSandbox:
         t2 = time.monotonic()
         self._agent_pid = int(pid_file.read_text().strip())
         self.cgroup = b.cgsys.group(cgroup_relpath(b.tag, self.cid))
+        await self._after_run()
         try:
             await asyncio.wait_for(link.ready, AGENT_READY_TIMEOUT_S)
         except TimeoutError:
