@@ -1,7 +1,7 @@
 """Only configuration loading reads the process environment (issue 16: one composition root).
 
-The server's configuration is read into a frozen ``ServerConfig`` by ``cli.py`` and passed
-down; the CLI's settings are read by ``ops/settings.py`` and passed down.  Any other module
+The server's configuration is read into a frozen ``ServerConfig`` by ``cli_server.py`` and
+passed down; the CLI's settings are read by ``ops/settings.py`` and passed down.  Any other module
 that reads ``os.environ`` / ``os.getenv`` hides configuration from both: this scan over
 ``src/`` names it.
 """
@@ -17,7 +17,8 @@ SRC = Path(lambdalet.__file__).parent
 
 #: modules allowed to read the environment, and why
 ALLOWED = {
-    "cli.py": "the server's configuration loader (flags and LAMBDALET_ACCESS_KEY_ID/...)",
+    # moved out of cli.py with the serve/worker/doctor options (cli.py only wires subcommands)
+    "cli_server.py": "the server's configuration loader (flags and LAMBDALET_ACCESS_KEY_ID/...)",
     "ops/settings.py": "the CLI's settings loader",
     # programs run inside a sandbox, in the function's environment, not modules of lambdalet
     "runtimes/files/lambdalet_launch.py": "in-sandbox launcher",

@@ -9,8 +9,9 @@ from lambdalet.store.records import (
     LayerVersionSpec,
     LoggingSettings,
     Page,
+    aws_timestamp,
 )
-from lambdalet.store.sqlite import Store, aws_timestamp
+from lambdalet.store.sqlite import Store
 
 __all__ = [
     "CodeBlob",

@@ -6,6 +6,8 @@ the store turns them into rows and returns records with host paths resolved.
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -247,3 +249,27 @@ class ProvisionedConfig:
     qualifier: str  # a version number or an alias
     requested: int
     last_modified: str  # AWS format
+
+
+def aws_timestamp(epoch_s: float) -> str:
+    """``2019-11-21T19:32:12.000+0000``: the form Lambda uses for LastModified/CreatedDate."""
+    ms = round(epoch_s * 1000)
+    secs, millis = divmod(ms, 1000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{millis:03d}+0000"
+
+
+def dumps(value: object) -> str:
+    """The compact, key-sorted JSON of a column."""
+    return json.dumps(value, separators=(",", ":"), sort_keys=True)
+
+
+def logging_json(settings: LoggingSettings) -> dict[str, str]:
+    """The ``logging`` column of ``settings`` (LoggingConfig's keys, unset ones left out)."""
+    out = {"LogFormat": settings.log_format}
+    if settings.log_group:
+        out["LogGroup"] = settings.log_group
+    if settings.application_log_level:
+        out["ApplicationLogLevel"] = settings.application_log_level
+    if settings.system_log_level:
+        out["SystemLogLevel"] = settings.system_log_level
+    return out
