@@ -22,6 +22,10 @@ def require(what: str, missing: str | None) -> None:
 
 #: what rootless sandboxes lack on a host without a delegated cgroup v2 subtree (ours: v1)
 NO_CGROUP_MEMORY = "no cgroup memory limit without a delegated cgroup v2 subtree on this host"
+NO_NODE_MEMORY_LIMIT = (
+    "no memory limit for Node.js without a delegated cgroup: its RLIMIT_DATA substitute is 1 GB "
+    "above the function's memory (V8 reserves that much address space to start)"
+)
 NO_CGROUP_STATS = "no cgroup memory statistics (peak, OOM kills) without a delegated cgroup"
 NO_SPARES = "no spare sandboxes: their attach points are host mounts, which need root"
 NO_LOOP_TMP = "/tmp is a tmpfs (a loop-mounted image needs root): it does not use the data disk"

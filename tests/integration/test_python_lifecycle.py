@@ -19,7 +19,7 @@ import pytest
 
 from tests.integration.harness import HOST_PY, Server, create, invoke
 from tests.integration.node import ensure_node
-from tests.needs import NO_CGROUP_MEMORY, rootless_lacks
+from tests.needs import NO_CGROUP_MEMORY, NO_NODE_MEMORY_LIMIT, rootless_lacks
 
 pytestmark = pytest.mark.integration
 
@@ -186,6 +186,8 @@ export const handler = async (event) => {
   return 'fine';
 };
 """
+    if not lang.python:
+        rootless_lacks(NO_NODE_MEMORY_LIMIT)
     name = lang.create(lam, code, node, MemorySize=128, Timeout=20)
     r = invoke(lam, name, {"hog": True})
     assert r.function_error == "Unhandled", r.payload
@@ -440,12 +442,13 @@ def test_missing_python_version_runs_on_host_python_and_says_so(lam: Any, server
     r = invoke(lam, name)
     import shutil
 
+    # where lambdalet looks for this user's pyenv (config.HostPaths): $PYENV_ROOT or ~/.pyenv
+    from pathlib import Path
+
+    pyenv_root = Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv")
     try:
-        pyenv_38 = any(
-            p.name.startswith("3.8.")
-            for p in __import__("pathlib").Path("/root/.pyenv/versions").glob("3.8.*")
-        )
-    except PermissionError:  # root's pyenv, seen by an ordinary user (the rootless run)
+        pyenv_38 = any(p.name.startswith("3.8.") for p in (pyenv_root / "versions").glob("3.8.*"))
+    except PermissionError:
         pyenv_38 = False
     has_38 = shutil.which("python3.8") is not None or pyenv_38
     if has_38:
