@@ -77,6 +77,21 @@ class Platform:
         self.store.close()
 
 
+def pool_settings(config: ServerConfig) -> PoolSettings:
+    """What every pool (the single process's, a cluster worker's) is told by the config."""
+    return PoolSettings(
+        idle_timeout_s=config.idle_timeout_s,
+        account_concurrency=config.account_concurrency,
+        env=EnvSettings(
+            init_timeout_s=config.init_timeout_s,
+            bill_init=config.bill_init,
+            freeze_delay_s=config.freeze_delay_s,
+            lean_runtime_api=config.lean_runtime_api,
+        ),
+        log_limits=LogLimits(config.log_max_bytes, config.log_backups),
+    )
+
+
 async def build_platform(config: ServerConfig) -> Platform:
     secure(config.data_dir, config.db_path, config.logs_dir)
     clock = SystemClock()
@@ -105,17 +120,7 @@ async def build_platform(config: ServerConfig) -> Platform:
         launcher=launcher,
         clock=clock,
         logs_dir=config.logs_dir,
-        settings=PoolSettings(
-            idle_timeout_s=config.idle_timeout_s,
-            account_concurrency=config.account_concurrency,
-            env=EnvSettings(
-                init_timeout_s=config.init_timeout_s,
-                bill_init=config.bill_init,
-                freeze_delay_s=config.freeze_delay_s,
-                lean_runtime_api=config.lean_runtime_api,
-            ),
-            log_limits=LogLimits(config.log_max_bytes, config.log_backups),
-        ),
+        settings=pool_settings(config),
     )
     # code no version refers to goes, once no environment runs from it
     store.code_in_use = pool.code_in_use

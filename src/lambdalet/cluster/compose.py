@@ -22,7 +22,7 @@ from typing import Any
 
 from aiohttp import web
 
-from lambdalet.app import build_api
+from lambdalet.app import build_api, pool_settings
 from lambdalet.clock import SystemClock
 from lambdalet.cluster.grants import SharedLimits, forget_dead_leases
 from lambdalet.cluster.membership import ALIVE, Load, Membership, idle_key, list_workers
@@ -34,11 +34,10 @@ from lambdalet.control.async_queue import AsyncQueue, RetryPolicy
 from lambdalet.control.invoker import PoolInvoker
 from lambdalet.control.launcher import RuntimeLauncher
 from lambdalet.control.metrics import Metrics, metrics_handler
-from lambdalet.control.pool import Pool, PoolSettings
+from lambdalet.control.pool import Pool
 from lambdalet.control.stats import FunctionStats
 from lambdalet.dashboard import build_dashboard_app
-from lambdalet.env.environment import Environment, EnvSettings
-from lambdalet.env.log_files import LogLimits
+from lambdalet.env.environment import Environment
 from lambdalet.env.observer import FanOut
 from lambdalet.images.service import cache_for
 from lambdalet.sandbox.base import SandboxBackend
@@ -155,17 +154,7 @@ async def _build_worker(config: ServerConfig, store: Store) -> _Worker:
         clock=clock,
         limits=limits,
         logs_dir=config.logs_dir,
-        settings=PoolSettings(
-            idle_timeout_s=config.idle_timeout_s,
-            account_concurrency=config.account_concurrency,
-            env=EnvSettings(
-                init_timeout_s=config.init_timeout_s,
-                bill_init=config.bill_init,
-                freeze_delay_s=config.freeze_delay_s,
-                lean_runtime_api=config.lean_runtime_api,
-            ),
-            log_limits=LogLimits(config.log_max_bytes, config.log_backups),
-        ),
+        settings=pool_settings(config),
     )
     for name, value in store.all_reserved_concurrency().items():
         pool.limits.set_reserved(name, value)
