@@ -121,14 +121,7 @@ def decide(facts: Facts, requested: str = "auto") -> Decision:
         f"cgroup {facts.cgroup_version}",
     ]
     warnings: list[str] = []
-    host_network = facts.slirp4netns is not None
-    if host_network:
-        reasons.append("host access through slirp4netns (host.lambdalet.internal)")
-    else:
-        warnings.append(
-            "slirp4netns not found (apt-get install slirp4netns): sandboxes have no "
-            "network access beyond their own namespace"
-        )
+    host_network = _host_network(facts, reasons, warnings)
     if facts.mkfs_ext4 is None:
         warnings.append("mkfs.ext4 not found: /tmp is a tmpfs that counts against memory")
     return Decision(
@@ -141,6 +134,18 @@ def decide(facts: Facts, requested: str = "auto") -> Decision:
     )
 
 
+def _host_network(facts: Facts, reasons: list[str], warnings: list[str]) -> bool:
+    """Whether sandboxes reach the host (slirp4netns), said in ``reasons`` or ``warnings``."""
+    if facts.slirp4netns is not None:
+        reasons.append("host access through slirp4netns (host.lambdalet.internal)")
+        return True
+    warnings.append(
+        "slirp4netns not found (apt-get install slirp4netns): sandboxes have no "
+        "network access beyond their own namespace"
+    )
+    return False
+
+
 def _rootless(facts: Facts, requested: str) -> Decision:
     reasons = [
         "forced by configuration (not root: rootless)"
@@ -150,14 +155,7 @@ def _rootless(facts: Facts, requested: str) -> Decision:
         "no delegated cgroup v2 subtree: rlimits stand in for cgroup limits",
     ]
     warnings: list[str] = []
-    host_network = facts.slirp4netns is not None
-    if host_network:
-        reasons.append("host access through slirp4netns (host.lambdalet.internal)")
-    else:
-        warnings.append(
-            "slirp4netns not found (apt-get install slirp4netns): sandboxes have no "
-            "network access beyond their own namespace"
-        )
+    host_network = _host_network(facts, reasons, warnings)
     return Decision(
         backend="rootless",
         cgroup="none",
