@@ -2,8 +2,10 @@
 and the health endpoints both roles serve.
 
 Only other nodes of the cluster may call it: every request carries the cluster's shared
-secret (``X-Lambdalet-Cluster-Token``, from the database), and connections from inside a
-sandbox are refused as the public API refuses them.
+secret (``X-Lambdalet-Cluster-Token``, from the database).  On a worker-only node
+(``lambdalet worker``) the sandbox guard is not in front of this app yet: a sandbox that
+reaches ``--listen`` gets 403 without the token, but ``/lambdalet/healthz``, ``readyz`` and
+``/metrics`` answer it (docs/security.md).  ``serve --database [--worker]`` has the guard.
 """
 
 from __future__ import annotations
